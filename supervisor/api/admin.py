@@ -1,0 +1,125 @@
+"""The /admin routes: health for everyone, service and process control on the control socket only.
+
+The control socket (a unix socket, mode 0600) is the operator's way in and needs no cookie. On
+the loopback TCP listener, which Caddy proxies, only `/admin/health` answers until the auth wall
+guards the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import trio
+from quart import Blueprint, Response, abort, current_app, request
+
+if TYPE_CHECKING:
+    from supervisor.daemon import Daemon
+    from supervisor.service import Service
+
+admin = Blueprint("admin", __name__, url_prefix="/admin")
+
+Json = tuple[dict[str, Any], int] | dict[str, Any]
+
+
+def _daemon() -> Daemon:
+    daemon: Daemon = current_app.config["DANCODES_DAEMON"]
+    return daemon
+
+
+def on_control_socket() -> bool:
+    # hypercorn gives a unix socket's connections no server address
+    return request.scope.get("server") is None
+
+
+@admin.before_request
+async def control_only() -> None:
+    if request.endpoint != "admin.health" and not on_control_socket():
+        abort(403, "this endpoint answers on the control socket only")
+
+
+@admin.get("/health")
+async def health() -> Json:
+    ok, body = _daemon().health()
+    return body, 200 if ok else 503
+
+
+@admin.get("/services")
+async def services() -> Json:
+    return {"services": [svc.as_json() for svc in _daemon().services.values()]}
+
+
+def _service(name: str) -> Service:
+    svc = _daemon().services.get(name)
+    if svc is None:
+        abort(404, f"no service named '{name}'")
+    return svc
+
+
+@admin.post("/services/<name>/<any(start, stop, restart):action>")
+async def control(name: str, action: str) -> Json:
+    svc = _service(name)
+    if action == "start":
+        svc.start()
+    elif action == "stop":
+        await svc.stop()
+    else:
+        await svc.restart()
+    return {"service": svc.as_json()}
+
+
+def _int_arg(name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        abort(400, f"query parameter '{name}' must be an integer, got '{raw[:40]}'")
+    if not lo <= value <= hi:
+        abort(400, f"query parameter '{name}' must be between {lo} and {hi}")
+    return value
+
+
+@admin.get("/services/<name>/logs")
+async def logs(name: str) -> Json | Response:
+    svc = _service(name)
+    n = _int_arg("n", 100, lo=0, hi=100_000)
+    follow = request.args.get("follow", "0").lower() in {"1", "true", "yes"}
+    if not follow:
+        return {"service": name, "lines": [entry.as_json() for entry in svc.output.tail(n)]}
+
+    async def stream() -> AsyncIterator[bytes]:
+        with svc.output.follow() as receive:
+            for entry in svc.output.tail(n):
+                yield json.dumps(entry.as_json()).encode() + b"\n"
+            while True:
+                # a heartbeat now and then lets a dead reader be noticed
+                with trio.move_on_after(15) as idle:
+                    entry = await receive.receive()
+                if idle.cancelled_caught:
+                    yield b"\n"
+                    continue
+                yield json.dumps(entry.as_json()).encode() + b"\n"
+
+    response = Response(stream(), mimetype="application/x-ndjson")
+    response.timeout = None
+    return response
+
+
+@admin.get("/processes")
+async def processes() -> Json:
+    daemon = _daemon()
+    orphans = await trio.to_thread.run_sync(daemon.orphans)
+    return {"orphans": [o.as_json() for o in orphans], "reaped": daemon.reaper.orphans_reaped}
+
+
+@admin.post("/processes/<int:pid>/kill")
+async def kill(pid: int) -> Json:
+    return {"killed": await _daemon().kill(pid)}
+
+
+@admin.post("/processes/orphans/kill")
+async def kill_orphans() -> Json:
+    return {"killed": await _daemon().kill_orphans()}

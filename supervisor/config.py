@@ -1,0 +1,318 @@
+"""The daemon's configuration: its schema, the defaults in `conf/`, one override file, and validation.
+
+`load_config(path)` reads `conf/dancodes.toml`, merges the override file over it table by table,
+validates the result against the schema below and resolves placeholders and the data directory.
+Any problem is a `ConfigError` whose one-line message names the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from supervisor.errors import ConfigError, DataDirError
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Count = Annotated[int, msgspec.Meta(ge=1)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+ServiceName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+
+
+class _Table(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """A TOML table: unknown keys are errors, so a typo never goes unnoticed."""
+
+
+class Ports(_Table):
+    public: Port = 8080
+    opencode: Port = 4096
+    app: Port = 4097
+
+
+class DaemonSettings(_Table):
+    stop_timeout: Positive = 5.0
+    log_tail: Count = 1000
+    reap_interval: Positive = 1.0
+    health_requires: list[str] = msgspec.field(default_factory=lambda: ["opencode"])
+
+
+class OrphanPolicy(_Table):
+    kill_after_minutes: NonNegative = 0.0
+    only_if_service_restarted: bool = True
+    check_interval: Positive = 30.0
+
+
+class Probe(_Table):
+    """An HTTP GET with a hard timeout; 2xx and 3xx count as healthy. No url: alive means ready."""
+
+    url: str | None = None
+    unix_socket: str | None = None
+    timeout: Positive = 1.0
+    interval: Positive = 5.0
+    failures: Count = 3
+    start_timeout: Positive = 30.0
+    start_seconds: NonNegative = 1.0  # without a url: how long the process must live to count as started
+
+
+class RestartPolicy(_Table):
+    policy: Literal["always", "on-failure", "never"] = "always"
+    backoff_initial: Positive = 0.1
+    backoff_max: Positive = 30.0
+    backoff_jitter: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.1
+    stable_after: NonNegative = 10.0  # healthy this long and the backoff starts over
+    crash_loop_failures: Count = 5
+    crash_loop_window: Positive = 60.0
+    on_crash_loop: Literal["fatal", "slow"] = "slow"
+    slow_retry: Positive = 300.0
+
+
+class ServiceConfig(_Table):
+    argv: Annotated[list[str], msgspec.Meta(min_length=1)]
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    cwd: str | None = None
+    enabled: bool = True
+    after: list[str] = msgspec.field(default_factory=list)
+    probe: Probe = msgspec.field(default_factory=Probe)
+    restart: RestartPolicy = msgspec.field(default_factory=RestartPolicy)
+    stop_signal: str = "SIGTERM"
+    stop_grace: Positive = 3.0
+    dispose_url: str | None = None  # POSTed before the stop signal so the service can stop its tools
+
+
+class AppSettings(_Table):
+    public_origin: str = "http://localhost:8080"
+
+
+class Config(_Table):
+    data_dir: str = ""
+    ports: Ports = msgspec.field(default_factory=Ports)
+    daemon: DaemonSettings = msgspec.field(default_factory=DaemonSettings)
+    orphans: OrphanPolicy = msgspec.field(default_factory=OrphanPolicy)
+    app: AppSettings = msgspec.field(default_factory=AppSettings)
+    services: dict[ServiceName, ServiceConfig] = msgspec.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where things live, resolved once at load."""
+
+    home: Path  # the install root: conf/, node_modules/, .venv/
+    conf_dir: Path
+    data_dir: Path
+    run_dir: Path  # control socket, Caddy's admin socket
+
+    @property
+    def control_socket(self) -> Path:
+        return self.run_dir / "dancodes.sock"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config with placeholders expanded and paths resolved."""
+
+    config: Config
+    paths: Paths
+    source: Path | None
+
+    @property
+    def services(self) -> dict[str, ServiceConfig]:
+        return {name: svc for name, svc in self.config.services.items() if svc.enabled}
+
+
+def install_home() -> Path:
+    """The install root: $DANCODES_HOME, else the folder holding this package."""
+    env = os.environ.get("DANCODES_HOME")
+    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+
+
+def binary_search_path(home: Path) -> str:
+    """Where argv[0] of a service is looked up: this venv, the pinned npm packages, then $PATH.
+
+    Only argv[0] is resolved this way; children keep the caller's PATH, so the agent's shell
+    never picks up the daemon's own Python by accident.
+    """
+    return os.pathsep.join([str(Path(sys.executable).parent), str(home / "node_modules" / ".bin"),
+                            os.environ.get("PATH", os.defpath)])
+
+
+def resolve_executable(name: str, home: Path) -> str | None:
+    if os.sep in name:
+        return name if os.access(name, os.X_OK) else None
+    return shutil.which(name, path=binary_search_path(home))
+
+
+def default_data_dir(configured: str) -> Path:
+    """$DANCODES_DATA_DIR, else the config's data_dir, else /vol when writable, else ./.dancodes."""
+    env = os.environ.get("DANCODES_DATA_DIR")
+    if env:
+        return Path(env).absolute()
+    if configured:
+        return Path(configured).expanduser().absolute()
+    vol = Path("/vol")
+    if vol.is_dir() and os.access(vol, os.W_OK):
+        return vol
+    return Path(".dancodes").absolute()
+
+
+def prepare_data_dir(paths: Paths) -> None:
+    """Create the data and run directories; raise DataDirError unless they are usable."""
+    try:
+        paths.data_dir.mkdir(parents=True, exist_ok=True)
+        paths.run_dir.mkdir(mode=0o700, exist_ok=True)
+        paths.run_dir.chmod(0o700)
+        probe = paths.data_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise DataDirError(f"data_dir {paths.data_dir} is not usable: {reason}") from None
+
+
+def load_config(path: str | Path | None = None) -> LoadedConfig:
+    """Read the defaults and the override file at `path`, validate, and resolve placeholders."""
+    home = install_home()
+    conf_dir = home / "conf"
+    merged = _read_toml(conf_dir / "dancodes.toml")
+    source = Path(path).absolute() if path is not None else None
+    if source is not None:
+        merged = _merge(merged, _read_toml(source))
+    label = str(source or conf_dir / "dancodes.toml")
+    try:
+        config = msgspec.convert(merged, type=Config)
+    except msgspec.ValidationError as exc:
+        raise _config_error(label, exc) from None
+    _check_semantics(config, label)
+    data_dir = default_data_dir(config.data_dir)
+    paths = Paths(home=home, conf_dir=conf_dir, data_dir=data_dir, run_dir=data_dir / "run")
+    config = _expand(config, paths, label)
+    return LoadedConfig(config=config, paths=paths, source=source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", path=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}", path=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}", path=str(path)) from None
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+_AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+def _config_error(label: str, exc: msgspec.ValidationError) -> ConfigError:
+    message = str(exc)
+    key = None
+    match = _AT_PATH.search(message)
+    if match:
+        key = re.sub(r"\[(\d+)\]", r".\1", match["path"]).lstrip(".")
+        message = message[: match.start()]
+    message = message.replace("`", "'")
+    message = message[0].lower() + message[1:]
+    unknown = re.fullmatch(r"object contains unknown field '(?P<field>[^']+)'", message)
+    if unknown:
+        key = f"{key}.{unknown['field']}" if key else unknown["field"]
+        message = "unknown key"
+    where = f"{key}: " if key else ""
+    return ConfigError(f"config {label}: {where}{message}", path=label, key=key)
+
+
+def _check_semantics(config: Config, label: str) -> None:
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"config {label}: {key}: {message}", path=label, key=key)
+
+    names = set(config.services)
+    for name, svc in config.services.items():
+        for dep in svc.after:
+            if dep not in names:
+                raise fail(f"services.{name}.after", f"no service named '{dep}'")
+            if dep == name:
+                raise fail(f"services.{name}.after", "a service cannot wait for itself")
+        if not svc.stop_signal.startswith("SIG") or not hasattr(signal.Signals, svc.stop_signal):
+            raise fail(f"services.{name}.stop_signal", f"'{svc.stop_signal}' is not a signal name")
+        if svc.probe.unix_socket and not svc.probe.url:
+            raise fail(f"services.{name}.probe.unix_socket", "needs probe.url as well")
+    for dep in config.daemon.health_requires:
+        if dep not in names:
+            raise fail("daemon.health_requires", f"no service named '{dep}'")
+    _topological_order(config.services, label)
+
+
+def _topological_order(services: dict[str, ServiceConfig], label: str) -> list[str]:
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            raise ConfigError(f"config {label}: services.{name}.after: dependency cycle",
+                              path=label, key=f"services.{name}.after")
+        visiting.add(name)
+        for dep in services[name].after:
+            visit(dep)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in services:
+        visit(name)
+    return order
+
+
+def start_order(loaded: LoadedConfig) -> list[str]:
+    """Enabled services, each after the ones it waits for."""
+    enabled = loaded.services
+    return [n for n in _topological_order(loaded.config.services, "") if n in enabled]
+
+
+def _expand(config: Config, paths: Paths, label: str) -> Config:
+    values = {"home": paths.home, "conf_dir": paths.conf_dir, "data_dir": paths.data_dir,
+              "run_dir": paths.run_dir, "ports": config.ports}
+
+    def fill(key: str, text: str) -> str:
+        try:
+            return text.format_map(values)
+        except (KeyError, AttributeError, IndexError, ValueError) as exc:
+            raise ConfigError(f"config {label}: {key}: bad placeholder in '{text}' ({exc})",
+                              path=label, key=key) from None
+
+    services: dict[str, ServiceConfig] = {}
+    for name, svc in config.services.items():
+        key = f"services.{name}"
+        probe = msgspec.structs.replace(
+            svc.probe,
+            url=fill(f"{key}.probe.url", svc.probe.url) if svc.probe.url else None,
+            unix_socket=fill(f"{key}.probe.unix_socket", svc.probe.unix_socket)
+            if svc.probe.unix_socket else None,
+        )
+        services[name] = msgspec.structs.replace(
+            svc,
+            argv=[fill(f"{key}.argv", a) for a in svc.argv],
+            env={k: fill(f"{key}.env.{k}", v) for k, v in svc.env.items()},
+            cwd=fill(f"{key}.cwd", svc.cwd) if svc.cwd else None,
+            dispose_url=fill(f"{key}.dispose_url", svc.dispose_url) if svc.dispose_url else None,
+            probe=probe,
+        )
+    return msgspec.structs.replace(config, services=services, data_dir=str(paths.data_dir))

@@ -1,0 +1,68 @@
+"""The exceptions dancodes raises on purpose, all under one base.
+
+    DancodesError
+    ├── ConfigError          a config file that cannot be read or does not validate
+    ├── DataDirError         the data directory cannot be created or written
+    ├── SpawnError           a service's process could not be started (missing binary, bad cwd)
+    ├── ListenError          the daemon could not bind its own listener
+    ├── ProcessError         an orphan kill refused or impossible
+    │   ├── NoSuchProcess      no live process has that pid
+    │   └── KillRefused        the pid is the daemon, a managed service, or not a descendant
+    └── ControlError         `dancodes-ctl` could not get an answer from the daemon
+        └── DaemonUnreachable  nothing listens on the control socket
+
+Every message is one line that names what is wrong, fit to show a user as it is.
+"""
+
+
+class DancodesError(Exception):
+    """Base of every error dancodes raises on purpose."""
+
+
+class ConfigError(DancodesError):
+    """A config file that cannot be read or does not validate; `key` names the offending key."""
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        self.path = path
+        self.key = key
+        super().__init__(message)
+
+
+class DataDirError(DancodesError):
+    """The data directory cannot be created or written."""
+
+
+class SpawnError(DancodesError):
+    """A service's process could not be started."""
+
+
+class ListenError(DancodesError):
+    """The daemon could not bind one of its own listeners."""
+
+
+class ProcessError(DancodesError):
+    """An orphan could not be killed; `pid` is the process asked for."""
+
+    def __init__(self, message: str, *, pid: int) -> None:
+        self.pid = pid
+        super().__init__(message)
+
+
+class NoSuchProcess(ProcessError):
+    """No live process has that pid."""
+
+
+class KillRefused(ProcessError):
+    """The pid is the daemon itself, a managed service, or not a descendant of the daemon."""
+
+
+class ControlError(DancodesError):
+    """`dancodes-ctl` could not get a good answer from the daemon; `status` is the HTTP status if any."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class DaemonUnreachable(ControlError):
+    """Nothing listens on the control socket: the daemon is not running, or another socket is meant."""

@@ -1,0 +1,79 @@
+"""The one way the daemon starts a process: in its own session, its exit claimed by the reaper.
+
+`subprocess.Popen` does the fork/exec (it handles cwd, fd hygiene and exec errors well), but it
+never waits: the `Popen` object is kept until the reaper reports the exit and is then told the
+status, so neither `Popen.__del__` nor `subprocess._cleanup` ever calls `waitpid` on our children.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import trio
+
+from supervisor.errors import SpawnError
+from supervisor.reaper import ChildExit, ExitStatus, Reaper
+
+
+@dataclass(eq=False)
+class Child:
+    """A running child process: its pid (also its process group and session), output pipes, exit."""
+
+    pid: int
+    stdout: trio.lowlevel.FdStream
+    stderr: trio.lowlevel.FdStream
+    _exit: ChildExit
+    _popen: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def status(self) -> ExitStatus | None:
+        return self._exit.status
+
+    @property
+    def alive(self) -> bool:
+        return self._exit.status is None
+
+    async def wait(self) -> ExitStatus:
+        status = await self._exit.wait()
+        self._popen.returncode = status.code  # so Popen never polls a pid that is not ours any more
+        return status
+
+    def signal_group(self, sig: int) -> bool:
+        """Send `sig` to the child's whole process group; False if nothing was left to signal."""
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def spawn(reaper: Reaper, argv: list[str], *, env: Mapping[str, str], cwd: str | None = None) -> Child:
+    """Start `argv` in a new session with piped output; register it with `reaper` before returning.
+
+    Synchronous on purpose: no checkpoint lies between the fork and the registration, so the
+    reaper cannot collect the child's status before its owner is known.
+    """
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                                 env=dict(env), cwd=cwd, start_new_session=True, close_fds=True)
+    except FileNotFoundError as exc:
+        for fd in (out_r, out_w, err_r, err_w):
+            os.close(fd)
+        missing = cwd if cwd and exc.filename == cwd else argv[0]
+        what = "working directory" if missing == cwd else "executable"
+        raise SpawnError(f"{what} '{missing}' not found") from None
+    except OSError as exc:
+        for fd in (out_r, out_w, err_r, err_w):
+            os.close(fd)
+        raise SpawnError(f"cannot start '{argv[0]}': {exc.strerror or exc}") from None
+    exit_ = reaper.register(popen.pid)
+    os.close(out_w)
+    os.close(err_w)
+    return Child(pid=popen.pid, stdout=trio.lowlevel.FdStream(out_r),
+                 stderr=trio.lowlevel.FdStream(err_r), _exit=exit_, _popen=popen)
+
