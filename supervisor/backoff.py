@@ -20,26 +20,35 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
     consecutive: int = 0
     _recent: deque[float] = field(default_factory=deque)
+    _looping: bool = False
 
     def record_failure(self, now: float) -> None:
         self.consecutive += 1
         self._recent.append(now)
         while self._recent and self._recent[0] < now - self.policy.crash_loop_window:
             self._recent.popleft()
+        # once in a crash loop, it stays one until the service proves stable (reset)
+        self._looping = self._looping or len(self._recent) >= self.policy.crash_loop_failures
 
     def reset(self) -> None:
         """The service stayed healthy for the stable period: start over from the initial delay."""
         self.consecutive = 0
         self._recent.clear()
+        self._looping = False
 
     @property
     def crash_looping(self) -> bool:
-        return len(self._recent) >= self.policy.crash_loop_failures
+        return self._looping
 
     def delay(self) -> float:
-        """Seconds to wait before the next start after `consecutive` failures."""
-        if self.consecutive == 0:
+        """Seconds to wait before the next start after `consecutive` failures.
+
+        The first failure after a stable run restarts at once, as supervisord does: one crash is
+        not a pattern, and a service's downtime is what the user feels. Then it doubles from
+        `backoff_initial` up to `backoff_max`.
+        """
+        if self.consecutive <= 1:
             return 0.0
-        base = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (self.consecutive - 1))
+        base = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (self.consecutive - 2))
         spread = self.policy.backoff_jitter
         return base * (1 + self.rng.uniform(-spread, spread))

@@ -25,7 +25,8 @@ Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Count = Annotated[int, msgspec.Meta(ge=1)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-ServiceName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+_SERVICE_NAME = r"[a-z][a-z0-9_-]{0,31}"
+ServiceName = Annotated[str, msgspec.Meta(pattern=f"^{_SERVICE_NAME}$")]
 
 
 class _Table(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -186,10 +187,7 @@ def load_config(path: str | Path | None = None) -> LoadedConfig:
     if source is not None:
         merged = _merge(merged, _read_toml(source))
     label = str(source or conf_dir / "dancodes.toml")
-    try:
-        config = msgspec.convert(merged, type=Config)
-    except msgspec.ValidationError as exc:
-        raise _config_error(label, exc) from None
+    config = _validate(merged, label)
     _check_semantics(config, label)
     data_dir = default_data_dir(config.data_dir)
     paths = Paths(home=home, conf_dir=conf_dir, data_dir=data_dir, run_dir=data_dir / "run")
@@ -219,15 +217,36 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _validate(merged: dict[str, Any], label: str) -> Config:
+    # Services one by one first: msgspec's error path does not name a dict's key, and the key
+    # (the service's name) is what the user needs to see.
+    services = merged.get("services", {})
+    if isinstance(services, dict):
+        for name, table in services.items():
+            if not re.fullmatch(_SERVICE_NAME, name):
+                raise ConfigError(f"config {label}: services.{name}: a service name is 1-32 lowercase "
+                                  "letters, digits, '-' or '_', starting with a letter",
+                                  path=label, key=f"services.{name}")
+            try:
+                msgspec.convert(table, type=ServiceConfig)
+            except msgspec.ValidationError as exc:
+                raise _config_error(label, exc, prefix=f"services.{name}") from None
+    try:
+        return msgspec.convert(merged, type=Config)
+    except msgspec.ValidationError as exc:
+        raise _config_error(label, exc) from None
+
+
 _AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 
-def _config_error(label: str, exc: msgspec.ValidationError) -> ConfigError:
+def _config_error(label: str, exc: msgspec.ValidationError, prefix: str = "") -> ConfigError:
     message = str(exc)
-    key = None
+    key: str | None = prefix or None
     match = _AT_PATH.search(message)
     if match:
-        key = re.sub(r"\[(\d+)\]", r".\1", match["path"]).lstrip(".")
+        found = re.sub(r"\[(\d+)\]", r".\1", match["path"]).lstrip(".")
+        key = ".".join(k for k in (prefix, found) if k)
         message = message[: match.start()]
     message = message.replace("`", "'")
     message = message[0].lower() + message[1:]

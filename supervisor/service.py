@@ -199,7 +199,7 @@ class Service:
                     self._scope = None
                     if child.alive:
                         with trio.CancelScope(shield=True):
-                            await self._terminate(child, graceful=failure is None)
+                            await self._terminate(child, failure)
                     # helpers in the service's process group die with it
                     child.signal_group(signal.SIGKILL)
                     pumps.cancel_scope.deadline = trio.current_time() + _DRAIN
@@ -286,11 +286,11 @@ class Service:
                     await child.wait()
         return False
 
-    async def _terminate(self, child: Child, *, graceful: bool) -> None:
+    async def _terminate(self, child: Child, failure: str | None) -> None:
         """The stop sequence: dispose, stop signal to the group, grace, SIGKILL."""
-        self._set(State.STOPPING, self.reason if not graceful else None)
+        self._set(State.STOPPING, failure)
         grace = self.config.stop_grace
-        if graceful and self.healthy and self.config.dispose_url:
+        if failure is None and self.healthy and self.config.dispose_url:
             await self._dispose(timeout=min(1.0, grace / 2))
         child.signal_group(signal.Signals[self.config.stop_signal])
         child.signal_group(signal.SIGCONT)  # a stopped process cannot act on SIGTERM otherwise

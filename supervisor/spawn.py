@@ -2,7 +2,7 @@
 
 `subprocess.Popen` does the fork/exec (it handles cwd, fd hygiene and exec errors well), but it
 never waits: the `Popen` object is kept until the reaper reports the exit and is then told the
-status, so neither `Popen.__del__` nor `subprocess._cleanup` ever calls `waitpid` on our children.
+status, so neither `Popen.__del__` nor `subprocess._cleanup` ever reaps one of our children.
 """
 
 from __future__ import annotations

@@ -28,9 +28,10 @@ def create_app(daemon: Daemon) -> Quart:
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> tuple[dict[str, Any], int]:
         code = exc.code or 500
-        message = {404: f"not found: {request.path}",
-                   405: f"method {request.method} not allowed on {request.path}"}.get(
-                       code, exc.description or exc.name)
+        message = exc.description
+        if not message or message == type(exc).description:  # werkzeug's paragraph: say it in one line
+            message = {404: f"not found: {request.path}",
+                       405: f"method {request.method} not allowed on {request.path}"}.get(code, exc.name)
         return {"error": message}, code
 
     @app.errorhandler(NoSuchProcess)

@@ -1,0 +1,495 @@
+"""`dancodes-ctl`: the operator's command line, a client of the daemon's admin API on its control socket.
+
+It lives in its own process and talks HTTP over the unix socket with a synchronous httpx client:
+argument parsing, one function per command, and the small formatters behind the human tables.
+`--json` prints what the daemon answered, for scripts. Every failure is one line on stderr and an
+exit status that says which kind it was (see EPILOG); a traceback never reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from supervisor.errors import ConfigError, ControlError, DaemonUnreachable, DancodesError
+
+PROG = "dancodes-ctl"
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2  # argparse's own
+EXIT_NOT_RUNNING = 3  # LSB's "program is not running", as supervisorctl uses it
+EXIT_UNREACHABLE = 4
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a reader that went away (SIGPIPE)
+
+EPILOG = """\
+exit status:
+  0  success
+  1  the daemon refused or failed the request (the reason is on stderr)
+  2  usage error, or a --config file that cannot be read
+  3  a service is not running: `status` when any service is not in state running,
+     `start`/`restart` when the service did not reach running
+  4  the daemon cannot be reached on its control socket
+
+The socket is --socket, else the one of the daemon config given with --config, else
+$DANCODES_SOCKET, else <data_dir>/run/dancodes.sock (data_dir: $DANCODES_DATA_DIR, else /vol
+when writable, else ./.dancodes).
+"""
+
+#: States a service only passes through; `start`/`restart` wait for the one that follows.
+TRANSIENT = frozenset({"starting", "stopping"})
+#: States in which a service stays until someone starts it (supervisor.service.RESTING).
+RESTING = frozenset({"stopped", "exited", "fatal"})
+
+Json = dict[str, Any]
+
+
+# -- talking to the daemon -------------------------------------------------------------------------
+
+
+class Daemon:
+    """The admin API on the control socket; every failure comes out as a ControlError."""
+
+    def __init__(self, socket: Path, timeout: float) -> None:
+        self.socket = socket
+        self.timeout = timeout
+        self._client = httpx.Client(transport=httpx.HTTPTransport(uds=str(socket)),
+                                    base_url="http://dancodes", timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(self, path: str, *, ok: Sequence[int] = (200,)) -> Json:
+        with self._failures():
+            response = self._client.get(path)
+        return _body(response, ok)
+
+    def post(self, path: str) -> Json:
+        with self._failures():
+            response = self._client.post(path)
+        return _body(response, (200,))
+
+    def stream_lines(self, path: str) -> Iterator[str]:
+        """The lines of a streamed answer, as they come; reads wait as long as the daemon is quiet."""
+        timeout = httpx.Timeout(self.timeout, read=None)
+        with self._failures(), self._client.stream("GET", path, timeout=timeout) as response:
+            if response.status_code != 200:
+                response.read()
+                _body(response, (200,))
+            yield from response.iter_lines()
+
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        try:
+            yield
+        except httpx.ConnectError as exc:
+            raise self._unreachable(exc) from None
+        except httpx.TimeoutException:
+            raise ControlError(f"the daemon at {self.socket} did not answer within {self.timeout:g}s") \
+                from None
+        except httpx.HTTPError as exc:
+            detail = str(exc) or type(exc).__name__
+            raise ControlError(f"lost the connection to the daemon at {self.socket}: {detail}") from None
+
+    def _unreachable(self, exc: BaseException) -> DaemonUnreachable:
+        # a socket of another user (mode 0600) is there and listening: "is it running?" would mislead
+        if _caused_by(exc, PermissionError):
+            return DaemonUnreachable(f"permission denied on the control socket {self.socket}: "
+                                     f"run {PROG} as the daemon's user")
+        return DaemonUnreachable(f"cannot reach the daemon at {self.socket}: is it running?")
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _body(response: httpx.Response, ok: Sequence[int]) -> Json:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code in ok and isinstance(body, dict):
+        return body
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        raise ControlError(body["error"], status=response.status_code)
+    raise ControlError(f"the daemon answered HTTP {response.status_code} {response.reason_phrase} "
+                       f"to {response.request.method} {response.request.url.path} without a usable body",
+                       status=response.status_code)
+
+
+def service_path(name: str, *rest: str) -> str:
+    return "/".join(["/admin/services", quote(name, safe=""), *rest])
+
+
+# -- formatting ----------------------------------------------------------------------------------
+
+
+def human_duration(seconds: float | None) -> str:
+    """3s, 5m12s, 2h03m, 4d02h: two units at most, enough to read at a glance."""
+    if seconds is None:
+        return "-"
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size, unit = float(n), "B"
+    for bigger in ("K", "M", "G", "T"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.0f}{unit}" if unit == "B" or size >= 100 else f"{size:.1f}{unit}"
+
+
+def cpu_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.2f}s" if seconds < 60 else human_duration(seconds)
+
+
+def last_exit(exit_: Json | None) -> str:
+    if not exit_:
+        return "-"
+    if exit_.get("signal"):
+        return str(exit_["signal"])
+    return f"status {exit_.get('code')}"
+
+
+def health_word(healthy: bool | None) -> str:
+    if healthy is None:
+        return "-"  # no verdict: not running, or still starting
+    return "healthy" if healthy else "unhealthy"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+          notes: Sequence[str | None] | None = None) -> list[str]:
+    """Columns padded to their widest cell; a row's note, if any, goes on an indented line below it."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+    out = [line(headers)]
+    for i, row in enumerate(rows):
+        out.append(line(row))
+        note = notes[i] if notes else None
+        if note:
+            out.append(f"  {note}")
+    return out
+
+
+def service_line(svc: Json) -> str:
+    """`opencode: running (pid 123)`, or the state with its reason."""
+    text = f"{svc['name']}: {svc['state']}"
+    if svc.get("pid") is not None:
+        text += f" (pid {svc['pid']})"
+    if svc.get("reason"):
+        text += f": {svc['reason']}"
+    return text
+
+
+def status_lines(health: Json, orphans: list[Json], *, width: int | None) -> list[str]:
+    services = list(health.get("services", {}).values())
+    lines = table(
+        ["SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT", "HEALTH"],
+        [[s["name"], s["state"], _dash(s.get("pid")), human_duration(s.get("uptime")),
+          str(s.get("restarts", 0)), last_exit(s.get("last_exit")), health_word(s.get("healthy"))]
+         for s in services],
+        [s.get("reason") for s in services],
+    ) if services else ["no services"]
+    lines += ["", daemon_line(health), ""]
+    lines += orphan_lines(orphans, width=width)
+    return lines
+
+
+def daemon_line(health: Json) -> str:
+    d = health.get("daemon", {})
+    parts = [f"daemon pid {d.get('pid')}", f"mode {d.get('mode')}", f"version {d.get('version')}",
+             f"up {human_duration(d.get('uptime'))}", f"health {health.get('status')}",
+             f"{d.get('orphans_reaped', 0)} orphans reaped"]
+    if d.get("stopping"):
+        parts.append("STOPPING")
+    return ", ".join(parts)
+
+
+def orphan_lines(orphans: list[Json], *, width: int | None) -> list[str]:
+    if not orphans:
+        return ["no orphans"]
+    lines = ["ORPHANS", *table(
+        ["PID", "AGE", "CPU", "RSS", "SERVICE", "COMMAND"],
+        [[str(o["pid"]), human_duration(o.get("age")), cpu_time(o.get("cpu")), human_bytes(o.get("rss")),
+          o.get("service") or "-", shlex.join(o.get("cmdline") or [])] for o in orphans],
+    )]
+    # only a terminal gets cut to its width; a pipe keeps whole command lines for grep
+    return [_fit(line, width) for line in lines] if width else lines
+
+
+def _fit(line: str, width: int) -> str:
+    return line if len(line) <= width else line[:max(0, width - 1)] + "…"
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def log_line(entry: Json) -> str:
+    clock = time.strftime("%H:%M:%S", time.localtime(float(entry.get("t", 0))))
+    return f"{clock} {entry.get('stream', '?'):<6} {entry.get('line', '')}"
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def out(text: str = "") -> None:
+    print(text, flush=True)  # flush: `logs -f` into a pipe must not sit in a buffer
+
+
+def out_json(value: object) -> None:
+    out(json.dumps(value, indent=2))
+
+
+def cmd_status(daemon: Daemon, args: argparse.Namespace) -> int:
+    health = daemon.get("/admin/health", ok=(200, 503))  # 503 is a degraded daemon, still an answer
+    orphans = daemon.get("/admin/processes").get("orphans", [])
+    if args.json:
+        out_json({"health": health, "orphans": orphans})
+    else:
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        for line in status_lines(health, orphans, width=width):
+            out(line)
+    services = health.get("services", {}).values()
+    return EXIT_OK if all(s.get("state") == "running" for s in services) else EXIT_NOT_RUNNING
+
+
+def cmd_kill(daemon: Daemon, args: argparse.Namespace) -> int:
+    if args.orphans:
+        body = daemon.post("/admin/processes/orphans/kill")
+    else:
+        body = daemon.post(f"/admin/processes/{args.pid}/kill")
+    if args.json:
+        out_json(body)
+        return EXIT_OK
+    killed = body.get("killed", [])
+    if killed:
+        out("killed " + " ".join(str(pid) for pid in killed))
+    else:
+        out("no orphans to kill" if args.orphans else f"pid {args.pid} was already gone")
+    return EXIT_OK
+
+
+def cmd_control(daemon: Daemon, args: argparse.Namespace) -> int:
+    svc = daemon.post(service_path(args.service, args.command))["service"]
+    if args.command != "stop" and args.wait:
+        svc = settle(daemon, svc, deadline=time.monotonic() + args.timeout)
+    if args.json:
+        out_json({"service": svc})
+    else:
+        out(service_line(svc))
+    if args.command == "stop":
+        return EXIT_OK
+    return EXIT_OK if svc["state"] == "running" else EXIT_NOT_RUNNING
+
+
+def settle(daemon: Daemon, before: Json, *, deadline: float) -> Json:
+    """The service once a start has played out: running, or resting or backing off after failing.
+
+    The daemon answers start and restart as soon as it has asked, before the service has moved,
+    so its answer may still show the old resting state; anything that changed is news.
+    """
+    svc = before
+    while time.monotonic() < deadline:
+        if svc["state"] not in TRANSIENT and (svc["state"] not in RESTING or svc != before):
+            return svc
+        time.sleep(0.1)
+        svc = find_service(daemon, before["name"])
+    return svc
+
+
+def find_service(daemon: Daemon, name: str) -> Json:
+    for svc in daemon.get("/admin/services").get("services", []):
+        if svc.get("name") == name:
+            return svc  # type: ignore[no-any-return]
+    raise ControlError(f"no service named '{name}'", status=404)
+
+
+def cmd_logs(daemon: Daemon, args: argparse.Namespace) -> int:
+    render: Callable[[Json], str] = json.dumps if args.json else log_line
+
+    def show(entry: Json) -> None:
+        out(render(entry))
+
+    if not args.follow:
+        for entry in daemon.get(service_path(args.service, "logs") + f"?n={args.n}").get("lines", []):
+            show(entry)
+        return EXIT_OK
+    try:
+        for raw in daemon.stream_lines(service_path(args.service, "logs") + f"?follow=1&n={args.n}"):
+            if raw.strip():  # blank lines are the daemon's heartbeats
+                show(_entry(raw))
+    except KeyboardInterrupt:
+        return EXIT_OK  # Ctrl-C is how one stops following
+    raise ControlError("the daemon ended the log stream (is it stopping?)")
+
+
+def _entry(raw: str) -> Json:
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        entry = None
+    if not isinstance(entry, dict):
+        raise ControlError(f"the daemon sent a log line that is not a JSON object: {raw[:80]!r}")
+    return entry
+
+
+COMMANDS: dict[str, Callable[[Daemon, argparse.Namespace], int]] = {
+    "status": cmd_status, "kill": cmd_kill, "logs": cmd_logs,
+    "start": cmd_control, "stop": cmd_control, "restart": cmd_control,
+}
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+    if not 0 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100000, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Operate a running dancodes daemon over its control socket.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--socket", metavar="PATH", help="the daemon's control socket")
+    where.add_argument("--config", metavar="PATH", help="find the socket through this daemon config file")
+    parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer, for scripts")
+    parser.add_argument("--timeout", type=positive_float, default=60.0, metavar="SECONDS",
+                        help="how long to wait for an answer (default 60)")
+    # --json also after the command; SUPPRESS keeps the subparser from resetting an earlier one
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("status", parents=[common], help="services, the daemon and orphan processes")
+
+    kill = sub.add_parser("kill", parents=[common], help="kill an orphan process tree, or all orphans")
+    target = kill.add_mutually_exclusive_group(required=True)
+    target.add_argument("pid", nargs="?", type=positive_int, help="the pid to kill with its descendants")
+    target.add_argument("--orphans", action="store_true", help="kill every orphan")
+
+    for action, text in (("start", "start a service"), ("stop", "stop a service and keep it stopped"),
+                         ("restart", "stop a service, then start it")):
+        control = sub.add_parser(action, parents=[common], help=text)
+        control.add_argument("service")
+        if action != "stop":
+            control.add_argument("--no-wait", dest="wait", action="store_false",
+                                 help="answer at once instead of waiting until the service runs or fails")
+
+    logs = sub.add_parser("logs", parents=[common], help="a service's recent output")
+    logs.add_argument("service")
+    logs.add_argument("-n", type=count, default=50, metavar="N", help="how many recent lines (default 50)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    return parser
+
+
+def socket_path(args: argparse.Namespace) -> Path:
+    if args.socket:
+        return Path(args.socket)
+    from supervisor.config import default_data_dir, load_config  # only when no --socket is given
+
+    if args.config:
+        return load_config(args.config).paths.control_socket
+    env = os.environ.get("DANCODES_SOCKET")
+    if env:
+        return Path(env)
+    return default_data_dir("") / "run" / "dancodes.sock"
+
+
+def fail(message: str, code: int) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return 130
+    except DaemonUnreachable as exc:
+        return fail(str(exc), EXIT_UNREACHABLE)
+    except ConfigError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except DancodesError as exc:
+        return fail(str(exc), EXIT_ERROR)
+
+
+def _run(args: argparse.Namespace) -> int:
+    daemon = Daemon(socket_path(args), args.timeout)
+    try:
+        return COMMANDS[args.command](daemon, args)
+    finally:
+        daemon.close()
+
+
+def _silence_stdout() -> None:
+    # the reader is gone; without this, Python's flush of stdout at exit complains once more
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

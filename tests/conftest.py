@@ -1,0 +1,162 @@
+"""Shared fixtures: a real daemon in a subprocess, on free loopback ports, stopped by pid."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+DANCODES = str(VENV_BIN / "dancodes")
+DANCODES_CTL = str(VENV_BIN / "dancodes-ctl")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def toml_value(value: Any) -> str:
+    return json.dumps(value)  # JSON strings, numbers, booleans and lists are valid TOML too
+
+
+@dataclass
+class DaemonProc:
+    """A `dancodes run` started by a test; `stop` ends it by pid."""
+
+    proc: subprocess.Popen[bytes]
+    data_dir: Path
+    config: Path
+    log_path: Path
+    ports: dict[str, int]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def socket(self) -> Path:
+        return self.data_dir / "run" / "dancodes.sock"
+
+    def client(self, timeout: float = 10.0) -> httpx.Client:
+        return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)),
+                            base_url="http://dancodes", timeout=timeout)
+
+    def get(self, path: str) -> httpx.Response:
+        with self.client() as c:
+            return c.get(path)
+
+    def post(self, path: str) -> httpx.Response:
+        with self.client() as c:
+            return c.post(path)
+
+    def service(self, name: str) -> dict[str, Any]:
+        services = self.get("/admin/services").json()["services"]
+        return next(s for s in services if s["name"] == name)  # type: ignore[no-any-return]
+
+    def wait_for(self, check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited ({self.proc.returncode}) while waiting for {what}:\n"
+                                     + self.log()[-3000:])
+            try:
+                last = check()
+            except (httpx.HTTPError, OSError, KeyError, StopIteration):
+                last = None
+            if last:
+                return last
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; last={last!r}\n" + self.log()[-3000:])
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def ctl(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([DANCODES_CTL, "--socket", str(self.socket), *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def write_config(path: Path, data_dir: Path, ports: dict[str, int], extra: str = "") -> None:
+    path.write_text(
+        f"data_dir = {toml_value(str(data_dir))}\n"
+        f"[ports]\npublic = {ports['public']}\nopencode = {ports['opencode']}\napp = {ports['app']}\n"
+        + extra
+    )
+
+
+def daemon_env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("DANCODES_DATA_DIR", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProc]]:
+    """Start `dancodes run` with an extra config snippet; every daemon started is stopped after."""
+    started: list[DaemonProc] = []
+
+    def start(extra: str = "", *, wait_healthy: bool = True, argv_prefix: list[str] | None = None,
+              env: dict[str, str] | None = None, ports: dict[str, int] | None = None) -> DaemonProc:
+        n = len(started)
+        data_dir = tmp_path / f"data{n}"
+        ports = {"public": free_port(), "opencode": free_port(), "app": free_port(), **(ports or {})}
+        config = tmp_path / f"dancodes{n}.toml"
+        write_config(config, data_dir, ports, extra)
+        log_path = tmp_path / f"daemon{n}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen([*(argv_prefix or []), DANCODES, "run", "--config", str(config)],
+                                    stdout=log, stderr=subprocess.STDOUT, env=env or daemon_env(tmp_path),
+                                    cwd=tmp_path)
+        daemon = DaemonProc(proc=proc, data_dir=data_dir, config=config, log_path=log_path, ports=ports)
+        started.append(daemon)
+        daemon.wait_for(lambda: daemon.socket.exists() and daemon.get("/admin/health"), 30, "control socket")
+        if wait_healthy:
+            daemon.wait_for(lambda: daemon.get("/admin/health").status_code == 200, 60, "opencode healthy")
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+ONLY_TEST_SERVICES = """
+[daemon]
+health_requires = []
+[services.opencode]
+enabled = false
+[services.caddy]
+enabled = false
+"""
