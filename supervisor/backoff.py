@@ -51,4 +51,4 @@ class Backoff:
             return 0.0
         base = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (self.consecutive - 2))
         spread = self.policy.backoff_jitter
-        return base * (1 + self.rng.uniform(-spread, spread))
+        return float(base * (1 + self.rng.uniform(-spread, spread)))

@@ -12,13 +12,16 @@ from supervisor.errors import ConfigError, DancodesError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dancodes", description="Run opencode and Caddy under a trio daemon.")
+    parser = argparse.ArgumentParser(
+        prog="dancodes", description="Run opencode and Caddy under a trio daemon."
+    )
     parser.add_argument("--version", action="version", version=f"dancodes {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the daemon in the foreground (PID 1 in the container)")
     run.add_argument("--config", metavar="PATH", help="a TOML file overriding conf/dancodes.toml")
-    run.add_argument("--json-logs", action="store_true", default=None,
-                     help="JSON log lines even on a terminal")
+    run.add_argument(
+        "--json-logs", action="store_true", default=None, help="JSON log lines even on a terminal"
+    )
     args = parser.parse_args(argv)
     return _run(args.config, json_logs=args.json_logs)
 

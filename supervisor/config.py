@@ -29,7 +29,7 @@ _SERVICE_NAME = r"[a-z][a-z0-9_-]{0,31}"
 ServiceName = Annotated[str, msgspec.Meta(pattern=f"^{_SERVICE_NAME}$")]
 
 
-class _Table(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+class _Table(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A TOML table: unknown keys are errors, so a typo never goes unnoticed."""
 
 
@@ -141,8 +141,13 @@ def binary_search_path(home: Path) -> str:
     Only argv[0] is resolved this way; children keep the caller's PATH, so the agent's shell
     never picks up the daemon's own Python by accident.
     """
-    return os.pathsep.join([str(Path(sys.executable).parent), str(home / "node_modules" / ".bin"),
-                            os.environ.get("PATH", os.defpath)])
+    return os.pathsep.join(
+        [
+            str(Path(sys.executable).parent),
+            str(home / "node_modules" / ".bin"),
+            os.environ.get("PATH", os.defpath),
+        ]
+    )
 
 
 def resolve_executable(name: str, home: Path) -> str | None:
@@ -224,9 +229,12 @@ def _validate(merged: dict[str, Any], label: str) -> Config:
     if isinstance(services, dict):
         for name, table in services.items():
             if not re.fullmatch(_SERVICE_NAME, name):
-                raise ConfigError(f"config {label}: services.{name}: a service name is 1-32 lowercase "
-                                  "letters, digits, '-' or '_', starting with a letter",
-                                  path=label, key=f"services.{name}")
+                raise ConfigError(
+                    f"config {label}: services.{name}: a service name is 1-32 lowercase "
+                    "letters, digits, '-' or '_', starting with a letter",
+                    path=label,
+                    key=f"services.{name}",
+                )
             try:
                 msgspec.convert(table, type=ServiceConfig)
             except msgspec.ValidationError as exc:
@@ -287,8 +295,11 @@ def _topological_order(services: dict[str, ServiceConfig], label: str) -> list[s
         if name in order:
             return
         if name in visiting:
-            raise ConfigError(f"config {label}: services.{name}.after: dependency cycle",
-                              path=label, key=f"services.{name}.after")
+            raise ConfigError(
+                f"config {label}: services.{name}.after: dependency cycle",
+                path=label,
+                key=f"services.{name}.after",
+            )
         visiting.add(name)
         for dep in services[name].after:
             visit(dep)
@@ -307,15 +318,21 @@ def start_order(loaded: LoadedConfig) -> list[str]:
 
 
 def _expand(config: Config, paths: Paths, label: str) -> Config:
-    values = {"home": paths.home, "conf_dir": paths.conf_dir, "data_dir": paths.data_dir,
-              "run_dir": paths.run_dir, "ports": config.ports}
+    values = {
+        "home": paths.home,
+        "conf_dir": paths.conf_dir,
+        "data_dir": paths.data_dir,
+        "run_dir": paths.run_dir,
+        "ports": config.ports,
+    }
 
     def fill(key: str, text: str) -> str:
         try:
             return text.format_map(values)
         except (KeyError, AttributeError, IndexError, ValueError) as exc:
-            raise ConfigError(f"config {label}: {key}: bad placeholder in '{text}' ({exc})",
-                              path=label, key=key) from None
+            raise ConfigError(
+                f"config {label}: {key}: bad placeholder in '{text}' ({exc})", path=label, key=key
+            ) from None
 
     services: dict[str, ServiceConfig] = {}
     for name, svc in config.services.items():
@@ -324,7 +341,8 @@ def _expand(config: Config, paths: Paths, label: str) -> Config:
             svc.probe,
             url=fill(f"{key}.probe.url", svc.probe.url) if svc.probe.url else None,
             unix_socket=fill(f"{key}.probe.unix_socket", svc.probe.unix_socket)
-            if svc.probe.unix_socket else None,
+            if svc.probe.unix_socket
+            else None,
         )
         services[name] = msgspec.structs.replace(
             svc,

@@ -1,12 +1,12 @@
 """The daemon: ordered start, signals, config reload, the orphan policy and ordered stop.
 
-    async with trio.open_nursery() as nursery:
-        reaper           the one waiter (supervisor.reaper)
-        app              /admin/* on 127.0.0.1 and the control socket, up before any service
-        services         opencode, then Caddy once opencode is ready, then any others
-        orphan policy    kills old orphans when configured
-    SIGTERM/SIGINT → stop services in reverse order, kill leftover orphans, stop the app, exit 0
-    SIGHUP         → reload the config; a bad one is logged and the running one kept
+async with trio.open_nursery() as nursery:
+    reaper           the one waiter (supervisor.reaper)
+    app              /admin/* on 127.0.0.1 and the control socket, up before any service
+    services         opencode, then Caddy once opencode is ready, then any others
+    orphan policy    kills old orphans when configured
+SIGTERM/SIGINT → stop services in reverse order, kill leftover orphans, stop the app, exit 0
+SIGHUP         → reload the config; a bad one is logged and the running one kept
 """
 
 from __future__ import annotations
@@ -47,20 +47,31 @@ class Daemon:
 
     def _make_service(self, name: str) -> Service:
         cfg = self.loaded.config
-        return Service(name, cfg.services[name], reaper=self.reaper, home=self.loaded.paths.home,
-                       log=ServiceLog(name, cfg.daemon.log_tail, self._redactor))
+        return Service(
+            name,
+            cfg.services[name],
+            reaper=self.reaper,
+            home=self.loaded.paths.home,
+            log=ServiceLog(name, cfg.daemon.log_tail, self._redactor),
+        )
 
     # -- what the API reads -------------------------------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         required = self.loaded.config.daemon.health_requires
         ok = not self.stopping and all(
-            name in self.services and self.services[name].healthy is True for name in required)
+            name in self.services and self.services[name].healthy is True for name in required
+        )
         return ok, {
             "status": "ok" if ok else "degraded",
-            "daemon": {"pid": self.pid, "mode": self.mode, "version": __version__,
-                       "uptime": round(trio.current_time() - self.started_at, 3),
-                       "stopping": self.stopping, "orphans_reaped": self.reaper.orphans_reaped},
+            "daemon": {
+                "pid": self.pid,
+                "mode": self.mode,
+                "version": __version__,
+                "uptime": round(trio.current_time() - self.started_at, 3),
+                "stopping": self.stopping,
+                "orphans_reaped": self.reaper.orphans_reaped,
+            },
             "services": {name: svc.as_json() for name, svc in self.services.items()},
         }
 
@@ -94,8 +105,14 @@ class Daemon:
         if self.mode is None:
             self.mode = become_reaper()
         self.started_at = trio.current_time()
-        log.info("daemon_starting", pid=self.pid, mode=self.mode, version=__version__,
-                 data_dir=str(self.loaded.paths.data_dir), config=str(self.loaded.source or "defaults"))
+        log.info(
+            "daemon_starting",
+            pid=self.pid,
+            mode=self.mode,
+            version=__version__,
+            data_dir=str(self.loaded.paths.data_dir),
+            config=str(self.loaded.source or "defaults"),
+        )
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -107,8 +124,12 @@ class Daemon:
                     nursery.start_soon(self._start_when_ready, svc)
                 nursery.start_soon(self._orphan_policy)
                 ports = self.loaded.config.ports
-                log.info("daemon_ready", url=f"http://localhost:{ports.public}",
-                         app=f"http://127.0.0.1:{ports.app}", control=str(self.loaded.paths.control_socket))
+                log.info(
+                    "daemon_ready",
+                    url=f"http://localhost:{ports.public}",
+                    app=f"http://127.0.0.1:{ports.app}",
+                    control=str(self.loaded.paths.control_socket),
+                )
                 task_status.started(self)
                 async for signum in signals:
                     if signum == signal.SIGHUP:
@@ -131,8 +152,12 @@ class Daemon:
             if other is not None:
                 await other.settled.wait()
                 if other.healthy is not True:
-                    log.warning("starting_without_dependency", service=svc.name, dependency=dep,
-                                dependency_state=str(other.state))
+                    log.warning(
+                        "starting_without_dependency",
+                        service=svc.name,
+                        dependency=dep,
+                        dependency_state=str(other.state),
+                    )
         if not self.stopping:
             svc.start()
 
@@ -166,9 +191,11 @@ class Daemon:
             log.error("config_reload_failed", error=str(exc))
             return
         old = self.loaded
-        unchanged_outside_services = (loaded.config.ports == old.config.ports
-                                      and loaded.paths == old.paths
-                                      and loaded.config.app == old.config.app)
+        unchanged_outside_services = (
+            loaded.config.ports == old.config.ports
+            and loaded.paths == old.paths
+            and loaded.config.app == old.config.app
+        )
         if not unchanged_outside_services:
             log.warning("config_reload_partial", detail="ports, data_dir and app settings apply on restart")
         self.loaded = loaded
@@ -204,15 +231,23 @@ class Daemon:
             for orphan in self.orphans():
                 if orphan.age < policy.kill_after_minutes * 60:
                     continue
-                if (policy.only_if_service_restarted and orphan.service in runs
-                        and runs[orphan.service] == orphan.service_run):
+                if (
+                    policy.only_if_service_restarted
+                    and orphan.service in runs
+                    and runs[orphan.service] == orphan.service_run
+                ):
                     continue
                 try:
                     killed = await self.kill(orphan.pid)
                 except (KillRefused, DancodesError):
                     continue
-                log.info("orphan_killed_by_policy", pid=orphan.pid, pids=killed, age=round(orphan.age),
-                         service=orphan.service)
+                log.info(
+                    "orphan_killed_by_policy",
+                    pid=orphan.pid,
+                    pids=killed,
+                    age=round(orphan.age),
+                    service=orphan.service,
+                )
 
 
 def _kill_group(pid: int, *, leader_only: bool = False) -> None:
@@ -223,4 +258,3 @@ def _kill_group(pid: int, *, leader_only: bool = False) -> None:
             os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-

@@ -10,6 +10,7 @@ daemon's own tree. Processes are only signalled and polled here; the reaper coll
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -34,9 +35,15 @@ class Orphan:
     service_run: str | None  # which run of that service
 
     def as_json(self) -> dict[str, Any]:
-        return {"pid": self.pid, "cmdline": self.cmdline, "age": round(self.age, 1),
-                "cpu": round(self.cpu, 2), "rss": self.rss, "service": self.service,
-                "service_run": self.service_run}
+        return {
+            "pid": self.pid,
+            "cmdline": self.cmdline,
+            "age": round(self.age, 1),
+            "cpu": round(self.cpu, 2),
+            "rss": self.rss,
+            "service": self.service,
+            "service_run": self.service_run,
+        }
 
 
 def list_orphans(managed: Iterable[int], *, daemon_pid: int | None = None) -> list[Orphan]:
@@ -54,9 +61,17 @@ def list_orphans(managed: Iterable[int], *, daemon_pid: int | None = None) -> li
                     continue
                 cpu = proc.cpu_times()
                 service, run = _origin(proc)
-                found.append(Orphan(pid=proc.pid, cmdline=proc.cmdline() or [proc.name()],
-                                    age=max(0.0, now - proc.create_time()), cpu=cpu.user + cpu.system,
-                                    rss=proc.memory_info().rss, service=service, service_run=run))
+                found.append(
+                    Orphan(
+                        pid=proc.pid,
+                        cmdline=proc.cmdline() or [proc.name()],
+                        age=max(0.0, now - proc.create_time()),
+                        cpu=cpu.user + cpu.system,
+                        rss=proc.memory_info().rss,
+                        service=service,
+                        service_run=run,
+                    )
+                )
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return sorted(found, key=lambda o: o.pid)
@@ -76,8 +91,10 @@ def check_killable(pid: int, services: Mapping[int, str], *, daemon_pid: int | N
     if pid == me:
         raise KillRefused(f"refusing to kill pid {pid}: it is the daemon itself", pid=pid)
     if pid in services:
-        raise KillRefused(f"refusing to kill pid {pid}: it is the managed service '{services[pid]}' "
-                          f"(use restart or stop)", pid=pid)
+        raise KillRefused(
+            f"refusing to kill pid {pid}: it is the managed service '{services[pid]}' (use restart or stop)",
+            pid=pid,
+        )
     try:
         proc = psutil.Process(pid)
         ancestors = {p.pid for p in proc.parents()}
@@ -110,14 +127,12 @@ async def kill_tree(proc: psutil.Process, *, grace: float = 1.0) -> list[int]:
 
 
 def _signal(proc: psutil.Process, sig: int) -> None:
-    try:
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
         proc.send_signal(sig)  # psutil checks the pid was not reused since `proc` was made
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        pass
 
 
 def _alive(proc: psutil.Process) -> bool:
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False

@@ -29,8 +29,9 @@ class HttpProbe:
         self.timeout = probe.timeout
         transport = httpx.AsyncHTTPTransport(uds=probe.unix_socket) if probe.unix_socket else None
         # No keep-alive: every probe proves that the service still accepts and answers.
-        self._client = httpx.AsyncClient(transport=transport, timeout=probe.timeout,
-                                         limits=httpx.Limits(max_keepalive_connections=0))
+        self._client = httpx.AsyncClient(
+            transport=transport, timeout=probe.timeout, limits=httpx.Limits(max_keepalive_connections=0)
+        )
 
     async def check(self) -> ProbeResult:
         with trio.move_on_after(self.timeout):

@@ -49,8 +49,11 @@ class ExitStatus:
         return f"killed by {self.signal}"
 
     def as_json(self) -> dict[str, object]:
-        return {"code": self.code if self.code >= 0 else None, "signal": self.signal,
-                "description": self.describe()}
+        return {
+            "code": self.code if self.code >= 0 else None,
+            "signal": self.signal,
+            "description": self.describe(),
+        }
 
 
 class ChildExit:

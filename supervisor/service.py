@@ -18,9 +18,9 @@ import os
 import signal
 import time
 import uuid
-from pathlib import Path
 from collections.abc import Callable, Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -57,8 +57,16 @@ _DRAIN = 0.5  # seconds to read what a dead child left in its pipes; orphans may
 class Service:
     """Runs one service's process again and again, as its restart policy says."""
 
-    def __init__(self, name: str, config: ServiceConfig, *, reaper: Reaper, log: ServiceLog,
-                 home: Path, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: ServiceConfig,
+        *,
+        reaper: Reaper,
+        log: ServiceLog,
+        home: Path,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.config = config
         self.output = log
@@ -141,7 +149,8 @@ class Service:
             "healthy": self.healthy,
             "reason": self.reason,
             "policy": self.config.restart.policy,
-            "last_exit": None if self.last_exit is None
+            "last_exit": None
+            if self.last_exit is None
             else {**self.last_exit.as_json(), "at": self.last_exit_at},
         }
 
@@ -320,7 +329,9 @@ class Service:
         if status is not None:
             self.last_exit = status
             self.last_exit_at = time.time()
-        stable = self.healthy_since is not None and now - self.healthy_since >= self.config.restart.stable_after
+        stable = (
+            self.healthy_since is not None and now - self.healthy_since >= self.config.restart.stable_after
+        )
         self.healthy = None
         self.healthy_since = None
         if not self._want:
@@ -338,8 +349,10 @@ class Service:
             self._backoff.reset()
         self._backoff.record_failure(now)
         if self._backoff.crash_looping:
-            loop = (f"crash loop: {self._backoff.policy.crash_loop_failures} failures in "
-                    f"{self._backoff.policy.crash_loop_window:g}s")
+            loop = (
+                f"crash loop: {self._backoff.policy.crash_loop_failures} failures in "
+                f"{self._backoff.policy.crash_loop_window:g}s"
+            )
             if policy.on_crash_loop == "fatal":
                 self._want = False
                 self.settled.set()

@@ -59,8 +59,16 @@ def spawn(reaper: Reaper, argv: list[str], *, env: Mapping[str, str], cwd: str |
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
-        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-                                 env=dict(env), cwd=cwd, start_new_session=True, close_fds=True)
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=err_w,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
     except FileNotFoundError as exc:
         for fd in (out_r, out_w, err_r, err_w):
             os.close(fd)
@@ -74,6 +82,10 @@ def spawn(reaper: Reaper, argv: list[str], *, env: Mapping[str, str], cwd: str |
     exit_ = reaper.register(popen.pid)
     os.close(out_w)
     os.close(err_w)
-    return Child(pid=popen.pid, stdout=trio.lowlevel.FdStream(out_r),
-                 stderr=trio.lowlevel.FdStream(err_r), _exit=exit_, _popen=popen)
-
+    return Child(
+        pid=popen.pid,
+        stdout=trio.lowlevel.FdStream(out_r),
+        stderr=trio.lowlevel.FdStream(err_r),
+        _exit=exit_,
+        _popen=popen,
+    )

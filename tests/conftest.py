@@ -50,8 +50,9 @@ class DaemonProc:
         return self.data_dir / "run" / "dancodes.sock"
 
     def client(self, timeout: float = 10.0) -> httpx.Client:
-        return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)),
-                            base_url="http://dancodes", timeout=timeout)
+        return httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://dancodes", timeout=timeout
+        )
 
     def get(self, path: str) -> httpx.Response:
         with self.client() as c:
@@ -63,15 +64,17 @@ class DaemonProc:
 
     def service(self, name: str) -> dict[str, Any]:
         services = self.get("/admin/services").json()["services"]
-        return next(s for s in services if s["name"] == name)  # type: ignore[no-any-return]
+        found: dict[str, Any] = next(s for s in services if s["name"] == name)
+        return found
 
     def wait_for(self, check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited ({self.proc.returncode}) while waiting for {what}:\n"
-                                     + self.log()[-3000:])
+                raise AssertionError(
+                    f"daemon exited ({self.proc.returncode}) while waiting for {what}:\n" + self.log()[-3000:]
+                )
             try:
                 last = check()
             except (httpx.HTTPError, OSError, KeyError, StopIteration):
@@ -94,8 +97,12 @@ class DaemonProc:
         return out
 
     def ctl(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([DANCODES_CTL, "--socket", str(self.socket), *args],
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [DANCODES_CTL, "--socket", str(self.socket), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:
@@ -111,8 +118,7 @@ class DaemonProc:
 def write_config(path: Path, data_dir: Path, ports: dict[str, int], extra: str = "") -> None:
     path.write_text(
         f"data_dir = {toml_value(str(data_dir))}\n"
-        f"[ports]\npublic = {ports['public']}\nopencode = {ports['opencode']}\napp = {ports['app']}\n"
-        + extra
+        f"[ports]\npublic = {ports['public']}\nopencode = {ports['opencode']}\napp = {ports['app']}\n" + extra
     )
 
 
@@ -128,8 +134,14 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProc]]:
     """Start `dancodes run` with an extra config snippet; every daemon started is stopped after."""
     started: list[DaemonProc] = []
 
-    def start(extra: str = "", *, wait_healthy: bool = True, argv_prefix: list[str] | None = None,
-              env: dict[str, str] | None = None, ports: dict[str, int] | None = None) -> DaemonProc:
+    def start(
+        extra: str = "",
+        *,
+        wait_healthy: bool = True,
+        argv_prefix: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        ports: dict[str, int] | None = None,
+    ) -> DaemonProc:
         n = len(started)
         data_dir = tmp_path / f"data{n}"
         ports = {"public": free_port(), "opencode": free_port(), "app": free_port(), **(ports or {})}
@@ -137,9 +149,13 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProc]]:
         write_config(config, data_dir, ports, extra)
         log_path = tmp_path / f"daemon{n}.log"
         with log_path.open("wb") as log:
-            proc = subprocess.Popen([*(argv_prefix or []), DANCODES, "run", "--config", str(config)],
-                                    stdout=log, stderr=subprocess.STDOUT, env=env or daemon_env(tmp_path),
-                                    cwd=tmp_path)
+            proc = subprocess.Popen(
+                [*(argv_prefix or []), DANCODES, "run", "--config", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env or daemon_env(tmp_path),
+                cwd=tmp_path,
+            )
         daemon = DaemonProc(proc=proc, data_dir=data_dir, config=config, log_path=log_path, ports=ports)
         started.append(daemon)
         daemon.wait_for(lambda: daemon.socket.exists() and daemon.get("/admin/health"), 30, "control socket")

@@ -28,25 +28,36 @@ stable_after = 0.0
 
 
 def test_stopped_service_is_caught_by_the_probe_timeout_and_restarted(
-        start_daemon: Callable[..., DaemonProc]) -> None:
+    start_daemon: Callable[..., DaemonProc],
+) -> None:
     port = free_port()
     daemon = start_daemon(ONLY_TEST_SERVICES + WEB.replace("{port}", str(port)), wait_healthy=False)
     first = daemon.wait_for(lambda: (s := daemon.service("web"))["state"] == "running" and s, 30, "web up")
     os.kill(first["pid"], signal.SIGSTOP)  # alive, accepts connections (the kernel does), answers nothing
-    second = daemon.wait_for(lambda: (s := daemon.service("web"))["state"] == "running"
-                             and s["pid"] != first["pid"] and s, 30, "a new web process")
+    second = daemon.wait_for(
+        lambda: (s := daemon.service("web"))["state"] == "running" and s["pid"] != first["pid"] and s,
+        30,
+        "a new web process",
+    )
     assert second["restarts"] == 1
     assert not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == "zombie"
-    states = [(e["state"], e.get("reason")) for e in daemon.events()
-              if e.get("event") == "state" and e.get("service") == "web"]
+    states = [
+        (e["state"], e.get("reason") or "")
+        for e in daemon.events()
+        if e.get("event") == "state" and e.get("service") == "web"
+    ]
     unhealthy = [r for s, r in states if s == "unhealthy"]
-    assert unhealthy and "timed out after 0.3s" in unhealthy[0]
-    assert any(s == "stopping" and r and r.startswith("unhealthy: probe failed 2/2") for s, r in states)
+    assert unhealthy
+    assert "timed out after 0.3s" in unhealthy[0]
+    assert any(s == "stopping" and r.startswith("unhealthy: probe failed 2/2") for s, r in states)
 
 
 def test_sigterm_stops_services_in_reverse_order_within_the_budget(
-        start_daemon: Callable[..., DaemonProc]) -> None:
-    extra = ONLY_TEST_SERVICES + """
+    start_daemon: Callable[..., DaemonProc],
+) -> None:
+    extra = (
+        ONLY_TEST_SERVICES
+        + """
 [services.first]
 argv = ["sleep", "600"]
 [services.first.probe]
@@ -58,30 +69,42 @@ stop_grace = 0.5
 [services.second.probe]
 start_seconds = 0.1
 """
+    )
     daemon = start_daemon(extra, wait_healthy=False)
     daemon.wait_for(lambda: daemon.service("second")["state"] == "running", 20, "second running")
     pids = [daemon.service(n)["pid"] for n in ("first", "second")]
     assert daemon.stop(signal.SIGTERM) == 0
     for pid in pids:
         assert not psutil.pid_exists(pid)
-    stops = [e["service"] for e in daemon.events() if e.get("event") == "state" and e.get("state") == "stopping"]
+    stops = [
+        e["service"] for e in daemon.events() if e.get("event") == "state" and e.get("state") == "stopping"
+    ]
     assert stops == ["second", "first"]
-    assert any(e.get("event") == "stop_grace_expired" and e.get("service") == "second" for e in daemon.events())
+    assert any(
+        e.get("event") == "stop_grace_expired" and e.get("service") == "second" for e in daemon.events()
+    )
     assert daemon.events()[-1]["event"] == "daemon_stopped"
 
 
 def test_output_lines_are_tagged_kept_and_secrets_masked(
-        start_daemon: Callable[..., DaemonProc], tmp_path: object) -> None:
+    start_daemon: Callable[..., DaemonProc], tmp_path: object
+) -> None:
     env = dict(os.environ, AUTH_SECRET="s3cr3t-value-never-logged", MY_MARKER="passed-through")
-    extra = ONLY_TEST_SERVICES + """
+    extra = (
+        ONLY_TEST_SERVICES
+        + """
 [services.talker]
 argv = ["sh", "-c", "echo out:$MY_MARKER; echo err:$AUTH_SECRET >&2; echo svc:$DANCODES_SERVICE; sleep 600"]
 [services.talker.probe]
 start_seconds = 0.1
 """
+    )
     daemon = start_daemon(extra, wait_healthy=False, env=env)
-    lines = daemon.wait_for(lambda: len(ls := daemon.get("/admin/services/talker/logs?n=10").json()["lines"]) >= 3
-                            and ls, 20, "three lines")
+    lines = daemon.wait_for(
+        lambda: len(ls := daemon.get("/admin/services/talker/logs?n=10").json()["lines"]) >= 3 and ls,
+        20,
+        "three lines",
+    )
     text = {(entry["stream"], entry["line"]) for entry in lines}
     assert ("stdout", "out:passed-through") in text  # the environment reaches children
     assert ("stderr", "err:[redacted]") in text
@@ -90,36 +113,54 @@ start_seconds = 0.1
     tagged = [e for e in daemon.events() if e.get("event") == "output" and e.get("service") == "talker"]
     assert {e["stream"] for e in tagged} == {"stdout", "stderr"}
     assert daemon.get("/admin/services/talker/logs?n=1").json()["lines"][0]["line"] in {
-        "out:passed-through", "err:[redacted]", "svc:talker"}
+        "out:passed-through",
+        "err:[redacted]",
+        "svc:talker",
+    }
     bad = daemon.get("/admin/services/talker/logs?n=lots")
     assert bad.status_code == 400
     assert bad.json() == {"error": "query parameter 'n' must be an integer, got 'lots'"}
 
 
 def test_log_tail_is_bounded(start_daemon: Callable[..., DaemonProc]) -> None:
-    extra = ONLY_TEST_SERVICES.replace("[daemon]\n", "[daemon]\nlog_tail = 20\n") + """
+    extra = (
+        ONLY_TEST_SERVICES.replace("[daemon]\n", "[daemon]\nlog_tail = 20\n")
+        + """
 [services.chatty]
 argv = ["sh", "-c", "seq 1 500; sleep 600"]
 [services.chatty.probe]
 start_seconds = 0.1
 """
+    )
     daemon = start_daemon(extra, wait_healthy=False)
-    lines = daemon.wait_for(lambda: (ls := daemon.get("/admin/services/chatty/logs?n=1000").json()["lines"])
-                            and ls[-1]["line"] == "500" and ls, 20, "all 500 lines")
+    lines = daemon.wait_for(
+        lambda: (
+            (ls := daemon.get("/admin/services/chatty/logs?n=1000").json()["lines"])
+            and ls[-1]["line"] == "500"
+            and ls
+        ),
+        20,
+        "all 500 lines",
+    )
     assert [e["line"] for e in lines] == [str(i) for i in range(481, 501)]
 
 
 def test_follow_streams_new_lines(start_daemon: Callable[..., DaemonProc]) -> None:
-    extra = ONLY_TEST_SERVICES + """
+    extra = (
+        ONLY_TEST_SERVICES
+        + """
 [services.ticker]
 argv = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"]
 [services.ticker.probe]
 start_seconds = 0.1
 """
+    )
     daemon = start_daemon(extra, wait_healthy=False)
     seen: list[str] = []
-    with daemon.client(timeout=10) as client, \
-            client.stream("GET", "/admin/services/ticker/logs?follow=1&n=0") as response:
+    with (
+        daemon.client(timeout=10) as client,
+        client.stream("GET", "/admin/services/ticker/logs?follow=1&n=0") as response,
+    ):
         assert response.headers["content-type"].startswith("application/x-ndjson")
         for raw in response.iter_lines():
             if raw.strip():
@@ -127,29 +168,38 @@ start_seconds = 0.1
             if len(seen) >= 3:
                 break
     numbers = [int(s.split()[1]) for s in seen]
-    assert numbers == sorted(numbers) and len(set(numbers)) == 3
+    assert numbers == sorted(numbers)
+    assert len(set(numbers)) == 3
 
 
 def test_sighup_reload_applies_a_good_config_and_keeps_the_old_on_a_bad_one(
-        start_daemon: Callable[..., DaemonProc]) -> None:
-    extra = ONLY_TEST_SERVICES + """
+    start_daemon: Callable[..., DaemonProc],
+) -> None:
+    extra = (
+        ONLY_TEST_SERVICES
+        + """
 [services.a]
 argv = ["sleep", "600"]
 [services.a.probe]
 start_seconds = 0.1
 """
+    )
     daemon = start_daemon(extra, wait_healthy=False)
     daemon.wait_for(lambda: daemon.service("a")["state"] == "running", 20, "a running")
     original = daemon.config.read_text()
-    daemon.config.write_text(original + "[services.b]\nargv = [\"sleep\", \"601\"]\n"
-                             "[services.b.probe]\nstart_seconds = 0.1\n")
+    daemon.config.write_text(
+        original + '[services.b]\nargv = ["sleep", "601"]\n[services.b.probe]\nstart_seconds = 0.1\n'
+    )
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.wait_for(lambda: daemon.service("b")["state"] == "running", 20, "b added by reload")
     pid_a = daemon.service("a")["pid"]
     daemon.config.write_text(original + "[services.a.restart]\npolicy = 'bogus'\n")
     daemon.proc.send_signal(signal.SIGHUP)
-    failed = daemon.wait_for(lambda: [e for e in daemon.events() if e.get("event") == "config_reload_failed"],
-                             20, "reload failure logged")
+    failed = daemon.wait_for(
+        lambda: [e for e in daemon.events() if e.get("event") == "config_reload_failed"],
+        20,
+        "reload failure logged",
+    )
     assert "services.a.restart.policy" in failed[0]["error"]
     assert daemon.service("a")["pid"] == pid_a  # the running config was kept
     assert daemon.service("b")["state"] == "running"
@@ -160,8 +210,11 @@ def test_admin_control_answers_only_on_the_socket(start_daemon: Callable[..., Da
     daemon = start_daemon(ONLY_TEST_SERVICES, wait_healthy=False)
     base = f"http://127.0.0.1:{daemon.ports['app']}"
     assert httpx.get(f"{base}/admin/health", timeout=5).status_code == 200
-    for method, path in [("GET", "/admin/services"), ("GET", "/admin/processes"),
-                         ("POST", "/admin/processes/orphans/kill")]:
+    for method, path in [
+        ("GET", "/admin/services"),
+        ("GET", "/admin/processes"),
+        ("POST", "/admin/processes/orphans/kill"),
+    ]:
         response = httpx.request(method, base + path, timeout=5)
         assert response.status_code == 403
         assert response.json() == {"error": "this endpoint answers on the control socket only"}
@@ -172,10 +225,13 @@ def test_admin_control_answers_only_on_the_socket(start_daemon: Callable[..., Da
 
 
 def test_orphan_policy_kills_old_orphans_of_a_restarted_service_only(
-        start_daemon: Callable[..., DaemonProc]) -> None:
+    start_daemon: Callable[..., DaemonProc],
+) -> None:
     # `setsid` puts the sleeps in sessions of their own, as opencode does with its tools, so they
     # survive their service's process group and come back to the daemon as orphans.
-    extra = ONLY_TEST_SERVICES + """
+    extra = (
+        ONLY_TEST_SERVICES
+        + """
 [orphans]
 kill_after_minutes = 0.001
 check_interval = 0.2
@@ -190,13 +246,17 @@ start_seconds = 0.1
 [services.keeper.restart]
 policy = "never"
 """
+    )
     daemon = start_daemon(extra, wait_healthy=False)
     daemon.wait_for(lambda: daemon.service("leaver")["state"] == "running", 20, "leaver running")
     old = daemon.service("leaver")["pid"]
     os.kill(old, signal.SIGKILL)
     daemon.wait_for(lambda: daemon.service("leaver")["pid"] not in (None, old), 20, "leaver restarted")
-    killed = daemon.wait_for(lambda: [e for e in daemon.events() if e.get("event") == "orphan_killed_by_policy"],
-                             20, "the policy to act")
+    killed = daemon.wait_for(
+        lambda: [e for e in daemon.events() if e.get("event") == "orphan_killed_by_policy"],
+        20,
+        "the policy to act",
+    )
     assert killed[0]["service"] == "leaver"
     assert not psutil.pid_exists(killed[0]["pid"]) or psutil.Process(killed[0]["pid"]).status() == "zombie"
     orphans = daemon.wait_for(lambda: daemon.get("/admin/processes").json()["orphans"], 10, "keeper's orphan")

@@ -11,14 +11,20 @@ import pytest
 
 from supervisor.config import load_config
 from supervisor.errors import ConfigError
-from tests.conftest import DANCODES, ONLY_TEST_SERVICES, DaemonProc, free_port, daemon_env, write_config
+from tests.conftest import DANCODES, ONLY_TEST_SERVICES, DaemonProc, daemon_env, free_port, write_config
 
 
 def run_daemon(tmp_path: Path, config_text: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "bad.toml"
     config.write_text(config_text)
-    return subprocess.run([DANCODES, "run", "--config", str(config)], capture_output=True, text=True,
-                          timeout=timeout, env=daemon_env(tmp_path), cwd=tmp_path)
+    return subprocess.run(
+        [DANCODES, "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=daemon_env(tmp_path),
+        cwd=tmp_path,
+    )
 
 
 def assert_one_line_error(out: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -30,20 +36,28 @@ def assert_one_line_error(out: subprocess.CompletedProcess[str], *needles: str) 
         assert needle in lines[0], lines[0]
 
 
-@pytest.mark.parametrize(("text", "needles"), [
-    ("[ports]\npublic = 'eighty'\n", ["ports.public", "expected 'int', got 'str'"]),
-    ("[services.opencode.probe]\ntimeout = -1\n", ["services.opencode.probe.timeout", "> 0"]),
-    ("[daemon]\nstop_timout = 3\n", ["daemon.stop_timout", "unknown key"]),
-    ("[services.opencode.restart]\npolicy = 'sometimes'\n", ["services.opencode.restart.policy", "sometimes"]),
-    ("[services.caddy]\nafter = ['nginx']\n", ["services.caddy.after", "no service named 'nginx'"]),
-    ("[services.x]\nargv = []\n", ["services.x.argv", "length"]),
-    ("[services.x]\nargv = ['true']\nstop_signal = 'SIGFOO'\n", ["services.x.stop_signal", "SIGFOO"]),
-    ("[services.x]\nargv = ['true']\nafter = ['y']\n[services.y]\nargv = ['true']\nafter = ['x']\n",
-     ["dependency cycle"]),
-    ("[services.x]\nargv = ['{nope}']\n", ["services.x.argv", "bad placeholder"]),
-    ("[services.Bad_Name]\nargv = ['true']\n", ["services", "Bad_Name"]),
-    ("this is = not toml ]\n", ["not valid TOML"]),
-])
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("[ports]\npublic = 'eighty'\n", ["ports.public", "expected 'int', got 'str'"]),
+        ("[services.opencode.probe]\ntimeout = -1\n", ["services.opencode.probe.timeout", "> 0"]),
+        ("[daemon]\nstop_timout = 3\n", ["daemon.stop_timout", "unknown key"]),
+        (
+            "[services.opencode.restart]\npolicy = 'sometimes'\n",
+            ["services.opencode.restart.policy", "sometimes"],
+        ),
+        ("[services.caddy]\nafter = ['nginx']\n", ["services.caddy.after", "no service named 'nginx'"]),
+        ("[services.x]\nargv = []\n", ["services.x.argv", "length"]),
+        ("[services.x]\nargv = ['true']\nstop_signal = 'SIGFOO'\n", ["services.x.stop_signal", "SIGFOO"]),
+        (
+            "[services.x]\nargv = ['true']\nafter = ['y']\n[services.y]\nargv = ['true']\nafter = ['x']\n",
+            ["dependency cycle"],
+        ),
+        ("[services.x]\nargv = ['{nope}']\n", ["services.x.argv", "bad placeholder"]),
+        ("[services.Bad_Name]\nargv = ['true']\n", ["services", "Bad_Name"]),
+        ("this is = not toml ]\n", ["not valid TOML"]),
+    ],
+)
 def test_bad_config_is_one_clear_line(tmp_path: Path, text: str, needles: list[str]) -> None:
     out = run_daemon(tmp_path, f"data_dir = '{tmp_path / 'data'}'\n" + text)
     assert out.returncode == 2
@@ -52,8 +66,9 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, text: str, needles: list[s
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    out = subprocess.run([DANCODES, "run", "--config", str(tmp_path / "nope.toml")], capture_output=True,
-                         text=True, timeout=30)
+    out = subprocess.run(
+        [DANCODES, "run", "--config", str(tmp_path / "nope.toml")], capture_output=True, text=True, timeout=30
+    )
     assert_one_line_error(out, "nope.toml", "does not exist")
 
 
@@ -78,31 +93,45 @@ def test_app_port_in_use(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        text = (f"data_dir = '{tmp_path / 'data'}'\n[ports]\napp = {port}\n"
-                f"public = {free_port()}\nopencode = {free_port()}\n" + ONLY_TEST_SERVICES)
+        text = (
+            f"data_dir = '{tmp_path / 'data'}'\n[ports]\napp = {port}\n"
+            f"public = {free_port()}\nopencode = {free_port()}\n" + ONLY_TEST_SERVICES
+        )
         out = run_daemon(tmp_path, text)
     assert out.returncode == 1
     assert_one_line_error(out, f"cannot listen on 127.0.0.1:{port}", "in use")
 
 
-def test_opencode_port_in_use_shows_as_backoff_reason(
-        start_daemon: Callable[..., DaemonProc]) -> None:
+def test_opencode_port_in_use_shows_as_backoff_reason(start_daemon: Callable[..., DaemonProc]) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        daemon = start_daemon("[services.opencode.restart]\nbackoff_initial = 5.0\n",
-                              wait_healthy=False, ports={"opencode": port})
-        svc = daemon.wait_for(lambda: (s := daemon.service("opencode"))["restarts"] >= 1
-                              and s["state"] in ("backoff", "starting") and s["reason"] and s, 60,
-                              "opencode to fail on the busy port")
+        daemon = start_daemon(
+            "[services.opencode.restart]\nbackoff_initial = 5.0\n",
+            wait_healthy=False,
+            ports={"opencode": port},
+        )
+        svc = daemon.wait_for(
+            lambda: (
+                (s := daemon.service("opencode"))["restarts"] >= 1
+                and s["state"] in ("backoff", "starting")
+                and s["reason"]
+                and s
+            ),
+            60,
+            "opencode to fail on the busy port",
+        )
     assert svc["reason"].startswith("exited with status 1")
     assert daemon.get("/admin/health").status_code == 503
 
 
 def test_missing_binary_shows_as_backoff_reason(start_daemon: Callable[..., DaemonProc]) -> None:
-    daemon = start_daemon(ONLY_TEST_SERVICES + "[services.ghost]\nargv = ['/nonexistent/ghostd']\n"
-                          "[services.ghost.restart]\nbackoff_initial = 30.0\n", wait_healthy=False)
+    daemon = start_daemon(
+        ONLY_TEST_SERVICES + "[services.ghost]\nargv = ['/nonexistent/ghostd']\n"
+        "[services.ghost.restart]\nbackoff_initial = 30.0\n",
+        wait_healthy=False,
+    )
     svc = daemon.wait_for(lambda: (s := daemon.service("ghost"))["state"] == "backoff" and s, 20, "backoff")
     assert svc["reason"] == "executable '/nonexistent/ghostd' not found"
     out = daemon.ctl("status")

@@ -13,8 +13,9 @@ import pytest
 
 from tests.conftest import DaemonProc
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
-                                reason="needs root and unshare for a PID namespace")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare for a PID namespace"
+)
 
 ORPHAN_MAKER = """
 [services.orphaner]
@@ -40,14 +41,16 @@ def outside_pid(daemon: DaemonProc, needle: str) -> int:
 
 
 def test_pid1_runs_the_stack_restarts_opencode_reaps_and_empties_the_namespace(
-        start_daemon: Callable[..., DaemonProc]) -> None:
+    start_daemon: Callable[..., DaemonProc],
+) -> None:
     daemon = start_daemon(ORPHAN_MAKER, argv_prefix=["unshare", "--pid", "--fork", "--mount-proc"])
     health = daemon.get("/admin/health").json()
     assert health["daemon"]["pid"] == 1
     assert health["daemon"]["mode"] == "pid1"
     public = f"http://127.0.0.1:{daemon.ports['public']}"
-    daemon.wait_for(lambda: httpx.get(f"{public}/admin/health", timeout=2).status_code == 200, 30,
-                    "health through Caddy")
+    daemon.wait_for(
+        lambda: httpx.get(f"{public}/admin/health", timeout=2).status_code == 200, 30, "health through Caddy"
+    )
     through_caddy = httpx.get(f"{public}/admin/health", timeout=5).json()
     assert through_caddy["services"]["opencode"]["state"] == "running"
     assert through_caddy["services"]["caddy"]["state"] == "running"
@@ -57,11 +60,17 @@ def test_pid1_runs_the_stack_restarts_opencode_reaps_and_empties_the_namespace(
     # kill -9 opencode: the daemon restarts it and health comes back
     opencode = outside_pid(daemon, "opencode serve")
     os.kill(opencode, signal.SIGKILL)
-    daemon.wait_for(lambda: (s := daemon.service("opencode"))["restarts"] == 1 and s["state"] == "running",
-                    60, "opencode restarted")
+    daemon.wait_for(
+        lambda: (s := daemon.service("opencode"))["restarts"] == 1 and s["state"] == "running",
+        60,
+        "opencode restarted",
+    )
     assert daemon.service("opencode")["last_exit"]["signal"] == "SIGKILL"
-    daemon.wait_for(lambda: httpx.get(f"{public}/admin/health", timeout=2).status_code == 200, 30,
-                    "healthy again through Caddy")
+    daemon.wait_for(
+        lambda: httpx.get(f"{public}/admin/health", timeout=2).status_code == 200,
+        30,
+        "healthy again through Caddy",
+    )
 
     # the orphaned grandchildren were reaped by PID 1: no zombies, and each logged
     daemon.wait_for(lambda: daemon.get("/admin/processes").json()["reaped"] >= 5, 20, "orphans reaped")
@@ -74,5 +83,7 @@ def test_pid1_runs_the_stack_restarts_opencode_reaps_and_empties_the_namespace(
     inner.send_signal(signal.SIGTERM)
     assert daemon.proc.wait(15) == 0
     assert [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
-    stopping = [e["service"] for e in daemon.events() if e.get("event") == "state" and e["state"] == "stopping"]
+    stopping = [
+        e["service"] for e in daemon.events() if e.get("event") == "state" and e["state"] == "stopping"
+    ]
     assert stopping[-3:] == ["orphaner", "caddy", "opencode"]

@@ -66,8 +66,9 @@ start_seconds = 0.2
 
 def test_daemon_reports_7_while_reaping_200_orphans(start_daemon: Callable[..., DaemonProc]) -> None:
     daemon = start_daemon(ONLY_TEST_SERVICES + ORPHAN_STORM, wait_healthy=False)
-    seven = daemon.wait_for(lambda: (s := daemon.service("seven"))["state"] == "exited" and s, 30,
-                            "seven to exit")
+    seven = daemon.wait_for(
+        lambda: (s := daemon.service("seven"))["state"] == "exited" and s, 30, "seven to exit"
+    )
     assert seven["last_exit"]["code"] == 7
     assert seven["last_exit"]["description"] == "exited with status 7"
     assert seven["reason"] == "exited with status 7"
@@ -76,8 +77,7 @@ def test_daemon_reports_7_while_reaping_200_orphans(start_daemon: Callable[..., 
     assert len(reaped) >= 200
     assert all(e["status"] == "exited with status 0" for e in reaped)
     # nothing is left as a zombie under the daemon
-    zombies = [p for p in psutil.Process(daemon.proc.pid).children()
-               if p.status() == psutil.STATUS_ZOMBIE]
+    zombies = [p for p in psutil.Process(daemon.proc.pid).children() if p.status() == psutil.STATUS_ZOMBIE]
     assert zombies == []
 
 

@@ -57,10 +57,18 @@ class Transitions:
 
 
 async def test_always_crashing_service_backs_off_exponentially_then_goes_fatal(
-        mock_clock: trio.testing.MockClock, reaper: Reaper) -> None:
-    svc = make_service(reaper, ["sh", "-c", "echo boom >&2; exit 3"], backoff_initial=1.0, backoff_max=8.0,
-                       backoff_jitter=0.1, crash_loop_failures=6, crash_loop_window=1000.0,
-                       on_crash_loop="fatal")
+    mock_clock: trio.testing.MockClock, reaper: Reaper
+) -> None:
+    svc = make_service(
+        reaper,
+        ["sh", "-c", "echo boom >&2; exit 3"],
+        backoff_initial=1.0,
+        backoff_max=8.0,
+        backoff_jitter=0.1,
+        crash_loop_failures=6,
+        crash_loop_window=1000.0,
+        on_crash_loop="fatal",
+    )
     seen = Transitions(svc)
     async with trio.open_nursery() as nursery:
         await nursery.start(svc.supervise)
@@ -74,7 +82,8 @@ async def test_always_crashing_service_backs_off_exponentially_then_goes_fatal(
     for got, want in zip(delays, [1.0, 2.0, 4.0, 8.0], strict=True):
         assert want * 0.9 <= got <= want * 1.1 + 0.1, delays
     assert svc.starts == 6
-    assert svc.last_exit is not None and svc.last_exit.code == 3
+    assert svc.last_exit is not None
+    assert svc.last_exit.code == 3
     assert svc.reason is not None
     assert svc.reason.startswith("crash loop: 6 failures in 1000s; last: exited with status 3: boom")
     assert svc.as_json()["state"] == "fatal"
@@ -82,9 +91,17 @@ async def test_always_crashing_service_backs_off_exponentially_then_goes_fatal(
 
 
 async def test_crash_loop_in_slow_mode_keeps_retrying_at_the_slow_pace(
-        mock_clock: trio.testing.MockClock, reaper: Reaper) -> None:
-    svc = make_service(reaper, ["sh", "-c", "exit 1"], backoff_initial=0.1, crash_loop_failures=3,
-                       crash_loop_window=60.0, on_crash_loop="slow", slow_retry=120.0)
+    mock_clock: trio.testing.MockClock, reaper: Reaper
+) -> None:
+    svc = make_service(
+        reaper,
+        ["sh", "-c", "exit 1"],
+        backoff_initial=0.1,
+        crash_loop_failures=3,
+        crash_loop_window=60.0,
+        on_crash_loop="slow",
+        slow_retry=120.0,
+    )
     seen = Transitions(svc)
     async with trio.open_nursery() as nursery:
         await nursery.start(svc.supervise)
@@ -100,7 +117,8 @@ async def test_crash_loop_in_slow_mode_keeps_retrying_at_the_slow_pace(
 
 
 async def test_on_failure_policy_rests_after_a_clean_exit(
-        mock_clock: trio.testing.MockClock, reaper: Reaper) -> None:
+    mock_clock: trio.testing.MockClock, reaper: Reaper
+) -> None:
     svc = make_service(reaper, ["sh", "-c", "exit 0"], policy="on-failure")
     async with trio.open_nursery() as nursery:
         await nursery.start(svc.supervise)
@@ -113,7 +131,8 @@ async def test_on_failure_policy_rests_after_a_clean_exit(
 
 
 async def test_missing_executable_is_a_visible_backoff_reason(
-        mock_clock: trio.testing.MockClock, reaper: Reaper) -> None:
+    mock_clock: trio.testing.MockClock, reaper: Reaper
+) -> None:
     svc = make_service(reaper, ["no-such-binary-dancodes"], backoff_initial=5.0)
     async with trio.open_nursery() as nursery:
         await nursery.start(svc.supervise)
@@ -126,7 +145,8 @@ async def test_missing_executable_is_a_visible_backoff_reason(
 
 
 async def test_stop_during_backoff_rests_at_once_and_start_skips_the_delay(
-        mock_clock: trio.testing.MockClock, reaper: Reaper) -> None:
+    mock_clock: trio.testing.MockClock, reaper: Reaper
+) -> None:
     svc = make_service(reaper, ["sh", "-c", "exit 2"], backoff_initial=1000.0)
     async with trio.open_nursery() as nursery:
         await nursery.start(svc.supervise)
@@ -141,8 +161,13 @@ async def test_stop_during_backoff_rests_at_once_and_start_skips_the_delay(
 
 
 def test_backoff_arithmetic() -> None:
-    policy = RestartPolicy(backoff_initial=0.1, backoff_max=30.0, backoff_jitter=0.0,
-                           crash_loop_failures=3, crash_loop_window=10.0)
+    policy = RestartPolicy(
+        backoff_initial=0.1,
+        backoff_max=30.0,
+        backoff_jitter=0.0,
+        crash_loop_failures=3,
+        crash_loop_window=10.0,
+    )
     backoff = Backoff(policy, rng=random.Random(1))
     assert backoff.delay() == 0.0
     delays = []
@@ -169,5 +194,6 @@ def test_jitter_stays_within_its_fraction() -> None:
     backoff = Backoff(policy, rng=random.Random(7))
     backoff.consecutive = 3
     samples = [backoff.delay() for _ in range(500)]
-    assert min(samples) >= 1.5 and max(samples) <= 2.5
+    assert min(samples) >= 1.5
+    assert max(samples) <= 2.5
     assert max(samples) - min(samples) > 0.5  # it does spread

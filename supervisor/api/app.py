@@ -30,8 +30,10 @@ def create_app(daemon: Daemon) -> Quart:
         code = exc.code or 500
         message = exc.description
         if not message or message == type(exc).description:  # werkzeug's paragraph: say it in one line
-            message = {404: f"not found: {request.path}",
-                       405: f"method {request.method} not allowed on {request.path}"}.get(code, exc.name)
+            message = {
+                404: f"not found: {request.path}",
+                405: f"method {request.method} not allowed on {request.path}",
+            }.get(code, exc.name)
         return {"error": message}, code
 
     @app.errorhandler(NoSuchProcess)

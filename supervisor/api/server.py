@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from supervisor.daemon import Daemon
 
 
-async def serve_app(daemon: Daemon, stop: trio.Event, *,
-                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve_app(
+    daemon: Daemon, stop: trio.Event, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Bind both listeners, report started, and serve until `stop` is set."""
     loaded = daemon.loaded
     tcp = f"127.0.0.1:{loaded.config.ports.app}"
@@ -40,10 +41,9 @@ async def serve_app(daemon: Daemon, stop: trio.Event, *,
     os.chmod(sock, 0o600)
     for listener in sockets.insecure_sockets:
         listener.listen(config.backlog)
-    app = wrap_app(create_app(daemon), config.wsgi_max_body_size, None)  # type: ignore[arg-type]
+    app = wrap_app(create_app(daemon), config.wsgi_max_body_size, None)
     try:
         # hypercorn.trio.serve, but with sockets bound here so a busy port is a clear error
-        await worker_serve(app, config, sockets=sockets, shutdown_trigger=stop.wait,
-                           task_status=task_status)
+        await worker_serve(app, config, sockets=sockets, shutdown_trigger=stop.wait, task_status=task_status)
     finally:
         sock.unlink(missing_ok=True)
