@@ -1,0 +1,25 @@
+# dancodes: one container, `dancodes run` as PID 1 supervising opencode and Caddy (see fly.toml).
+FROM python:3.11-slim-bookworm
+
+ENV PREFIX=/opt/dancodes \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /opt/dancodes
+COPY . /opt/dancodes
+
+# Debian packages (git, procps, nodejs + npm, ...), .venv without dev extras (brings caddy), node_modules
+# (opencode); then drop the download caches.
+RUN scripts/install.sh --prod \
+    && rm -rf /var/lib/apt/lists/* /root/.npm /root/.cache
+
+ENV PATH=/opt/dancodes/.venv/bin:/opt/dancodes/node_modules/.bin:$PATH \
+    DANCODES_DATA_DIR=/vol
+
+VOLUME /vol
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+# Exec form: the daemon itself is PID 1 (reaps orphans, handles TERM/INT/HUP).
+ENTRYPOINT ["dancodes", "run"]

@@ -1,0 +1,47 @@
+# dancodes developer entry points. Every target that needs the tools first runs scripts/install.sh, which only
+# installs what is missing (a fast no-op when everything is up to date).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PY := .venv/bin/python
+INSTALL := scripts/install.sh
+PYTEST_ARGS ?=
+
+.PHONY: help install run test bench lint constraints clean
+
+help:
+	@echo "make install      install what is missing: Debian packages, .venv (with [dev]), node_modules (opencode)"
+	@echo "make run          install, then run the daemon with conf/dev.toml (data in ./.dancodes)"
+	@echo "make test         install, then pytest; extra args: make test PYTEST_ARGS='-k reaper -x'"
+	@echo "make bench        install with --bench (.bench-venv with supervisord), then python -m bench"
+	@echo "make lint         ruff check, ruff format --check, mypy"
+	@echo "make constraints  re-pin constraints.txt after changing dependencies in pyproject.toml"
+	@echo "make clean        remove .venv, .bench-venv, node_modules and caches (keeps .dancodes, the dev data)"
+
+install:
+	$(INSTALL)
+
+run: install
+	.venv/bin/dancodes run --config conf/dev.toml
+
+# make itself exits 2 when a recipe fails; the line below names pytest's own exit code.
+test: install
+	@$(PY) -m pytest $(PYTEST_ARGS) || { rc=$$?; echo "make test: pytest exited with status $$rc" >&2; exit $$rc; }
+
+bench:
+	$(INSTALL) --bench
+	$(PY) -m bench
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+constraints:
+	scripts/freeze-constraints.sh
+
+clean:
+	rm -rf .venv .bench-venv node_modules .mypy_cache .ruff_cache .pytest_cache build test-artifacts *.egg-info
+	find . \( -path ./.dancodes -o -path ./.git \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
