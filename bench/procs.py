@@ -1,0 +1,130 @@
+"""Process plumbing for the bench: start and stop by pid, find a supervisor's child, read RSS.
+
+A supervisor's children are found through /proc (`<pid>/stat` for the parent pid, `<pid>/cmdline`
+to know the exec is done); this kernel has no `/proc/<pid>/task/<tid>/children`. Only pids that
+were not there before a kill are examined, so one poll costs about one `listdir('/proc')`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack, suppress
+from pathlib import Path
+
+import psutil
+
+POLL = 0.0002  # seconds between polls while waiting for a respawn
+
+
+class BenchError(Exception):
+    """The bench itself failed (a supervisor would not start, a respawn never came)."""
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free loopback ports."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
+def cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(b")") + 2 :].split()[1])  # fields after "(comm)": state, ppid, ...
+
+
+def all_pids() -> set[int]:
+    return {int(name) for name in os.listdir("/proc") if name.isdigit()}
+
+
+def find_child(parent: int, match: Callable[[bytes], bool], *, known: set[int], timeout: float) -> int | None:
+    """Poll until a process not in `known`, child of `parent`, has exec'd a command line `match` accepts.
+
+    `known` is updated with the pids found not to be children of `parent`.
+    """
+    deadline = time.perf_counter() + timeout
+    while True:
+        for pid in all_pids() - known:
+            if parent_pid(pid) != parent:
+                known.add(pid)  # a new child of `parent` has it as parent from fork on
+                continue
+            line = cmdline(pid)
+            if line is not None and match(line):
+                return pid
+        if time.perf_counter() >= deadline:
+            return None
+        time.sleep(POLL)
+
+
+def is_sleep_child(line: bytes) -> bool:
+    """The bench's supervised child: `sleep 3600`, argv[0] possibly resolved to a full path."""
+    argv = line.rstrip(b"\0").split(b"\0")
+    return os.path.basename(argv[0]) == b"sleep" and argv[1:] == [b"3600"]
+
+
+def rss_mb(pid: int) -> float:
+    return float(psutil.Process(pid).memory_info().rss) / 2**20
+
+
+class Processes:
+    """Everything the bench starts; `stop_all` stops it by pid, and any descendant left behind."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self, argv: list[str], *, log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,
+            )  # Ctrl-C reaches the bench only
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 8.0) -> None:
+        """SIGTERM, SIGKILL after `timeout`; then SIGKILL whatever of its descendants outlived it."""
+        try:
+            left = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+        except psutil.Error:
+            left = []
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for child in left:
+            with suppress(psutil.Error):
+                child.kill()  # psutil checks the pid still names the same process
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.procs)):
+            self.stop(proc)
