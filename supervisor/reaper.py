@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -59,15 +60,18 @@ class ExitStatus:
 class ChildExit:
     """The exit of one registered child: set once by the reaper, awaited by its owner."""
 
-    __slots__ = ("_event", "pid", "status")
+    __slots__ = ("_event", "_on_exit", "pid", "status")
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, on_exit: Callable[[ExitStatus], None] | None = None) -> None:
         self.pid = pid
         self.status: ExitStatus | None = None
         self._event = trio.Event()
+        self._on_exit = on_exit
 
     def _set(self, status: ExitStatus) -> None:
         self.status = status
+        if self._on_exit is not None:
+            self._on_exit(status)
         self._event.set()
 
     async def wait(self) -> ExitStatus:
@@ -84,9 +88,12 @@ class Reaper:
         self.orphans_reaped = 0
         self._children: dict[int, ChildExit] = {}
 
-    def register(self, pid: int) -> ChildExit:
-        """Claim the exit status of `pid`; call it before the next checkpoint after the spawn."""
-        waiter = ChildExit(pid)
+    def register(self, pid: int, on_exit: Callable[[ExitStatus], None] | None = None) -> ChildExit:
+        """Claim the exit status of `pid`; call it before the next checkpoint after the spawn.
+
+        `on_exit` runs synchronously in the reaper the moment the status is collected.
+        """
+        waiter = ChildExit(pid, on_exit)
         self._children[pid] = waiter
         return waiter
 

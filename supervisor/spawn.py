@@ -1,8 +1,8 @@
 """The one way the daemon starts a process: in its own session, its exit claimed by the reaper.
 
 `subprocess.Popen` does the fork/exec (it handles cwd, fd hygiene and exec errors well), but it
-never waits: the `Popen` object is kept until the reaper reports the exit and is then told the
-status, so neither `Popen.__del__` nor `subprocess._cleanup` ever reaps one of our children.
+never waits: the reaper tells the `Popen` object the status the moment it collects it, so neither
+`Popen.__del__` nor `subprocess._cleanup` ever polls that pid later, when it may be someone else's.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -26,7 +26,6 @@ class Child:
     stdout: trio.lowlevel.FdStream
     stderr: trio.lowlevel.FdStream
     _exit: ChildExit
-    _popen: subprocess.Popen[bytes] = field(repr=False)
 
     @property
     def status(self) -> ExitStatus | None:
@@ -37,9 +36,7 @@ class Child:
         return self._exit.status is None
 
     async def wait(self) -> ExitStatus:
-        status = await self._exit.wait()
-        self._popen.returncode = status.code  # so Popen never polls a pid that is not ours any more
-        return status
+        return await self._exit.wait()
 
     def signal_group(self, sig: int) -> bool:
         """Send `sig` to the child's whole process group; False if nothing was left to signal."""
@@ -79,7 +76,7 @@ def spawn(reaper: Reaper, argv: list[str], *, env: Mapping[str, str], cwd: str |
         for fd in (out_r, out_w, err_r, err_w):
             os.close(fd)
         raise SpawnError(f"cannot start '{argv[0]}': {exc.strerror or exc}") from None
-    exit_ = reaper.register(popen.pid)
+    exit_ = reaper.register(popen.pid, on_exit=lambda status: setattr(popen, "returncode", status.code))
     os.close(out_w)
     os.close(err_w)
     return Child(
@@ -87,5 +84,4 @@ def spawn(reaper: Reaper, argv: list[str], *, env: Mapping[str, str], cwd: str |
         stdout=trio.lowlevel.FdStream(out_r),
         stderr=trio.lowlevel.FdStream(err_r),
         _exit=exit_,
-        _popen=popen,
     )
