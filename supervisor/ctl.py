@@ -48,11 +48,6 @@ $DANCODES_SOCKET, else <data_dir>/run/dancodes.sock (data_dir: $DANCODES_DATA_DI
 when writable, else ./.dancodes).
 """
 
-#: States a service only passes through; `start`/`restart` wait for the one that follows.
-TRANSIENT = frozenset({"starting", "stopping"})
-#: States in which a service stays until someone starts it (supervisor.service.RESTING).
-RESTING = frozenset({"stopped", "exited", "fatal"})
-
 Json = dict[str, Any]
 
 
@@ -65,8 +60,9 @@ class Daemon:
     def __init__(self, socket: Path, timeout: float) -> None:
         self.socket = socket
         self.timeout = timeout
-        self._client = httpx.Client(transport=httpx.HTTPTransport(uds=str(socket)),
-                                    base_url="http://dancodes", timeout=timeout)
+        self._client = httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(socket)), base_url="http://dancodes", timeout=timeout
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -97,8 +93,9 @@ class Daemon:
         except httpx.ConnectError as exc:
             raise self._unreachable(exc) from None
         except httpx.TimeoutException:
-            raise ControlError(f"the daemon at {self.socket} did not answer within {self.timeout:g}s") \
-                from None
+            raise ControlError(
+                f"the daemon at {self.socket} did not answer within {self.timeout:g}s"
+            ) from None
         except httpx.HTTPError as exc:
             detail = str(exc) or type(exc).__name__
             raise ControlError(f"lost the connection to the daemon at {self.socket}: {detail}") from None
@@ -106,8 +103,9 @@ class Daemon:
     def _unreachable(self, exc: BaseException) -> DaemonUnreachable:
         # a socket of another user (mode 0600) is there and listening: "is it running?" would mislead
         if _caused_by(exc, PermissionError):
-            return DaemonUnreachable(f"permission denied on the control socket {self.socket}: "
-                                     f"run {PROG} as the daemon's user")
+            return DaemonUnreachable(
+                f"permission denied on the control socket {self.socket}: run {PROG} as the daemon's user"
+            )
         return DaemonUnreachable(f"cannot reach the daemon at {self.socket}: is it running?")
 
 
@@ -129,9 +127,11 @@ def _body(response: httpx.Response, ok: Sequence[int]) -> Json:
         return body
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         raise ControlError(body["error"], status=response.status_code)
-    raise ControlError(f"the daemon answered HTTP {response.status_code} {response.reason_phrase} "
-                       f"to {response.request.method} {response.request.url.path} without a usable body",
-                       status=response.status_code)
+    raise ControlError(
+        f"the daemon answered HTTP {response.status_code} {response.reason_phrase} "
+        f"to {response.request.method} {response.request.url.path} without a usable body",
+        status=response.status_code,
+    )
 
 
 def service_path(name: str, *rest: str) -> str:
@@ -186,8 +186,9 @@ def health_word(healthy: bool | None) -> str:
     return "healthy" if healthy else "unhealthy"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]],
-          notes: Sequence[str | None] | None = None) -> list[str]:
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str | None] | None = None
+) -> list[str]:
     """Columns padded to their widest cell; a row's note, if any, goes on an indented line below it."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
 
@@ -215,23 +216,51 @@ def service_line(svc: Json) -> str:
 
 def status_lines(health: Json, orphans: list[Json], *, width: int | None) -> list[str]:
     services = list(health.get("services", {}).values())
-    lines = table(
-        ["SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT", "HEALTH"],
-        [[s["name"], s["state"], _dash(s.get("pid")), human_duration(s.get("uptime")),
-          str(s.get("restarts", 0)), last_exit(s.get("last_exit")), health_word(s.get("healthy"))]
-         for s in services],
-        [s.get("reason") for s in services],
-    ) if services else ["no services"]
-    lines += ["", daemon_line(health), ""]
+    lines = (
+        table(
+            ["SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT", "HEALTH"],
+            [
+                [
+                    s["name"],
+                    s["state"],
+                    _dash(s.get("pid")),
+                    human_duration(s.get("uptime")),
+                    str(s.get("restarts", 0)),
+                    last_exit(s.get("last_exit")),
+                    health_word(s.get("healthy")),
+                ]
+                for s in services
+            ],
+            [s.get("reason") for s in services],
+        )
+        if services
+        else ["no services"]
+    )
+    lines += ["", daemon_line(health)]
+    disk = disk_line(health)
+    lines += [disk, ""] if disk else [""]
     lines += orphan_lines(orphans, width=width)
     return lines
 
 
+def disk_line(health: Json) -> str | None:
+    disk = health.get("disk")
+    if not disk:
+        return None
+    used, total, free = (human_bytes(disk[k]) for k in ("used", "total", "free"))
+    return f"disk {used} used of {total}, {free} free"
+
+
 def daemon_line(health: Json) -> str:
     d = health.get("daemon", {})
-    parts = [f"daemon pid {d.get('pid')}", f"mode {d.get('mode')}", f"version {d.get('version')}",
-             f"up {human_duration(d.get('uptime'))}", f"health {health.get('status')}",
-             f"{d.get('orphans_reaped', 0)} orphans reaped"]
+    parts = [
+        f"daemon pid {d.get('pid')}",
+        f"mode {d.get('mode')}",
+        f"version {d.get('version')}",
+        f"up {human_duration(d.get('uptime'))}",
+        f"health {health.get('status')}",
+        f"{d.get('orphans_reaped', 0)} orphans reaped",
+    ]
     if d.get("stopping"):
         parts.append("STOPPING")
     return ", ".join(parts)
@@ -240,17 +269,29 @@ def daemon_line(health: Json) -> str:
 def orphan_lines(orphans: list[Json], *, width: int | None) -> list[str]:
     if not orphans:
         return ["no orphans"]
-    lines = ["ORPHANS", *table(
-        ["PID", "AGE", "CPU", "RSS", "SERVICE", "COMMAND"],
-        [[str(o["pid"]), human_duration(o.get("age")), cpu_time(o.get("cpu")), human_bytes(o.get("rss")),
-          o.get("service") or "-", shlex.join(o.get("cmdline") or [])] for o in orphans],
-    )]
+    lines = [
+        "ORPHANS",
+        *table(
+            ["PID", "AGE", "CPU", "RSS", "SERVICE", "COMMAND"],
+            [
+                [
+                    str(o["pid"]),
+                    human_duration(o.get("age")),
+                    cpu_time(o.get("cpu")),
+                    human_bytes(o.get("rss")),
+                    o.get("service") or "-",
+                    shlex.join(o.get("cmdline") or []),
+                ]
+                for o in orphans
+            ],
+        ),
+    ]
     # only a terminal gets cut to its width; a pipe keeps whole command lines for grep
     return [_fit(line, width) for line in lines] if width else lines
 
 
 def _fit(line: str, width: int) -> str:
-    return line if len(line) <= width else line[:max(0, width - 1)] + "…"
+    return line if len(line) <= width else line[: max(0, width - 1)] + "…"
 
 
 def _dash(value: object) -> str:
@@ -303,9 +344,8 @@ def cmd_kill(daemon: Daemon, args: argparse.Namespace) -> int:
 
 
 def cmd_control(daemon: Daemon, args: argparse.Namespace) -> int:
+    # the daemon answers once a start has played out: running, or failed with its reason
     svc = daemon.post(service_path(args.service, args.command))["service"]
-    if args.command != "stop" and args.wait:
-        svc = settle(daemon, svc, deadline=time.monotonic() + args.timeout)
     if args.json:
         out_json({"service": svc})
     else:
@@ -313,28 +353,6 @@ def cmd_control(daemon: Daemon, args: argparse.Namespace) -> int:
     if args.command == "stop":
         return EXIT_OK
     return EXIT_OK if svc["state"] == "running" else EXIT_NOT_RUNNING
-
-
-def settle(daemon: Daemon, before: Json, *, deadline: float) -> Json:
-    """The service once a start has played out: running, or resting or backing off after failing.
-
-    The daemon answers start and restart as soon as it has asked, before the service has moved,
-    so its answer may still show the old resting state; anything that changed is news.
-    """
-    svc = before
-    while time.monotonic() < deadline:
-        if svc["state"] not in TRANSIENT and (svc["state"] not in RESTING or svc != before):
-            return svc
-        time.sleep(0.1)
-        svc = find_service(daemon, before["name"])
-    return svc
-
-
-def find_service(daemon: Daemon, name: str) -> Json:
-    for svc in daemon.get("/admin/services").get("services", []):
-        if svc.get("name") == name:
-            return svc  # type: ignore[no-any-return]
-    raise ControlError(f"no service named '{name}'", status=404)
 
 
 def cmd_logs(daemon: Daemon, args: argparse.Namespace) -> int:
@@ -367,54 +385,57 @@ def _entry(raw: str) -> Json:
 
 
 COMMANDS: dict[str, Callable[[Daemon, argparse.Namespace], int]] = {
-    "status": cmd_status, "kill": cmd_kill, "logs": cmd_logs,
-    "start": cmd_control, "stop": cmd_control, "restart": cmd_control,
+    "status": cmd_status,
+    "kill": cmd_kill,
+    "logs": cmd_logs,
+    "start": cmd_control,
+    "stop": cmd_control,
+    "restart": cmd_control,
 }
 
 
 # -- the command line ----------------------------------------------------------------------------
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
+def number(kind: Callable[[str], float], lo: float, hi: float = float("inf")) -> Callable[[str], Any]:
+    """An argparse type: `kind` of `text`, between `lo` and `hi`, or a one-line usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+        if not lo <= value <= hi:
+            bound = f"at least {lo:g}" if hi == float("inf") else f"between {lo:g} and {hi:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
-    if not 0 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 100000, got {value}")
-    return value
+positive_int = number(int, 1)
+positive_float = number(float, 0.001)
+count = number(int, 0, 100_000)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Operate a running dancodes daemon over its control socket.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog=PROG,
+        description="Operate a running dancodes daemon over its control socket.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--socket", metavar="PATH", help="the daemon's control socket")
     where.add_argument("--config", metavar="PATH", help="find the socket through this daemon config file")
     parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer, for scripts")
-    parser.add_argument("--timeout", type=positive_float, default=60.0, metavar="SECONDS",
-                        help="how long to wait for an answer (default 60)")
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=75.0,
+        metavar="SECONDS",
+        help="how long to wait for an answer, a start included (default 75)",
+    )
     # --json also after the command; SUPPRESS keeps the subparser from resetting an earlier one
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -427,13 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("pid", nargs="?", type=positive_int, help="the pid to kill with its descendants")
     target.add_argument("--orphans", action="store_true", help="kill every orphan")
 
-    for action, text in (("start", "start a service"), ("stop", "stop a service and keep it stopped"),
-                         ("restart", "stop a service, then start it")):
+    for action, text in (
+        ("start", "start a service"),
+        ("stop", "stop a service and keep it stopped"),
+        ("restart", "stop a service, then start it"),
+    ):
         control = sub.add_parser(action, parents=[common], help=text)
         control.add_argument("service")
-        if action != "stop":
-            control.add_argument("--no-wait", dest="wait", action="store_false",
-                                 help="answer at once instead of waiting until the service runs or fails")
 
     logs = sub.add_parser("logs", parents=[common], help="a service's recent output")
     logs.add_argument("service")

@@ -12,6 +12,7 @@ SIGHUP         → reload the config; a bad one is logged and the running one ke
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from typing import Any
 
@@ -73,7 +74,13 @@ class Daemon:
                 "orphans_reaped": self.reaper.orphans_reaped,
             },
             "services": {name: svc.as_json() for name, svc in self.services.items()},
+            "disk": self.disk(),
         }
+
+    def disk(self) -> dict[str, int]:
+        """The volume holding data_dir: total, used and free bytes."""
+        usage = shutil.disk_usage(self.loaded.paths.data_dir)
+        return {"total": usage.total, "used": usage.used, "free": usage.free}
 
     def service_pids(self) -> dict[int, str]:
         return {svc.pid: name for name, svc in self.services.items() if svc.pid is not None}

@@ -49,6 +49,8 @@ class State(StrEnum):
 
 #: States in which the service will not run again until someone starts it.
 RESTING = frozenset({State.STOPPED, State.EXITED, State.FATAL})
+#: States a service only passes through.
+TRANSIENT = frozenset({State.STARTING, State.STOPPING})
 
 _START_RETRY = 0.1  # seconds between readiness probes while starting
 _DRAIN = 0.5  # seconds to read what a dead child left in its pipes; orphans may hold them open
@@ -83,6 +85,7 @@ class Service:
         self.started_at: float | None = None
         self.healthy_since: float | None = None
         self.starts = 0
+        self._attempts = 0  # starts tried, including those that failed to spawn
         self.last_exit: ExitStatus | None = None
         self.last_exit_at: float | None = None  # wall clock, for people
         #: Set once the service is first ready, or has first failed to start: what dependents wait for.
@@ -109,6 +112,17 @@ class Service:
         self._next_delay = 0.0
         self._backoff.reset()
         self._poke()
+
+    async def start_and_wait(self, timeout: float) -> None:
+        """Start, then wait (at most `timeout`) until that start has played out: running, or failed."""
+        if self._want and self.state in (State.RUNNING, State.UNHEALTHY):
+            return
+        attempt = self._attempts
+        self.start()
+        with trio.move_on_after(timeout):
+            await self.wait_until(
+                lambda s: not s._want or (s._attempts > attempt and s.state not in TRANSIENT)
+            )
 
     async def stop(self) -> None:
         """Stop the process with its stop sequence and keep it stopped; returns once it is."""
@@ -149,6 +163,7 @@ class Service:
             "healthy": self.healthy,
             "reason": self.reason,
             "policy": self.config.restart.policy,
+            "run": self.run_id,
             "last_exit": None
             if self.last_exit is None
             else {**self.last_exit.as_json(), "at": self.last_exit_at},
@@ -190,6 +205,7 @@ class Service:
         self._transition = trio.Event()
 
     async def _run_once(self) -> None:
+        self._attempts += 1
         self._set(State.STARTING)
         try:
             child = self._spawn()

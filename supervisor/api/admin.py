@@ -60,12 +60,11 @@ def _service(name: str) -> Service:
 @admin.post("/services/<name>/<any(start, stop, restart):action>")
 async def control(name: str, action: str) -> Json:
     svc = _service(name)
-    if action == "start":
-        svc.start()
-    elif action == "stop":
+    if action in ("stop", "restart"):
         await svc.stop()
-    else:
-        await svc.restart()
+    if action in ("start", "restart"):
+        # answer once the start has played out, so the caller sees running or why not
+        await svc.start_and_wait(timeout=min(svc.config.probe.start_timeout, 60.0) + 1.0)
     return {"service": svc.as_json()}
 
 
