@@ -145,12 +145,12 @@ class Daemon:
                     log.info("signal", signal=signal.Signals(signum).name)
                     break
                 await self.shutdown()
-                app_stop.set()
-                # the reaper and the policy run forever; the app has stopped by now
+                app_stop.set()  # hypercorn drains its connections (graceful_timeout) and returns
+                # collect the last exit statuses, so nothing we started is left a zombie
                 with trio.move_on_after(2):
                     while self.reaper.children:
                         await trio.sleep(0.02)
-                nursery.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()  # the reaper and the orphan policy run until cancelled
         log.info("daemon_stopped")
 
     async def _start_when_ready(self, svc: Service) -> None:
