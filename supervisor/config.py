@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from supervisor.errors import ConfigError, DataDirError
+from supervisor.errors import ConfigError
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
@@ -167,20 +167,6 @@ def default_data_dir(configured: str) -> Path:
     if vol.is_dir() and os.access(vol, os.W_OK):
         return vol
     return Path(".dancodes").absolute()
-
-
-def prepare_data_dir(paths: Paths) -> None:
-    """Create the data and run directories; raise DataDirError unless they are usable."""
-    try:
-        paths.data_dir.mkdir(parents=True, exist_ok=True)
-        paths.run_dir.mkdir(mode=0o700, exist_ok=True)
-        paths.run_dir.chmod(0o700)
-        probe = paths.data_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise DataDirError(f"data_dir {paths.data_dir} is not usable: {reason}") from None
 
 
 def load_config(path: str | Path | None = None) -> LoadedConfig:

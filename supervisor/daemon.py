@@ -20,7 +20,8 @@ import structlog
 import trio
 
 from supervisor import __version__
-from supervisor.config import LoadedConfig, load_config, prepare_data_dir, start_order
+from supervisor.config import LoadedConfig, load_config, start_order
+from supervisor.datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
 from supervisor.errors import DancodesError, KillRefused
 from supervisor.logs import Redactor, ServiceLog, secret_values
 from supervisor.orphans import Orphan, check_killable, kill_tree, list_orphans
@@ -106,9 +107,16 @@ class Daemon:
     # -- running --------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:
+        prepare_data_dir(self.loaded.paths)
+        lock = lock_data_dir(self.loaded.paths)
+        try:
+            await self._run(task_status)
+        finally:
+            unlock_data_dir(lock)
+
+    async def _run(self, task_status: trio.TaskStatus[Daemon]) -> None:
         from supervisor.api.server import serve_app  # the web stack loads only for a daemon
 
-        prepare_data_dir(self.loaded.paths)
         if self.mode is None:
             self.mode = become_reaper()
         self.started_at = trio.current_time()

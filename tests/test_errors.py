@@ -88,6 +88,22 @@ def test_unusable_data_dir(tmp_path: Path) -> None:
     assert_one_line_error(out, "data_dir", "not usable", "Not a directory")
 
 
+def test_a_second_daemon_on_the_same_data_dir_is_refused(
+    start_daemon: Callable[..., DaemonProc], tmp_path: Path
+) -> None:
+    first = start_daemon(ONLY_TEST_SERVICES, wait_healthy=False)
+    text = (
+        f"data_dir = '{first.data_dir}'\n[ports]\napp = {free_port()}\n"
+        f"public = {free_port()}\nopencode = {free_port()}\n" + ONLY_TEST_SERVICES
+    )
+    out = run_daemon(tmp_path, text)
+    assert out.returncode == 1
+    assert_one_line_error(
+        out, f"another dancodes daemon (pid {first.proc.pid}) is already running on data_dir"
+    )
+    assert first.get("/admin/health").status_code == 200  # the first one is untouched, socket included
+
+
 def test_app_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
