@@ -169,8 +169,16 @@ def default_data_dir(configured: str) -> Path:
     return Path(".dancodes").absolute()
 
 
-def load_config(path: str | Path | None = None) -> LoadedConfig:
-    """Read the defaults and the override file at `path`, validate, and resolve placeholders."""
+#: In data_dir: the operator's live settings (`dancodes-ctl config set`), the top layer.
+SETTINGS_FILE = "settings.toml"
+
+
+def load_config(path: str | Path | None = None, *, settings: dict[str, Any] | None = None) -> LoadedConfig:
+    """Read and validate the layers, then resolve placeholders and paths.
+
+    The layers, each overriding the one before, table by table: `conf/dancodes.toml`, the file at
+    `path`, and `<data_dir>/settings.toml` (or `settings`, to validate a change before it is written).
+    """
     home = install_home()
     conf_dir = home / "conf"
     merged = _read_toml(conf_dir / "dancodes.toml")
@@ -181,6 +189,20 @@ def load_config(path: str | Path | None = None) -> LoadedConfig:
     config = _validate(merged, label)
     _check_semantics(config, label)
     data_dir = default_data_dir(config.data_dir)
+    settings_path = data_dir / SETTINGS_FILE
+    if settings is None and settings_path.is_file():
+        settings = _read_toml(settings_path)
+    if settings:
+        label = str(settings_path)
+        if "data_dir" in settings:
+            raise ConfigError(
+                f"config {label}: data_dir: cannot be set inside the data_dir itself",
+                path=label,
+                key="data_dir",
+            )
+        merged = _merge(merged, settings)
+        config = _validate(merged, label)
+        _check_semantics(config, label)
     paths = Paths(home=home, conf_dir=conf_dir, data_dir=data_dir, run_dir=data_dir / "run")
     config = _expand(config, paths, label)
     return LoadedConfig(config=config, paths=paths, source=source)

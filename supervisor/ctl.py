@@ -73,8 +73,11 @@ class Daemon:
         return _body(response, ok)
 
     def post(self, path: str) -> Json:
+        return self.request("POST", path)
+
+    def request(self, method: str, path: str, body: Json | None = None) -> Json:
         with self._failures():
-            response = self._client.post(path)
+            response = self._client.request(method, path, json=body)
         return _body(response, (200,))
 
     def stream_lines(self, path: str) -> Iterator[str]:
@@ -384,7 +387,52 @@ def _entry(raw: str) -> Json:
     return entry
 
 
+def cmd_config(daemon: Daemon, args: argparse.Namespace) -> int:
+    if args.action == "get" and args.key is None:
+        body = daemon.get("/admin/config")
+        if args.json:
+            out_json(body)
+        else:
+            import tomli_w
+
+            out("# layers, each over the one before: " + ", ".join(body.get("layers", [])))
+            out(tomli_w.dumps(_without_nulls(body["config"])).rstrip())
+        return EXIT_OK
+    path = "/admin/config/" + quote(args.key, safe="")
+    if args.action == "get":
+        body = daemon.get(path)
+    elif args.action == "set":
+        body = daemon.request("PUT", path, {"value": args.value})
+    else:
+        body = daemon.request("DELETE", path)
+    if args.json:
+        out_json(body)
+    elif args.action == "get":
+        out(_config_value(body.get("value")))
+    else:
+        shown = "unset" if args.action == "unset" else f"= {_config_value(body.get('value'))}"
+        note = "restart the daemon to apply it" if body.get("restart_needed") else "applied"
+        out(f"{args.key} {shown} ({note})")
+    return EXIT_OK
+
+
+def _config_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return json.dumps(value)
+
+
+def _without_nulls(value: Any) -> Any:
+    # TOML has no null: an unset optional key is simply absent
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
 COMMANDS: dict[str, Callable[[Daemon, argparse.Namespace], int]] = {
+    "config": cmd_config,
     "status": cmd_status,
     "kill": cmd_kill,
     "logs": cmd_logs,
@@ -455,6 +503,18 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         control = sub.add_parser(action, parents=[common], help=text)
         control.add_argument("service")
+
+    config = sub.add_parser("config", parents=[common], help="read or change the running config")
+    verbs = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    get = verbs.add_parser("get", parents=[common], help="the effective config, or one dotted key of it")
+    get.add_argument("key", nargs="?", help="e.g. orphans.kill_after_minutes")
+    put = verbs.add_parser(
+        "set", parents=[common], help="set a key in <data_dir>/settings.toml, validated, then reload"
+    )
+    put.add_argument("key")
+    put.add_argument("value", help='in TOML syntax (30, true, ["a"]); other text is a string')
+    unset = verbs.add_parser("unset", parents=[common], help="remove a key from <data_dir>/settings.toml")
+    unset.add_argument("key")
 
     logs = sub.add_parser("logs", parents=[common], help="a service's recent output")
     logs.add_argument("service")

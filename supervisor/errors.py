@@ -2,6 +2,7 @@
 
     DancodesError
     ├── ConfigError          a config file that cannot be read or does not validate
+    │   └── UnknownKey         a dotted key that names no setting
     ├── DataDirError         the data directory cannot be created or written
     ├── SpawnError           a service's process could not be started (missing binary, bad cwd)
     ├── ListenError          the daemon could not bind its own listener
@@ -26,6 +27,10 @@ class ConfigError(DancodesError):
         self.path = path
         self.key = key
         super().__init__(message)
+
+
+class UnknownKey(ConfigError):
+    """A dotted key that names no setting."""
 
 
 class DataDirError(DancodesError):

@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
+from supervisor.config import load_config
 from supervisor.ctl import human_bytes, human_duration, last_exit
 from tests.conftest import DANCODES_CTL, ONLY_TEST_SERVICES, DaemonProc
 
@@ -367,3 +368,50 @@ def test_humanized_numbers() -> None:
     assert [
         last_exit(e) for e in (None, {"code": 7, "signal": None}, {"code": None, "signal": "SIGKILL"})
     ] == ["-", "status 7", "SIGKILL"]
+
+
+# -- config ---------------------------------------------------------------------------------------
+
+
+def test_config_set_is_validated_written_applied_and_kept(sleeper: DaemonProc) -> None:
+    settings = sleeper.data_dir / "settings.toml"
+    assert sleeper.ctl("config", "get", "orphans.kill_after_minutes").stdout == "0.0\n"
+
+    bad = sleeper.ctl("config", "set", "orphans.kill_after_minutes", "soon")
+    assert bad.returncode == 1
+    assert bad.stderr.strip().endswith("orphans.kill_after_minutes: expected 'float', got 'str'")
+    assert not settings.exists()  # a bad value never reaches the disk
+    typo = sleeper.ctl("config", "set", "daemon.stop_timout", "3")
+    assert (typo.returncode, typo.stderr.strip().endswith("daemon.stop_timout: unknown key")) == (1, True)
+    refused = sleeper.ctl("config", "set", "data_dir", "/elsewhere")
+    assert "cannot be set inside the data_dir" in refused.stderr
+    missing = sleeper.ctl("config", "get", "nope.nothing")
+    assert (missing.returncode, missing.stderr) == (1, "dancodes-ctl: config: nope.nothing: no such key\n")
+
+    done = sleeper.ctl("config", "set", "orphans.kill_after_minutes", "30")
+    assert (done.returncode, done.stdout) == (0, "orphans.kill_after_minutes = 30.0 (applied)\n")
+    assert "kill_after_minutes = 30" in settings.read_text()
+    assert load_config(sleeper.config).config.orphans.kill_after_minutes == 30.0  # a restart keeps it
+    whole = sleeper.ctl("config", "get")
+    assert "kill_after_minutes = 30.0" in whole.stdout
+    assert str(settings) in whole.stdout.splitlines()[0]  # the layers are named
+    assert (
+        json.loads(sleeper.ctl("--json", "config", "get").stdout)["config"]["orphans"]["kill_after_minutes"]
+        == 30
+    )
+
+    ports = sleeper.ctl("config", "set", "ports.public", "18081")
+    assert ports.stdout == "ports.public = 18081 (restart the daemon to apply it)\n"
+
+    assert sleeper.ctl("config", "unset", "orphans.kill_after_minutes").returncode == 0
+    assert sleeper.ctl("config", "unset", "ports.public").returncode == 0
+    assert sleeper.ctl("config", "get", "orphans.kill_after_minutes").stdout == "0.0\n"
+    assert "orphans" not in settings.read_text()
+
+
+def test_config_set_on_a_service_restarts_it_with_the_new_setting(sleeper: DaemonProc) -> None:
+    old = running(sleeper)["pid"]
+    result = sleeper.ctl("config", "set", "services.sleeper.env.GREETING", "hello")
+    assert result.returncode == 0, result.stderr
+    new = sleeper.wait_for(lambda: (s := running(sleeper))["pid"] != old and s, 30, "sleeper restarted")
+    assert psutil.Process(new["pid"]).environ()["GREETING"] == "hello"

@@ -11,8 +11,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import trio
 from quart import Blueprint, Response, abort, current_app, request
+
+from supervisor import settings
+from supervisor.config import SETTINGS_FILE
 
 if TYPE_CHECKING:
     from supervisor.daemon import Daemon
@@ -105,6 +109,38 @@ async def logs(name: str) -> Json | Response:
     response = Response(stream(), mimetype="application/x-ndjson")
     response.timeout = None
     return response
+
+
+@admin.get("/config")
+async def config() -> Json:
+    loaded = _daemon().loaded
+    layers = [loaded.paths.conf_dir / "dancodes.toml", loaded.source, loaded.paths.data_dir / SETTINGS_FILE]
+    return {
+        "config": msgspec.to_builtins(loaded.config),
+        "layers": [str(p) for p in layers if p is not None and p.is_file()],
+    }
+
+
+@admin.get("/config/<key>")
+async def config_get(key: str) -> Json:
+    return {"key": key, "value": settings.lookup(_daemon().loaded, key)}
+
+
+@admin.route("/config/<key>", methods=["PUT", "DELETE"])
+async def config_change(key: str) -> Json:
+    daemon = _daemon()
+    value = None
+    if request.method == "PUT":
+        body = await request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("value"), str):
+            abort(400, 'the body must be JSON like {"value": "30"} (the value in TOML syntax)')
+        value = settings.parse_value(body["value"])
+    settings.change(daemon.loaded, key, value)  # validated against the whole config, then written
+    await daemon.reload()
+    effective = settings.lookup(daemon.loaded, key) if value is not None else None
+    # the listeners and the data_dir are bound at start
+    restart = key.split(".")[0] in ("ports", "app")
+    return {"key": key, "value": effective, "restart_needed": restart}
 
 
 @admin.get("/processes")

@@ -10,7 +10,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from supervisor.api.admin import admin
-from supervisor.errors import KillRefused, NoSuchProcess
+from supervisor.errors import ConfigError, KillRefused, NoSuchProcess, UnknownKey
 
 if TYPE_CHECKING:
     from supervisor.daemon import Daemon
@@ -35,6 +35,10 @@ def create_app(daemon: Daemon) -> Quart:
                 405: f"method {request.method} not allowed on {request.path}",
             }.get(code, exc.name)
         return {"error": message}, code
+
+    @app.errorhandler(ConfigError)
+    async def bad_config(exc: ConfigError) -> tuple[dict[str, Any], int]:
+        return {"error": str(exc)}, 404 if isinstance(exc, UnknownKey) else 400
 
     @app.errorhandler(NoSuchProcess)
     async def no_such_process(exc: NoSuchProcess) -> tuple[dict[str, Any], int]:
