@@ -35,6 +35,8 @@ def _run(config_path: str | None, *, json_logs: bool | None) -> int:
     try:
         loaded = load_config(config_path)
         trio.run(Daemon(loaded).run, restrict_keyboard_interrupt_to_checkpoints=True)
+    except KeyboardInterrupt:  # Ctrl-C before the daemon took over SIGINT: nothing was started yet
+        return 130
     except (DancodesError, BaseExceptionGroup) as exc:
         error = _first_dancodes_error(exc)
         if error is None:

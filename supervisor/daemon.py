@@ -60,10 +60,9 @@ class Daemon:
     # -- what the API reads -------------------------------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        required = self.loaded.config.daemon.health_requires
-        ok = not self.stopping and all(
-            name in self.services and self.services[name].healthy is True for name in required
-        )
+        # a required service that the config disables is not waited for
+        required = [n for n in self.loaded.config.daemon.health_requires if n in self.services]
+        ok = not self.stopping and all(self.services[name].healthy is True for name in required)
         return ok, {
             "status": "ok" if ok else "degraded",
             "daemon": {

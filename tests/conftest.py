@@ -169,8 +169,6 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProc]]:
 
 
 ONLY_TEST_SERVICES = """
-[daemon]
-health_requires = []
 [services.opencode]
 enabled = false
 [services.caddy]

@@ -124,8 +124,10 @@ start_seconds = 0.1
 
 def test_log_tail_is_bounded(start_daemon: Callable[..., DaemonProc]) -> None:
     extra = (
-        ONLY_TEST_SERVICES.replace("[daemon]\n", "[daemon]\nlog_tail = 20\n")
+        ONLY_TEST_SERVICES
         + """
+[daemon]
+log_tail = 20
 [services.chatty]
 argv = ["sh", "-c", "seq 1 500; sleep 600"]
 [services.chatty.probe]
