@@ -1,8 +1,9 @@
-"""The daemon's configuration: its schema, the defaults in `conf/`, one override file, and validation.
+"""The daemon's configuration: its schema, its layers, validation, and where things live.
 
-`load_config(path)` reads `conf/dancodes.toml`, merges the override file over it table by table,
-validates the result against the schema below and resolves placeholders and the data directory.
-Any problem is a `ConfigError` whose one-line message names the file and the key.
+`load_config(path)` reads `conf/dancodes.toml`, merges the file at `path` and then
+`<data_dir>/settings.toml` over it table by table, validates the result against the schema below,
+and resolves placeholders and the data directory. Any problem is a `ConfigError` whose one-line
+message names the file and the key.
 """
 
 from __future__ import annotations

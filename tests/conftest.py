@@ -30,6 +30,21 @@ def free_port() -> int:
         return port
 
 
+DEFAULT_PORTS = {"public": 8080, "opencode": 4096, "app": 4097}
+
+
+def defaults_if_free() -> dict[str, int]:
+    """The production ports when nothing listens on them (CI), else free ones (a dev's `make run`)."""
+    for port in DEFAULT_PORTS.values():
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                return {}
+    return dict(DEFAULT_PORTS)
+
+
 def toml_value(value: Any) -> str:
     return json.dumps(value)  # JSON strings, numbers, booleans and lists are valid TOML too
 

@@ -11,7 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import DaemonProc
+from tests.conftest import DaemonProc, defaults_if_free
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare for a PID namespace"
@@ -43,7 +43,9 @@ def outside_pid(daemon: DaemonProc, needle: str) -> int:
 def test_pid1_runs_the_stack_restarts_opencode_reaps_and_empties_the_namespace(
     start_daemon: Callable[..., DaemonProc],
 ) -> None:
-    daemon = start_daemon(ORPHAN_MAKER, argv_prefix=["unshare", "--pid", "--fork", "--mount-proc"])
+    daemon = start_daemon(
+        ORPHAN_MAKER, argv_prefix=["unshare", "--pid", "--fork", "--mount-proc"], ports=defaults_if_free()
+    )
     health = daemon.get("/admin/health").json()
     assert health["daemon"]["pid"] == 1
     assert health["daemon"]["mode"] == "pid1"
