@@ -265,3 +265,68 @@ policy = "never"
     assert [(o["service"], o["cmdline"]) for o in orphans] == [("keeper", ["sleep", "601"])]
     time.sleep(0.5)  # a few policy rounds: the keeper's orphan is spared, its service never restarted
     assert [o["pid"] for o in daemon.get("/admin/processes").json()["orphans"]] == [orphans[0]["pid"]]
+
+
+DISPOSABLE = """
+import http.server, signal, sys
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+    def do_POST(self):
+        print("disposed " + self.path, flush=True)
+        self.send_response(200); self.end_headers()
+    def log_message(self, *args):
+        pass
+
+def on_term(*_):
+    print("got SIGTERM", flush=True)
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, on_term)
+http.server.HTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+"""
+
+
+def test_stop_disposes_first_then_signals(start_daemon: Callable[..., DaemonProc]) -> None:
+    port = free_port()
+    code = DISPOSABLE.replace("PORT", str(port))
+    extra = (
+        ONLY_TEST_SERVICES
+        + f"""
+[services.agent]
+argv = ["python3", "-c", {json.dumps(code)}]
+dispose_url = "http://127.0.0.1:{port}/global/dispose"
+[services.agent.probe]
+url = "http://127.0.0.1:{port}/"
+timeout = 0.5
+interval = 0.5
+"""
+    )
+    daemon = start_daemon(extra, wait_healthy=False)
+    daemon.wait_for(lambda: daemon.service("agent")["state"] == "running", 20, "agent running")
+    assert daemon.stop(signal.SIGTERM) == 0
+    lines = [e["line"] for e in daemon.events() if e.get("event") == "output" and e.get("service") == "agent"]
+    assert lines == ["disposed /global/dispose", "got SIGTERM"]
+
+
+def test_sigterm_while_a_service_is_still_starting(start_daemon: Callable[..., DaemonProc]) -> None:
+    extra = (
+        ONLY_TEST_SERVICES
+        + """
+[services.slow]
+argv = ["sleep", "600"]
+[services.slow.probe]
+url = "http://127.0.0.1:9/never"
+timeout = 0.2
+start_timeout = 600.0
+"""
+    )
+    daemon = start_daemon(extra, wait_healthy=False)
+    daemon.wait_for(lambda: daemon.service("slow")["state"] == "starting", 20, "slow starting")
+    pid = daemon.service("slow")["pid"]
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert not psutil.pid_exists(pid)
+    assert [e["state"] for e in daemon.events() if e.get("service") == "slow" and e.get("event") == "state"][
+        -2:
+    ] == ["stopping", "stopped"]
