@@ -126,8 +126,11 @@ class ServiceLog:
             return []
         return list(self.lines)[-n:]
 
-    def last_line(self, stream: Stream = "stderr") -> str | None:
+    def last_line(self, stream: Stream = "stderr", *, since: float = 0.0) -> str | None:
+        """The last non-blank line on `stream` written at or after `since` (wall clock)."""
         for entry in reversed(self.lines):
+            if entry.t < since:
+                return None
             if entry.stream == stream and entry.line.strip():
                 return entry.line.strip()
         return None

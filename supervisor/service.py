@@ -86,6 +86,7 @@ class Service:
         self.healthy_since: float | None = None
         self.starts = 0
         self._attempts = 0  # starts tried, including those that failed to spawn
+        self._spawned_at = 0.0  # wall clock, to match output lines of the current run
         self.last_exit: ExitStatus | None = None
         self.last_exit_at: float | None = None  # wall clock, for people
         #: Set once the service is first ready, or has first failed to start: what dependents wait for.
@@ -247,6 +248,7 @@ class Service:
         self.pid = child.pid
         self.starts += 1
         self.started_at = trio.current_time()
+        self._spawned_at = time.time()
         self.healthy = None
         self.healthy_since = None
         self._log.info("spawned", pid=child.pid, argv=argv, run=self.run_id)
@@ -386,7 +388,7 @@ class Service:
         if status is None:
             return "lost track of the process"
         text = status.describe()
-        last = self.output.last_line("stderr") if not status.success else None
+        last = self.output.last_line("stderr", since=self._spawned_at) if not status.success else None
         return f"{text}: {last[:200]}" if last else text
 
     async def _pump(self, stream: trio.lowlevel.FdStream, name: Stream) -> None:
