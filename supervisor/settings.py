@@ -12,6 +12,7 @@ import os
 import tomllib
 from typing import Any
 
+import msgspec
 import tomli_w
 
 from supervisor.config import SETTINGS_FILE, LoadedConfig, load_config
@@ -30,8 +31,6 @@ def parse_value(raw: str) -> Any:
 
 def lookup(loaded: LoadedConfig, key: str) -> Any:
     """The effective value at dotted `key`, as plain data."""
-    import msgspec
-
     node: Any = msgspec.to_builtins(loaded.config)
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
