@@ -54,7 +54,7 @@ Json = dict[str, Any]
 # -- talking to the daemon -------------------------------------------------------------------------
 
 
-class Daemon:
+class DaemonClient:
     """The admin API on the control socket; every failure comes out as a ControlError."""
 
     def __init__(self, socket: Path, timeout: float) -> None:
@@ -317,7 +317,7 @@ def out_json(value: object) -> None:
     out(json.dumps(value, indent=2))
 
 
-def cmd_status(daemon: Daemon, args: argparse.Namespace) -> int:
+def cmd_status(daemon: DaemonClient, args: argparse.Namespace) -> int:
     health = daemon.get("/admin/health", ok=(200, 503))  # 503 is a degraded daemon, still an answer
     orphans = daemon.get("/admin/processes").get("orphans", [])
     if args.json:
@@ -330,7 +330,7 @@ def cmd_status(daemon: Daemon, args: argparse.Namespace) -> int:
     return EXIT_OK if all(s.get("state") == "running" for s in services) else EXIT_NOT_RUNNING
 
 
-def cmd_kill(daemon: Daemon, args: argparse.Namespace) -> int:
+def cmd_kill(daemon: DaemonClient, args: argparse.Namespace) -> int:
     if args.orphans:
         body = daemon.post("/admin/processes/orphans/kill")
     else:
@@ -346,7 +346,7 @@ def cmd_kill(daemon: Daemon, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_control(daemon: Daemon, args: argparse.Namespace) -> int:
+def cmd_control(daemon: DaemonClient, args: argparse.Namespace) -> int:
     # the daemon answers once a start has played out: running, or failed with its reason
     svc = daemon.post(service_path(args.service, args.command))["service"]
     if args.json:
@@ -358,7 +358,7 @@ def cmd_control(daemon: Daemon, args: argparse.Namespace) -> int:
     return EXIT_OK if svc["state"] == "running" else EXIT_NOT_RUNNING
 
 
-def cmd_logs(daemon: Daemon, args: argparse.Namespace) -> int:
+def cmd_logs(daemon: DaemonClient, args: argparse.Namespace) -> int:
     render: Callable[[Json], str] = json.dumps if args.json else log_line
 
     def show(entry: Json) -> None:
@@ -387,7 +387,7 @@ def _entry(raw: str) -> Json:
     return entry
 
 
-def cmd_config(daemon: Daemon, args: argparse.Namespace) -> int:
+def cmd_config(daemon: DaemonClient, args: argparse.Namespace) -> int:
     if args.action == "get" and args.key is None:
         body = daemon.get("/admin/config")
         if args.json:
@@ -431,7 +431,7 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-COMMANDS: dict[str, Callable[[Daemon, argparse.Namespace], int]] = {
+COMMANDS: dict[str, Callable[[DaemonClient, argparse.Namespace], int]] = {
     "config": cmd_config,
     "status": cmd_status,
     "kill": cmd_kill,
@@ -559,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    daemon = Daemon(socket_path(args), args.timeout)
+    daemon = DaemonClient(socket_path(args), args.timeout)
     try:
         return COMMANDS[args.command](daemon, args)
     finally:

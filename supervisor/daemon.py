@@ -11,18 +11,20 @@ SIGHUP         → reload the config; a bad one is logged and the running one ke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 from typing import Any
 
+import psutil
 import structlog
 import trio
 
 from supervisor import __version__
 from supervisor.config import LoadedConfig, load_config, start_order
 from supervisor.datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
-from supervisor.errors import DancodesError, KillRefused
+from supervisor.errors import DancodesError
 from supervisor.logs import Redactor, ServiceLog, secret_values
 from supervisor.orphans import Orphan, check_killable, kill_tree, list_orphans
 from supervisor.reaper import Mode, Reaper, become_reaper
@@ -194,8 +196,10 @@ class Daemon:
             remaining = max(0.1, budget - (trio.current_time() - started) - 0.2)
             with trio.move_on_after(remaining):
                 await self.kill_orphans(orphans)
-            for orphan in self.orphans():
-                _kill_group(orphan.pid, leader_only=True)
+        # the budget is spent: whatever still runs below the daemon goes now
+        for proc in psutil.Process(self.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
 
     async def reload(self) -> None:
         """Re-read the config; apply service changes; keep the running config if the new one is bad."""
@@ -253,8 +257,8 @@ class Daemon:
                     continue
                 try:
                     killed = await self.kill(orphan.pid)
-                except (KillRefused, DancodesError):
-                    continue
+                except DancodesError:
+                    continue  # gone meanwhile, or no longer ours
                 log.info(
                     "orphan_killed_by_policy",
                     pid=orphan.pid,
@@ -264,11 +268,6 @@ class Daemon:
                 )
 
 
-def _kill_group(pid: int, *, leader_only: bool = False) -> None:
-    try:
-        if leader_only:
-            os.kill(pid, signal.SIGKILL)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

@@ -10,14 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 DANCODES = str(VENV_BIN / "dancodes")
 DANCODES_CTL = str(VENV_BIN / "dancodes-ctl")
@@ -58,7 +57,6 @@ class DaemonProc:
     config: Path
     log_path: Path
     ports: dict[str, int]
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def socket(self) -> Path:
