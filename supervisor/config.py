@@ -91,7 +91,31 @@ class ServiceConfig(_Table):
 
 
 class AppSettings(_Table):
-    public_origin: str = "http://localhost:8080"
+    # The origin the phone uses, e.g. "https://dancodes.fly.dev": CSRF checks compare against it and
+    # the cookie is Secure when it is https. Empty: $DANCODES_PUBLIC_ORIGIN, else the request's own
+    # Host (fine on loopback, not behind a TLS-terminating edge).
+    public_origin: str = ""
+
+
+class AuthSettings(_Table):
+    cookie_name: str = "dancodes_auth"
+    max_age_days: Positive = 30.0
+    rotation_window_days: NonNegative = 7.0  # how long AUTH_SECRET_PREVIOUS still signs in
+    free_attempts: Annotated[int, msgspec.Meta(ge=0)] = 3  # wrong passwords before delays start
+    lockout_initial: Positive = 1.0  # seconds; doubles with each further failure
+    lockout_max: Positive = 900.0
+
+
+class GitSettings(_Table):
+    # {owner} and {name} are validated before they are put in; file:// bases serve the tests
+    remote_url: str = "https://github.com/{owner}/{name}.git"
+    github_api: str = "https://api.github.com"
+
+
+class GcSettings(_Table):
+    interval_minutes: NonNegative = 60.0  # 0: only on demand (POST /admin/gc)
+    idle_days: Positive = 14.0  # a worktree whose session is idle this long may go
+    dispose_idle_minutes: NonNegative = 30.0  # opencode's instance for an idle worktree is disposed; 0: never
 
 
 class Config(_Table):
@@ -100,6 +124,9 @@ class Config(_Table):
     daemon: DaemonSettings = msgspec.field(default_factory=DaemonSettings)
     orphans: OrphanPolicy = msgspec.field(default_factory=OrphanPolicy)
     app: AppSettings = msgspec.field(default_factory=AppSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    git: GitSettings = msgspec.field(default_factory=GitSettings)
+    gc: GcSettings = msgspec.field(default_factory=GcSettings)
     services: dict[ServiceName, ServiceConfig] = msgspec.field(default_factory=dict)
 
 
@@ -115,6 +142,14 @@ class Paths:
     @property
     def control_socket(self) -> Path:
         return self.run_dir / "dancodes.sock"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data_dir / "projects" / "repos"  # owner__name: regular clones
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.data_dir / "projects" / "worktrees"  # owner__name__<session id>: one per chat
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,24 @@
 
     DancodesError
     ├── ConfigError          a config file that cannot be read or does not validate
-    │   └── UnknownKey         a dotted key that names no setting
+    │   ├── UnknownKey         a dotted key that names no setting
+    │   └── MissingSecret      a secret the environment must provide is unset or too short
     ├── DataDirError         the data directory cannot be created or written
     ├── SpawnError           a service's process could not be started (missing binary, bad cwd)
     ├── ListenError          the daemon could not bind its own listener
     ├── ProcessError         an orphan kill refused or impossible
     │   ├── NoSuchProcess      no live process has that pid
     │   └── KillRefused        the pid is the daemon, a managed service, or not a descendant
-    └── ControlError         `dancodes-ctl` could not get an answer from the daemon
-        └── DaemonUnreachable  nothing listens on the control socket
+    ├── ControlError         `dancodes-ctl` could not get an answer from the daemon
+    │   └── DaemonUnreachable  nothing listens on the control socket
+    ├── ProjectError         a repo or worktree request that cannot be carried out (`status`: its HTTP code)
+    │   ├── InvalidName        an owner, repo name, session id or branch that fails validation (400)
+    │   ├── NotFound           no such repo or worktree on disk (404)
+    │   ├── Conflict           exists already, still has worktrees, or would lose work (409)
+    │   └── GitFailed          git itself failed: clone, fetch, worktree add (502)
+    └── UpstreamError        a service the daemon asks on the user's behalf failed (`status`: its HTTP code)
+        ├── GitHubError        the GitHub API refused or could not be reached (502), or no token (503)
+        └── OpencodeError      opencode did not answer as expected (502)
 
 Every message is one line that names what is wrong, fit to show a user as it is.
 """
@@ -71,3 +80,53 @@ class ControlError(DancodesError):
 
 class DaemonUnreachable(ControlError):
     """Nothing listens on the control socket: the daemon is not running, or another socket is meant."""
+
+
+class MissingSecret(ConfigError):
+    """A secret the environment must provide (AUTH_PASSWORD, AUTH_SECRET) is unset or too short."""
+
+
+class ProjectError(DancodesError):
+    """A repo or worktree request that cannot be carried out; `status` is the HTTP status to answer."""
+
+    status = 400
+
+
+class InvalidName(ProjectError):
+    """An owner, repo name, session id or branch that fails validation."""
+
+    status = 400
+
+
+class NotFound(ProjectError):
+    """No such repo or worktree on disk."""
+
+    status = 404
+
+
+class Conflict(ProjectError):
+    """The repo or worktree exists already, a repo still has worktrees, or a delete would lose work."""
+
+    status = 409
+
+
+class GitFailed(ProjectError):
+    """git itself failed (clone, fetch, worktree add); the message carries libgit2's reason."""
+
+    status = 502
+
+
+class UpstreamError(DancodesError):
+    """A service the daemon asks on the user's behalf failed; `status` is the HTTP status to answer."""
+
+    def __init__(self, message: str, *, status: int = 502) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class GitHubError(UpstreamError):
+    """The GitHub API refused or could not be reached (502), or no token is configured (503)."""
+
+
+class OpencodeError(UpstreamError):
+    """opencode did not answer as expected."""
