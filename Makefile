@@ -24,7 +24,7 @@ install:
 	$(INSTALL)
 
 run: install
-	.venv/bin/dancodes run --config conf/dev.toml
+	eval "$$(scripts/dev-secrets.sh)"; exec .venv/bin/dancodes run --config conf/dev.toml
 
 # make itself exits 2 when a recipe fails; the line below names pytest's own exit code.
 test: install

@@ -116,6 +116,7 @@ class GcSettings(_Table):
     interval_minutes: NonNegative = 60.0  # 0: only on demand (POST /admin/gc)
     idle_days: Positive = 14.0  # a worktree whose session is idle this long may go
     dispose_idle_minutes: NonNegative = 30.0  # opencode's instance for an idle worktree is disposed; 0: never
+    new_worktree_grace_minutes: NonNegative = 10.0  # a new worktree's chat may not be listed yet: keep it
 
 
 class Config(_Table):
@@ -142,6 +143,10 @@ class Paths:
     @property
     def control_socket(self) -> Path:
         return self.run_dir / "dancodes.sock"
+
+    @property
+    def web_root(self) -> Path:
+        return self.home / "web" / "dist"  # the mobile web app, built by make
 
     @property
     def repos_dir(self) -> Path:

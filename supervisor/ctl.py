@@ -431,8 +431,59 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
+def cmd_worktrees(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    worktrees = daemon.get("/admin/worktrees")["worktrees"]
+    if args.json:
+        out_json({"worktrees": worktrees})
+        return EXIT_OK
+    now = time.time()
+    rows = [
+        [
+            f"{wt['repo']}/{wt['session_id']}",
+            wt["branch"] or "-",
+            "dirty" if wt["dirty"] else "clean",
+            str(wt["unpushed"]),
+            human_bytes(wt["size"]),
+            human_duration(now - wt["last_activity"]) + " ago",
+        ]
+        for wt in worktrees
+    ]
+    for line in table(["WORKTREE", "BRANCH", "STATE", "UNPUSHED", "SIZE", "ACTIVE"], rows):
+        out(line)
+    return EXIT_OK
+
+
+def cmd_gc(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    report = daemon.request("POST", "/admin/gc", {"dry_run": args.dry_run, "force": args.force})
+    if args.json:
+        out_json(report)
+        return EXIT_OK
+    rows = [
+        [
+            f"{d['repo']}/{d['session_id']}",
+            d["action"] + (" (backed up)" if d.get("backup") else ""),
+            d["reason"],
+        ]
+        for d in report["decisions"]
+    ]
+    for line in table(["WORKTREE", "ACTION", "WHY"], rows):
+        out(line)
+    verb = "would delete" if args.dry_run else "deleted"
+    count = (
+        sum(1 for d in report["decisions"] if d["action"] == "delete")
+        if args.dry_run
+        else len(report["deleted"])
+    )
+    out(f"{verb} {count} worktree(s)")
+    for name, error in report["errors"].items():
+        out(f"failed: {name}: {error}")
+    return EXIT_ERROR if report["errors"] else EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[DaemonClient, argparse.Namespace], int]] = {
     "config": cmd_config,
+    "worktrees": cmd_worktrees,
+    "gc": cmd_gc,
     "status": cmd_status,
     "kill": cmd_kill,
     "logs": cmd_logs,
@@ -515,6 +566,15 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("value", help='in TOML syntax (30, true, ["a"]); other text is a string')
     unset = verbs.add_parser("unset", parents=[common], help="remove a key from <data_dir>/settings.toml")
     unset.add_argument("key")
+
+    sub.add_parser("worktrees", parents=[common], help="each chat's worktree: branch, work at risk, size")
+    gc = sub.add_parser(
+        "gc", parents=[common], help="prune worktrees whose chat is gone or idle, keeping work"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="show what would go, change nothing")
+    gc.add_argument(
+        "--force", action="store_true", help="also delete worktrees holding work, backed up first"
+    )
 
     logs = sub.add_parser("logs", parents=[common], help="a service's recent output")
     logs.add_argument("service")

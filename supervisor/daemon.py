@@ -2,9 +2,11 @@
 
 async with trio.open_nursery() as nursery:
     reaper           the one waiter (supervisor.reaper)
-    app              /admin/* on 127.0.0.1 and the control socket, up before any service
+    clones           background clones with progress (supervisor.projects.clones)
+    app              /auth, /admin and the web app on 127.0.0.1 and the control socket, up first
     services         opencode, then Caddy once opencode is ready, then any others
     orphan policy    kills old orphans when configured
+    housekeeper      worktree GC and idle opencode instances, on a schedule
 SIGTERM/SIGINT → stop services in reverse order, kill leftover orphans, stop the app, exit 0
 SIGHUP         → reload the config; a bad one is logged and the running one kept
 """
@@ -22,11 +24,16 @@ import structlog
 import trio
 
 from supervisor import __version__
+from supervisor.auth import AuthWall
 from supervisor.config import LoadedConfig, load_config, start_order
 from supervisor.datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
 from supervisor.errors import DancodesError
 from supervisor.logs import Redactor, ServiceLog, secret_values
+from supervisor.opencode import OpencodeClient
 from supervisor.orphans import Orphan, check_killable, kill_tree, list_orphans
+from supervisor.projects.clones import Clones
+from supervisor.projects.housekeeping import Housekeeper
+from supervisor.projects.store import ProjectStore
 from supervisor.reaper import Mode, Reaper, become_reaper
 from supervisor.service import RESTING, Service
 
@@ -48,6 +55,17 @@ class Daemon:
         self._nursery: trio.Nursery | None = None
         for name in start_order(loaded):
             self.services[name] = self._make_service(name)
+        self.auth = AuthWall.from_config(loaded, os.environ)  # MissingSecret: refuse to start
+        paths = loaded.paths
+        self.store = ProjectStore(
+            paths.repos_dir,
+            paths.worktrees_dir,
+            loaded.config.git.remote_url,
+            token=os.environ.get("GITHUB_TOKEN") or None,
+        )
+        self.clones = Clones(self.store)
+        self.opencode = OpencodeClient(f"http://127.0.0.1:{loaded.config.ports.opencode}")
+        self.housekeeper = Housekeeper(self.store, self.opencode, lambda: self.loaded.config.gc)
 
     def _make_service(self, name: str) -> Service:
         cfg = self.loaded.config
@@ -133,12 +151,14 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self.reaper.run)
+                await nursery.start(self.clones.run)
                 app_stop = trio.Event()
                 await nursery.start(serve_app, self, app_stop)
                 for svc in self.services.values():
                     await nursery.start(svc.supervise)
                     nursery.start_soon(self._start_when_ready, svc)
                 nursery.start_soon(self._orphan_policy)
+                await nursery.start(self.housekeeper.run)
                 ports = self.loaded.config.ports
                 log.info(
                     "daemon_ready",
@@ -159,7 +179,9 @@ class Daemon:
                 with trio.move_on_after(2):
                     while self.reaper.children:
                         await trio.sleep(0.02)
-                nursery.cancel_scope.cancel()  # the reaper and the orphan policy run until cancelled
+                nursery.cancel_scope.cancel()  # the reaper, clones and schedules run until cancelled
+        with trio.CancelScope(shield=True):
+            await self.opencode.aclose()
         log.info("daemon_stopped")
 
     async def _start_when_ready(self, svc: Service) -> None:

@@ -16,11 +16,13 @@ from supervisor.errors import DataDirError
 
 
 def prepare_data_dir(paths: Paths) -> None:
-    """Create the data and run directories; raise DataDirError unless they are usable."""
+    """Create the data, run, repos and worktrees directories; raise DataDirError unless they are usable."""
     try:
         paths.data_dir.mkdir(parents=True, exist_ok=True)
         paths.run_dir.mkdir(mode=0o700, exist_ok=True)
         paths.run_dir.chmod(0o700)
+        paths.repos_dir.mkdir(parents=True, exist_ok=True)
+        paths.worktrees_dir.mkdir(parents=True, exist_ok=True)
         probe = paths.data_dir / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -135,10 +136,18 @@ def write_config(path: Path, data_dir: Path, ports: dict[str, int], extra: str =
     )
 
 
+#: The wall's secrets for every daemon a test starts (the wall refuses to start without them).
+TEST_PASSWORD = "correct horse battery staple"
+TEST_SECRET = secrets.token_urlsafe(32)
+
+
 def daemon_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.pop("DANCODES_DATA_DIR", None)
+    for name in ("DANCODES_DATA_DIR", "DANCODES_PUBLIC_ORIGIN", "AUTH_SECRET_PREVIOUS", "GITHUB_TOKEN"):
+        env.pop(name, None)
     env["PYTHONUNBUFFERED"] = "1"
+    env["AUTH_PASSWORD"] = TEST_PASSWORD
+    env["AUTH_SECRET"] = TEST_SECRET
     return env
 
 

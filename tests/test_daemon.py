@@ -7,11 +7,12 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import psutil
 
-from tests.conftest import ONLY_TEST_SERVICES, DaemonProc, free_port
+from tests.conftest import ONLY_TEST_SERVICES, DaemonProc, daemon_env, free_port
 
 WEB = """
 [services.web]
@@ -87,9 +88,11 @@ start_seconds = 0.1
 
 
 def test_output_lines_are_tagged_kept_and_secrets_masked(
-    start_daemon: Callable[..., DaemonProc], tmp_path: object
+    start_daemon: Callable[..., DaemonProc], tmp_path: Path
 ) -> None:
-    env = dict(os.environ, AUTH_SECRET="s3cr3t-value-never-logged", MY_MARKER="passed-through")
+    env = dict(
+        daemon_env(tmp_path), AUTH_SECRET="s3cr3t-value-never-logged-0123456789", MY_MARKER="passed-through"
+    )
     extra = (
         ONLY_TEST_SERVICES
         + """
@@ -109,7 +112,7 @@ start_seconds = 0.1
     assert ("stdout", "out:passed-through") in text  # the environment reaches children
     assert ("stderr", "err:[redacted]") in text
     assert ("stdout", "svc:talker") in text
-    assert "s3cr3t-value-never-logged" not in daemon.log()
+    assert "s3cr3t-value-never-logged-0123456789" not in daemon.log()
     tagged = [e for e in daemon.events() if e.get("event") == "output" and e.get("service") == "talker"]
     assert {e["stream"] for e in tagged} == {"stdout", "stderr"}
     assert daemon.get("/admin/services/talker/logs?n=1").json()["lines"][0]["line"] in {

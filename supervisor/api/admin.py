@@ -1,8 +1,7 @@
-"""The /admin routes: health for everyone, service and process control on the control socket only.
+"""The /admin routes of the daemon itself: health for everyone; services, processes and config.
 
-The control socket (a unix socket, mode 0600) is the operator's way in and needs no cookie. On
-the loopback TCP listener, which Caddy proxies, only `/admin/health` answers until the auth wall
-guards the rest.
+The control socket (a unix socket, mode 0600) is the operator's way in and needs no cookie; the
+loopback TCP listener, which Caddy proxies, needs the login cookie (`supervisor.api.guard`).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import trio
 from quart import Blueprint, Response, abort, current_app, request
 
 from supervisor import settings
+from supervisor.api.guard import require_auth
 from supervisor.config import SETTINGS_FILE
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from supervisor.service import Service
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
+admin.before_request(require_auth)
 
 Json = tuple[dict[str, Any], int] | dict[str, Any]
 
@@ -30,17 +31,6 @@ Json = tuple[dict[str, Any], int] | dict[str, Any]
 def _daemon() -> Daemon:
     daemon: Daemon = current_app.config["DANCODES_DAEMON"]
     return daemon
-
-
-def on_control_socket() -> bool:
-    # hypercorn gives a unix socket's connections no server address
-    return request.scope.get("server") is None
-
-
-@admin.before_request
-async def control_only() -> None:
-    if request.endpoint != "admin.health" and not on_control_socket():
-        abort(403, "this endpoint answers on the control socket only")
 
 
 @admin.get("/health")

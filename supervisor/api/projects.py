@@ -1,0 +1,164 @@
+"""The /admin routes for repos, worktrees, disk and GC, plus the user's GitHub repos.
+
+git runs in worker threads (libgit2 blocks); names are validated before any path is built from
+them, and every error is a `ProjectError` or `UpstreamError` carrying its HTTP status.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import TYPE_CHECKING, Any
+
+import trio
+from quart import Blueprint, current_app
+from quart_schema import validate_querystring, validate_request
+
+from supervisor import github
+from supervisor.api.guard import require_auth
+from supervisor.api.schemas import CloneRequest, ForceQuery, GcRequest, WorktreeRequest
+from supervisor.projects.names import RepoName, validate_branch, validate_session_id
+
+if TYPE_CHECKING:
+    from supervisor.daemon import Daemon
+    from supervisor.projects.store import CloneProgress
+
+projects = Blueprint("projects", __name__, url_prefix="/admin")
+projects.before_request(require_auth)
+
+Json = tuple[dict[str, Any], int] | dict[str, Any]
+
+
+def _daemon() -> Daemon:
+    daemon: Daemon = current_app.config["DANCODES_DAEMON"]
+    return daemon
+
+
+def _clone_json(repo: RepoName, progress: CloneProgress) -> dict[str, Any]:
+    return {"repo": str(repo), **progress.as_json()}
+
+
+@projects.get("/repos")
+async def list_repos() -> Json:
+    """Cloned repos, and the clones running or recently failed with their progress."""
+    daemon = _daemon()
+    repos = await trio.to_thread.run_sync(daemon.store.list_repos)
+    return {
+        "repos": [r.as_json() for r in repos],
+        "clones": [_clone_json(repo, p) for repo, p in daemon.clones.listed()],
+    }
+
+
+@projects.post("/repos/clone")
+@validate_request(CloneRequest)
+async def clone(data: CloneRequest) -> Json:
+    """Start a clone (202 with its progress); an existing repo answers 200, `wait` answers when done."""
+    daemon = _daemon()
+    repo = RepoName.parse(data.repo)
+    if daemon.store.exists(repo) and daemon.clones.get(repo) is None:
+        info = await trio.to_thread.run_sync(daemon.store.repo, repo)
+        return {"repo": info.as_json(), "clone": None}, 200
+    progress = daemon.clones.start(repo)
+    if not data.wait:
+        return {"repo": None, "clone": _clone_json(repo, progress)}, 202
+    await daemon.clones.wait(repo)
+    if progress.phase == "failed":
+        return {
+            "error": progress.error or f"clone of {repo} failed",
+            "clone": _clone_json(repo, progress),
+        }, 502
+    info = await trio.to_thread.run_sync(daemon.store.repo, repo)
+    return {"repo": info.as_json(), "clone": _clone_json(repo, progress)}, 201
+
+
+@projects.get("/repos/<owner>/<name>")
+async def get_repo(owner: str, name: str) -> Json:
+    daemon = _daemon()
+    repo = RepoName(owner, name)
+    progress = daemon.clones.get(repo)
+    if progress is not None:
+        return {"repo": None, "clone": _clone_json(repo, progress)}, 202
+    info = await trio.to_thread.run_sync(daemon.store.repo, repo)
+    return {"repo": info.as_json(), "clone": None}
+
+
+@projects.delete("/repos/<owner>/<name>")
+@validate_querystring(ForceQuery)
+async def delete_repo(owner: str, name: str, query_args: ForceQuery) -> Json:
+    """Delete a clone; refused while it has worktrees unless `force` (which backs their work up)."""
+    daemon = _daemon()
+    repo = RepoName(owner, name)
+    progress = daemon.clones.get(repo)
+    if progress is not None and progress.phase not in ("done", "failed"):
+        progress.cancel()
+        await daemon.clones.wait(repo)
+        return {"deleted": str(repo), "cancelled_clone": True}
+    if query_args.force:
+        for wt in await trio.to_thread.run_sync(daemon.store.list_worktrees):
+            if wt.repo == repo:
+                await daemon.housekeeper.delete_worktree(repo, wt.session_id, force=True)
+    result = await trio.to_thread.run_sync(lambda: daemon.store.delete_repo(repo, force=query_args.force))
+    return {"deleted": str(repo), **result.as_json()}
+
+
+@projects.get("/repos/github")
+async def github_repos() -> Json:
+    """The user's GitHub repos, newest push first, each marked if it is cloned here."""
+    daemon = _daemon()
+    repos = await github.list_repos(
+        daemon.loaded.config.git.github_api,
+        token=os.environ.get("GITHUB_TOKEN") or None,
+        user=os.environ.get("GITHUB_USER") or None,
+    )
+    cloned = {str(r.repo) for r in await trio.to_thread.run_sync(daemon.store.list_repos)}
+    return {"repos": [{**r.as_json(), "cloned": r.full_name in cloned} for r in repos]}
+
+
+@projects.post("/worktrees")
+@validate_request(WorktreeRequest)
+async def create_worktree(data: WorktreeRequest) -> Json:
+    """A worktree for one chat, on a new branch from a freshly fetched origin default branch."""
+    daemon = _daemon()
+    repo = RepoName.parse(data.repo)
+    session_id = validate_session_id(data.session_id)
+    branch = validate_branch(data.branch) if data.branch is not None else None
+    info = await trio.to_thread.run_sync(lambda: daemon.store.create_worktree(repo, session_id, branch))
+    return {"worktree": info.as_json()}, 201
+
+
+@projects.get("/worktrees")
+async def list_worktrees() -> Json:
+    worktrees = await trio.to_thread.run_sync(_daemon().store.list_worktrees)
+    return {"worktrees": [wt.as_json() for wt in worktrees]}
+
+
+@projects.get("/worktrees/<owner>/<name>/<session_id>")
+async def get_worktree(owner: str, name: str, session_id: str) -> Json:
+    repo, sid = RepoName(owner, name), validate_session_id(session_id)
+    info = await trio.to_thread.run_sync(_daemon().store.worktree, repo, sid)
+    return {"worktree": info.as_json()}
+
+
+@projects.delete("/worktrees/<owner>/<name>/<session_id>")
+@validate_querystring(ForceQuery)
+async def delete_worktree(owner: str, name: str, session_id: str, query_args: ForceQuery) -> Json:
+    """Dispose the chat's opencode instance, then delete; work on no remote needs `force` (backed up)."""
+    repo, sid = RepoName(owner, name), validate_session_id(session_id)
+    return {"deleted": await _daemon().housekeeper.delete_worktree(repo, sid, force=query_args.force)}
+
+
+@projects.get("/disk")
+async def disk() -> Json:
+    """The volume's total, used and free bytes, and the size of each repo and worktree."""
+    daemon = _daemon()
+    usage = shutil.disk_usage(daemon.loaded.paths.data_dir)
+    sizes = await trio.to_thread.run_sync(daemon.store.disk_usage)
+    return {"volume": {"total": usage.total, "used": usage.used, "free": usage.free}, **sizes}
+
+
+@projects.post("/gc")
+@validate_request(GcRequest)
+async def gc(data: GcRequest) -> Json:
+    """Prune worktrees whose chat is gone or idle, never losing work; `dry_run` changes nothing."""
+    report = await _daemon().housekeeper.gc(dry_run=data.dry_run, force=data.force)
+    return report.as_json()

@@ -1,0 +1,79 @@
+"""A small client for the few opencode calls the daemon makes itself: sessions, busy ones, dispose.
+
+The web app talks to opencode directly through Caddy; the daemon asks only what GC and the
+idle-instance janitor need, on loopback, with short timeouts. Anything unexpected is an
+`OpencodeError`, so a caller that cannot tell whether a chat is live does nothing destructive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from supervisor.errors import OpencodeError
+
+_DIRECTORY = "x-opencode-directory"
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    directory: str
+    updated: float  # epoch seconds
+
+
+class OpencodeClient:
+    """Async calls to one opencode server; `base_url` like `http://127.0.0.1:4096`."""
+
+    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
+        self.base_url = base_url
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise OpencodeError(f"opencode did not answer {method} {path}: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise OpencodeError(f"opencode answered {method} {path} with {response.status_code}")
+        try:
+            return response.json()
+        except ValueError:
+            raise OpencodeError(f"opencode answered {method} {path} with something not JSON") from None
+
+    async def sessions(self) -> dict[str, Session]:
+        """Every session of every project, archived ones included, by id."""
+        items = await self._call(
+            "GET", "/experimental/session", params={"limit": 100_000, "archived": "true"}
+        )
+        if not isinstance(items, list):
+            raise OpencodeError("opencode's session list is not a list")
+        found: dict[str, Session] = {}
+        for item in items:
+            try:
+                found[item["id"]] = Session(
+                    id=item["id"], directory=item.get("directory", ""), updated=item["time"]["updated"] / 1000
+                )
+            except (KeyError, TypeError):
+                continue
+        return found
+
+    async def busy(self) -> set[str]:
+        """Ids of the sessions with a turn running right now."""
+        body = await self._call("GET", "/api/session/active")
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise OpencodeError("opencode's active-session list has an unexpected shape")
+        return set(data)
+
+    async def abort(self, session_id: str, directory: str) -> None:
+        await self._call("POST", f"/session/{session_id}/abort", headers={_DIRECTORY: directory})
+
+    async def dispose(self, directory: str) -> None:
+        """Dispose the per-directory instance: its watchers, LSP and MCP children, its tools."""
+        await self._call("POST", "/instance/dispose", headers={_DIRECTORY: directory})

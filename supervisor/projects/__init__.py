@@ -1,0 +1,29 @@
+"""Repos and worktrees on disk: the git layer behind /admin/repos, /admin/worktrees and GC.
+
+Blocking code, called from trio worker threads. Importing this package does not load pygit2
+(about 12 MB of RSS): the store imports it on first use.
+"""
+
+from supervisor.projects.gc import GcDecision, GcResult, apply_gc, plan_gc
+from supervisor.projects.info import DeleteResult, DiskUsage, RepoDeleteResult, RepoInfo, WorktreeInfo
+from supervisor.projects.names import RepoName, inside, validate_branch, validate_session_id
+from supervisor.projects.progress import CloneProgress
+from supervisor.projects.store import ProjectStore
+
+__all__ = [
+    "CloneProgress",
+    "DeleteResult",
+    "DiskUsage",
+    "GcDecision",
+    "GcResult",
+    "ProjectStore",
+    "RepoDeleteResult",
+    "RepoInfo",
+    "RepoName",
+    "WorktreeInfo",
+    "apply_gc",
+    "inside",
+    "plan_gc",
+    "validate_branch",
+    "validate_session_id",
+]

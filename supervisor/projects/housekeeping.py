@@ -1,0 +1,188 @@
+"""Worktree GC and the idle-instance janitor, on a schedule and on demand.
+
+GC asks opencode which chats exist and which are busy, fetches each repo so "on a remote" is
+current, plans with `supervisor.projects.gc.plan_gc`, and deletes only what holds no work
+(or backs it up first, when forced). If opencode cannot say which chats are live, nothing is
+deleted. Before a worktree goes, its opencode instance is disposed, so no watcher or tool keeps
+running in a directory that no longer exists.
+
+The janitor disposes the opencode instance of a worktree whose chat has been idle for a while:
+opencode never evicts per-directory instances, and each holds file watchers and LSP children.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+
+from supervisor.errors import Conflict, DancodesError, OpencodeError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from supervisor.config import GcSettings
+    from supervisor.opencode import OpencodeClient
+    from supervisor.projects.names import RepoName
+    from supervisor.projects.store import ProjectStore
+
+log = structlog.get_logger("dancodes.gc")
+
+JANITOR_INTERVAL = 60.0  # seconds between idle-instance checks
+
+
+@dataclass
+class GcReport:
+    dry_run: bool
+    force: bool
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "force": self.force,
+            "decisions": self.decisions,
+            "deleted": self.deleted,
+            "errors": self.errors,
+        }
+
+
+class Housekeeper:
+    """GC and the janitor. `settings` is read on every run, so a config reload applies at once."""
+
+    def __init__(
+        self, store: ProjectStore, opencode: OpencodeClient, settings: Callable[[], GcSettings]
+    ) -> None:
+        self.store = store
+        self.opencode = opencode
+        self.settings = settings
+        self._lock = trio.Lock()  # one GC or delete at a time
+        self._disposed: dict[str, float] = {}  # directory -> when we last disposed its instance
+        self._since = time.time()  # instances loaded before this were not ours to know of
+
+    async def gc(self, *, dry_run: bool, force: bool = False) -> GcReport:
+        from supervisor.projects.gc import plan_gc
+
+        settings = self.settings()
+        async with self._lock:
+            sessions = await self.opencode.sessions()  # OpencodeError: delete nothing
+            busy = await self.opencode.busy()
+            for repo in await trio.to_thread.run_sync(self.store.list_repos):
+                try:
+                    await trio.to_thread.run_sync(self.store.fetch, repo.repo)
+                except DancodesError as exc:  # stale remote refs only make more work look unpushed
+                    log.warning("gc_fetch_failed", repo=str(repo.repo), error=str(exc))
+            worktrees = await trio.to_thread.run_sync(self.store.list_worktrees)
+            decisions = plan_gc(
+                worktrees,
+                {sid: s.updated for sid, s in sessions.items()},
+                busy,
+                now=time.time(),
+                idle_days=settings.idle_days,
+                grace_seconds=settings.new_worktree_grace_minutes * 60,
+                force=force,
+            )
+            report = GcReport(dry_run=dry_run, force=force, decisions=[d.as_json() for d in decisions])
+            if not dry_run:
+                for decision in decisions:
+                    if decision.action != "delete":
+                        continue
+                    wt = decision.worktree
+                    name = f"{wt.repo}/{wt.session_id}"
+                    try:
+                        await self.opencode.dispose(str(wt.path))
+                        await trio.to_thread.run_sync(
+                            functools.partial(
+                                self.store.delete_worktree, wt.repo, wt.session_id, force=decision.backup
+                            )
+                        )
+                    except DancodesError as exc:
+                        report.errors[name] = str(exc)
+                        log.warning("gc_delete_failed", worktree=name, error=str(exc))
+                    else:
+                        report.deleted.append(name)
+            log.info(
+                "gc_done",
+                dry_run=dry_run,
+                force=force,
+                worktrees=len(worktrees),
+                deleted=len(report.deleted),
+                kept=sum(1 for d in decisions if d.action == "keep"),
+                errors=len(report.errors),
+            )
+            return report
+
+    async def delete_worktree(self, repo: RepoName, session_id: str, *, force: bool) -> dict[str, Any]:
+        """Delete one worktree on request: refused while its chat runs, unless forced (then aborted)."""
+        async with self._lock:
+            wt = await trio.to_thread.run_sync(self.store.worktree, repo, session_id)
+            try:
+                busy = session_id in await self.opencode.busy()
+            except OpencodeError:
+                busy = False  # opencode down: no turn can be running
+            else:
+                if busy and not force:
+                    raise Conflict(
+                        f"the chat of worktree {repo}/{session_id} is running; stop it or pass force"
+                    )
+                if busy:
+                    await self.opencode.abort(session_id, str(wt.path))
+                await self.opencode.dispose(str(wt.path))
+            result = await trio.to_thread.run_sync(
+                functools.partial(self.store.delete_worktree, repo, session_id, force=force)
+            )
+            log.info("worktree_deleted", repo=str(repo), session_id=session_id, force=force)
+            return result.as_json()
+
+    async def dispose_idle(self) -> list[str]:
+        """Dispose the instances of worktrees idle longer than the setting; returns their paths."""
+        idle_after = self.settings().dispose_idle_minutes * 60
+        if idle_after <= 0:
+            return []
+        sessions = await self.opencode.sessions()
+        busy = await self.opencode.busy()
+        root = self.store.worktrees_dir.resolve()
+        last_active: dict[str, float] = {}
+        for session in sessions.values():
+            if session.id in busy or not Path(session.directory).is_relative_to(root):
+                continue
+            last_active[session.directory] = max(last_active.get(session.directory, 0.0), session.updated)
+        for session_id in busy:  # a directory with any busy chat stays loaded
+            if session_id in sessions:
+                last_active.pop(sessions[session_id].directory, None)
+        now = time.time()
+        disposed: list[str] = []
+        for directory, last in last_active.items():
+            if now - last < idle_after or last <= self._disposed.get(directory, self._since):
+                continue  # still in use, or nothing happened there since we (or a restart) disposed it
+            await self.opencode.dispose(directory)
+            self._disposed[directory] = now
+            disposed.append(directory)
+            log.info("instance_disposed", directory=directory, idle_minutes=round((now - last) / 60))
+        return disposed
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The schedule: GC every `interval_minutes`, the janitor about every minute."""
+        task_status.started()
+        last_gc = trio.current_time()
+        while True:
+            interval = self.settings().interval_minutes * 60
+            await trio.sleep(min(JANITOR_INTERVAL, interval) if interval > 0 else JANITOR_INTERVAL)
+            try:
+                await self.dispose_idle()
+            except DancodesError as exc:
+                log.warning("janitor_skipped", error=str(exc))
+            interval = self.settings().interval_minutes * 60
+            if interval > 0 and trio.current_time() - last_gc >= interval:
+                last_gc = trio.current_time()
+                try:
+                    await self.gc(dry_run=False)
+                except DancodesError as exc:
+                    log.warning("gc_skipped", error=str(exc))
