@@ -2,7 +2,9 @@
 
 1. respawn latency: `kill -9` of the supervised `sleep 3600` → a new child has exec'd, N kills each;
 2. idle RSS of the supervisor process after ~3 s idle: dancodes, supervisord, supervisord plus a
-   FastAPI/uvicorn sidecar (the design dancodes replaces), and dancodes with no service at all.
+   FastAPI/uvicorn sidecar (the design dancodes replaces), and dancodes with no service at all;
+3. the auth wall through a real Caddy (bench.forward_auth): latency it adds and checks per second.
+   `python -m bench forward_auth` runs this part alone.
 
 supervisord, FastAPI and uvicorn come from `.bench-venv` (supervisord's package is also called
 `supervisor`). Everything started here is stopped here, by pid, also on error or Ctrl-C.
@@ -15,6 +17,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import signal
 import statistics
 import subprocess
@@ -28,6 +31,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from bench import forward_auth
 from bench.procs import (
     BenchError,
     Processes,
@@ -132,7 +136,14 @@ def start_dancodes(procs: Processes, tmp: Path, name: str, *, child: bool) -> tu
     ports = dict(zip(("p0", "p1", "p2"), free_ports(3), strict=True))
     conf = base / "dancodes.toml"
     conf.write_text(DANCODES_TOML.format(data=base / "data", **ports) + (CHILD_TOML if child else ""))
-    env = {**os.environ, "DANCODES_DATA_DIR": str(base / "data")}
+    # the auth wall refuses to start without its secrets; nothing here logs in
+    secret = secrets.token_urlsafe(32)
+    env = {
+        **os.environ,
+        "DANCODES_DATA_DIR": str(base / "data"),
+        "AUTH_PASSWORD": secret,
+        "AUTH_SECRET": secret,
+    }
     logfile = base / "daemon.log"
     proc = procs.start(
         [str(ROOT / ".venv/bin/dancodes"), "run", "--config", str(conf), "--json-logs"],
@@ -339,10 +350,14 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["forward_auth"]:
+        return forward_auth.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--kills", type=int, default=50, metavar="N", help="kills per supervisor (default 50)"
     )
+    forward_auth.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     if args.kills < 1:
@@ -353,14 +368,20 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         result = measure(args.kills)
+        wall = forward_auth.run(args.requests, args.seconds, args.conns)
     except BenchError as exc:
         print(f"bench: failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bench: interrupted; everything it started is stopped", file=sys.stderr)
         return 130
-    print(json.dumps(result, indent=2) if args.json else render(result))
-    return 0
+    if args.json:
+        print(json.dumps({**result, "forward_auth": wall}, indent=2))
+    else:
+        print(render(result))
+        if wall is not None:
+            print("\n" + forward_auth.render(wall))
+    return 0 if wall is not None else 1
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
 """A small client for the few opencode calls the daemon makes itself: sessions, busy ones, dispose.
 
+Measured on 1.18.33: every route outside /global boots the instance of the directory it names
+(or of opencode's own cwd); `/api/session/active` does not see turns started with the v1 API, so
+"busy" is asked of `/session/status` one directory at a time; and a turn runs in the directory
+stored on the session, whatever `x-opencode-directory` a prompt names.
+
 The web app talks to opencode directly through Caddy; the daemon asks only what GC and the
 idle-instance janitor need, on loopback, with short timeouts. Anything unexpected is an
 `OpencodeError`, so a caller that cannot tell whether a chat is live does nothing destructive.
@@ -41,6 +46,8 @@ class OpencodeClient:
             raise OpencodeError(f"opencode did not answer {method} {path}: {type(exc).__name__}") from None
         if response.status_code >= 400:
             raise OpencodeError(f"opencode answered {method} {path} with {response.status_code}")
+        if not response.content:
+            return None
         try:
             return response.json()
         except ValueError:
@@ -63,16 +70,34 @@ class OpencodeClient:
                 continue
         return found
 
-    async def busy(self) -> set[str]:
-        """Ids of the sessions with a turn running right now."""
-        body = await self._call("GET", "/api/session/active")
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, dict):
-            raise OpencodeError("opencode's active-session list has an unexpected shape")
-        return set(data)
+    async def busy(self, directory: str) -> set[str]:
+        """Ids of the sessions with a turn running in `directory`'s instance.
+
+        Asking boots the instance if it is not loaded; call it only for a directory about to be
+        disposed or deleted anyway, or one known to be in use.
+        """
+        body = await self._call("GET", "/session/status", headers={_DIRECTORY: directory})
+        if not isinstance(body, dict):
+            raise OpencodeError("opencode's session status has an unexpected shape")
+        return {
+            sid for sid, status in body.items() if isinstance(status, dict) and status.get("type") != "idle"
+        }
 
     async def abort(self, session_id: str, directory: str) -> None:
         await self._call("POST", f"/session/{session_id}/abort", headers={_DIRECTORY: directory})
+
+    async def move_session(self, session_id: str, directory: str) -> None:
+        """Make `directory` the session's own: its turns run there, whatever directory a request names.
+
+        A chat is created before its worktree (the worktree is named after the chat's id), so it
+        starts out in the repo's clone; this moves it into its worktree.
+        """
+        await self._call(
+            "POST",
+            "/experimental/control-plane/move-session",
+            json={"sessionID": session_id, "destination": {"directory": directory}},
+            headers={_DIRECTORY: directory},
+        )
 
     async def dispose(self, directory: str) -> None:
         """Dispose the per-directory instance: its watchers, LSP and MCP children, its tools."""

@@ -151,38 +151,49 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def launch_daemon(
+    root: Path,
+    extra: str = "",
+    *,
+    wait_healthy: bool = True,
+    argv_prefix: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    ports: dict[str, int] | None = None,
+) -> DaemonProc:
+    """Start `dancodes run` with its data, config and log under `root`; the caller stops it."""
+    root.mkdir(parents=True, exist_ok=True)
+    data_dir = root / "data"
+    ports = {"public": free_port(), "opencode": free_port(), "app": free_port(), **(ports or {})}
+    config = root / "dancodes.toml"
+    write_config(config, data_dir, ports, extra)
+    log_path = root / "daemon.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*(argv_prefix or []), DANCODES, "run", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env or daemon_env(root),
+            cwd=root,
+        )
+    daemon = DaemonProc(proc=proc, data_dir=data_dir, config=config, log_path=log_path, ports=ports)
+    try:
+        daemon.wait_for(lambda: daemon.socket.exists() and daemon.get("/admin/health"), 30, "control socket")
+        if wait_healthy:
+            daemon.wait_for(lambda: daemon.get("/admin/health").status_code == 200, 60, "opencode healthy")
+    except BaseException:
+        daemon.stop()
+        raise
+    return daemon
+
+
 @pytest.fixture
 def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProc]]:
     """Start `dancodes run` with an extra config snippet; every daemon started is stopped after."""
     started: list[DaemonProc] = []
 
-    def start(
-        extra: str = "",
-        *,
-        wait_healthy: bool = True,
-        argv_prefix: list[str] | None = None,
-        env: dict[str, str] | None = None,
-        ports: dict[str, int] | None = None,
-    ) -> DaemonProc:
-        n = len(started)
-        data_dir = tmp_path / f"data{n}"
-        ports = {"public": free_port(), "opencode": free_port(), "app": free_port(), **(ports or {})}
-        config = tmp_path / f"dancodes{n}.toml"
-        write_config(config, data_dir, ports, extra)
-        log_path = tmp_path / f"daemon{n}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [*(argv_prefix or []), DANCODES, "run", "--config", str(config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env or daemon_env(tmp_path),
-                cwd=tmp_path,
-            )
-        daemon = DaemonProc(proc=proc, data_dir=data_dir, config=config, log_path=log_path, ports=ports)
+    def start(extra: str = "", **kwargs: Any) -> DaemonProc:
+        daemon = launch_daemon(tmp_path / f"daemon{len(started)}", extra, **kwargs)
         started.append(daemon)
-        daemon.wait_for(lambda: daemon.socket.exists() and daemon.get("/admin/health"), 30, "control socket")
-        if wait_healthy:
-            daemon.wait_for(lambda: daemon.get("/admin/health").status_code == 200, 60, "opencode healthy")
         return daemon
 
     yield start

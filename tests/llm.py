@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
@@ -126,6 +127,7 @@ class ScriptedLLM:
     def __init__(self, *, default: str = "ok", title: str = "Scripted session", host: str = "127.0.0.1"):
         self.default = default
         self.title = title
+        self.host = host
         self.requests: list[LLMRequest] = []
         self._queue: list[Reply] = []
         self._lock = threading.Condition()
@@ -146,7 +148,7 @@ class ScriptedLLM:
     @property
     def base_url(self) -> str:
         """The provider's `baseURL`, e.g. http://127.0.0.1:PORT/v1."""
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"http://{self.host}:{self.port}/v1"
 
     def start(self) -> ScriptedLLM:
         self._thread = threading.Thread(target=self._server.serve_forever, name="scripted-llm", daemon=True)
@@ -236,7 +238,9 @@ class ScriptedLLM:
         with self._lock:
             return [r for r in self.requests if r.kind == "title"]
 
-    def wait_for_requests(self, count: int, timeout: float = 30.0, kind: str = "chat") -> list[LLMRequest]:
+    def wait_for_requests(
+        self, count: int, timeout: float = 30.0, kind: Literal["chat", "title", "other"] = "chat"
+    ) -> list[LLMRequest]:
         """Block until at least `count` requests of `kind` arrived; return them all."""
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -459,3 +463,23 @@ def opencode_config(base_url: str, **extra: Any) -> str:
         **extra,
     }
     return json.dumps(config)
+
+
+def opencode_xdg(root: Path) -> dict[str, str]:
+    """`XDG_*_HOME` variables putting all of an opencode's state under `root`, its config dir pre-seeded.
+
+    On each instance boot opencode 1.18 checks `$XDG_CONFIG_HOME/opencode`: when `node_modules` is missing,
+    or `package.json` names a dependency that `package-lock.json` lacks, it runs an in-process npm install of
+    `@opencode-ai/plugin` (a detached background task, ~6 s after the boot, ~10 s long when the registry is
+    reachable). While that runs, npm's signal handlers own SIGTERM/SIGINT/SIGHUP and the process does not exit
+    on SIGTERM: it spins at 100% CPU until SIGKILL. Tests need nothing from that package, so this writes an
+    empty `node_modules` and a matching package.json and package-lock.json: the check passes, nothing runs.
+    """
+    env = {f"XDG_{name.upper()}_HOME": str(root / name) for name in ("data", "config", "state", "cache")}
+    config_dir = root / "config" / "opencode"
+    (config_dir / "node_modules").mkdir(parents=True, exist_ok=True)
+    dependencies = {"@opencode-ai/plugin": "1.18.33"}
+    (config_dir / "package.json").write_text(json.dumps({"dependencies": dependencies}))
+    lock = {"lockfileVersion": 3, "packages": {"": {"dependencies": dependencies}}}
+    (config_dir / "package-lock.json").write_text(json.dumps(lock))
+    return env

@@ -1,19 +1,18 @@
 """The scripted LLM (tests/llm.py) drives a real `opencode serve`: streamed text and a bash tool call.
 
 opencode is started directly here (not through the daemon), once for the module, with its XDG state in a
-temporary directory and the provider from `opencode_config`. Nothing is fetched: `@ai-sdk/openai-compatible`
-ships inside the opencode binary. Each test creates its own session in its own git repository.
+temporary directory (`opencode_xdg`) and the provider from `opencode_config`. Nothing is fetched:
+`@ai-sdk/openai-compatible` ships inside the opencode binary. Each test creates its own session in its own
+git repository.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.llm import ScriptedLLM, opencode_config
+from tests.llm import ScriptedLLM, opencode_config, opencode_xdg
+from tests.sse import EventStream
 
 OPENCODE = Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "opencode"
 
@@ -35,60 +35,11 @@ def make_repo(path: Path) -> Path:
     """A git repository with one commit (opencode keys its project on the root commit)."""
     path.mkdir(parents=True)
     git(path, "init", "-q", "-b", "main")
-    (path / "README.md").write_text("scripted\n")
+    # distinct content: two repositories with the same root commit are one opencode project
+    (path / "README.md").write_text(f"{path}\n")
     git(path, "add", ".")
     git(path, "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qm", "init")
     return path
-
-
-@dataclass
-class EventStream:
-    """`GET /event` for one directory, read by a background thread into `events`."""
-
-    url: str
-    directory: Path
-    events: list[dict[str, Any]] = field(default_factory=list)
-    _cond: threading.Condition = field(default_factory=threading.Condition)
-    _client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=httpx.Timeout(5, read=None)))
-
-    def start(self) -> EventStream:
-        threading.Thread(target=self._read, name="opencode-events", daemon=True).start()
-        self.wait_for(lambda e: e["type"] == "server.connected", 10)
-        return self
-
-    def _read(self) -> None:
-        headers = {"x-opencode-directory": str(self.directory)}
-        try:
-            with self._client.stream("GET", self.url, headers=headers) as response:
-                for line in response.iter_lines():
-                    if line.startswith("data: "):
-                        with self._cond:
-                            self.events.append(json.loads(line[len("data: ") :]))
-                            self._cond.notify_all()
-        except (httpx.HTTPError, RuntimeError, ValueError):
-            pass  # the stream ends when the test closes the client or opencode stops
-
-    def wait_for(self, match: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for event in self.events:
-                    if match(event):
-                        return event
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = [e["type"] for e in self.events]
-                    raise AssertionError(f"no matching event in {timeout} s; saw {seen}")
-                self._cond.wait(left)
-
-    def of_session(self, session_id: str, kind: str) -> list[dict[str, Any]]:
-        with self._cond:
-            return [
-                e for e in self.events if e["type"] == kind and e["properties"].get("sessionID") == session_id
-            ]
-
-    def close(self) -> None:
-        self._client.close()
 
 
 @dataclass
@@ -144,10 +95,7 @@ def scripted(llm: ScriptedLLM) -> Iterator[ScriptedLLM]:
 @pytest.fixture(scope="module")
 def opencode(tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLM) -> Iterator[Opencode]:
     home = tmp_path_factory.mktemp("opencode")
-    env = dict(os.environ)
-    for name in ("DATA", "CONFIG", "STATE", "CACHE"):
-        env[f"XDG_{name}_HOME"] = str(home / name.lower())
-    env["OPENCODE_CONFIG_CONTENT"] = opencode_config(llm.base_url)
+    env = {**os.environ, **opencode_xdg(home), "OPENCODE_CONFIG_CONTENT": opencode_config(llm.base_url)}
     port = free_port()
     log_path = home / "opencode.log"
     with log_path.open("wb") as log:

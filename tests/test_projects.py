@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
@@ -26,61 +25,14 @@ from supervisor.projects import (
 )
 from supervisor.projects._git import opened
 from supervisor.projects.names import parse_worktree_slug, worktree_slug
+from tests.gitutil import Remote, commit_file, git, make_remote
 
 REPO = RepoName("acme", "widget")
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, check=True, capture_output=True, text=True)
-    return done.stdout.strip()
-
-
-def commit_file(cwd: Path, name: str, text: str) -> str:
-    (cwd / name).write_text(text)
-    git(cwd, "add", name)
-    git(cwd, "commit", "-q", "-m", f"add {name}")
-    return git(cwd, "rev-parse", "HEAD")
-
-
-@dataclass
-class Remote:
-    """The bare remote and a working clone of it standing in for "someone else pushing"."""
-
-    bare: Path
-    dev: Path
-
-    def push_commit(self, name: str, text: str = "x\n", branch: str = "main") -> str:
-        git(self.dev, "checkout", "-q", "-B", branch, f"origin/{branch}" if self.has(branch) else "HEAD")
-        sha = commit_file(self.dev, name, text)
-        git(self.dev, "push", "-q", "origin", f"HEAD:refs/heads/{branch}")
-        git(self.dev, "fetch", "-q", "origin")
-        return sha
-
-    def has(self, branch: str) -> bool:
-        return bool(git(self.dev, "branch", "-r", "--list", f"origin/{branch}"))
 
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Remote:
-    bare = tmp_path / "remotes" / REPO.owner / f"{REPO.name}.git"
-    bare.parent.mkdir(parents=True)
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    dev = tmp_path / "dev"
-    git(tmp_path, "clone", "-q", str(bare), str(dev))
-    git(dev, "checkout", "-q", "-b", "main")
-    commit_file(dev, "README.md", "# widget\n")
-    commit_file(dev, ".gitignore", "*.log\n")
-    git(dev, "push", "-q", "-u", "origin", "main")
-    return Remote(bare=bare, dev=dev)
+    return make_remote(tmp_path / "remotes", tmp_path / "dev", REPO.owner, REPO.name)
 
 
 @pytest.fixture

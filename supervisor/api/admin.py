@@ -128,8 +128,8 @@ async def config_change(key: str) -> Json:
     settings.change(daemon.loaded, key, value)  # validated against the whole config, then written
     await daemon.reload()
     effective = settings.lookup(daemon.loaded, key) if value is not None else None
-    # the listeners and the data_dir are bound at start
-    restart = key.split(".")[0] in ("ports", "app")
+    # the listeners, the data_dir and the wall are set up at start
+    restart = key.split(".")[0] in ("ports", "app", "auth")
     return {"key": key, "value": effective, "restart_needed": restart}
 
 

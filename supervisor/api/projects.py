@@ -10,6 +10,7 @@ import os
 import shutil
 from typing import TYPE_CHECKING, Any
 
+import structlog
 import trio
 from quart import Blueprint, current_app
 from quart_schema import validate_querystring, validate_request
@@ -17,11 +18,14 @@ from quart_schema import validate_querystring, validate_request
 from supervisor import github
 from supervisor.api.guard import require_auth
 from supervisor.api.schemas import CloneRequest, ForceQuery, GcRequest, WorktreeRequest
+from supervisor.errors import UpstreamError
 from supervisor.projects.names import RepoName, validate_branch, validate_session_id
 
 if TYPE_CHECKING:
     from supervisor.daemon import Daemon
     from supervisor.projects.store import CloneProgress
+
+log = structlog.get_logger("dancodes.api")
 
 projects = Blueprint("projects", __name__, url_prefix="/admin")
 projects.before_request(require_auth)
@@ -117,13 +121,25 @@ async def github_repos() -> Json:
 @projects.post("/worktrees")
 @validate_request(WorktreeRequest)
 async def create_worktree(data: WorktreeRequest) -> Json:
-    """A worktree for one chat, on a new branch from a freshly fetched origin default branch."""
+    """A worktree for one chat, on a new branch from a freshly fetched origin default branch.
+
+    If opencode knows the chat, the chat is moved into the worktree (`session_moved`): opencode
+    runs a chat's turns in the directory stored on it, not the one a request names.
+    """
     daemon = _daemon()
     repo = RepoName.parse(data.repo)
     session_id = validate_session_id(data.session_id)
     branch = validate_branch(data.branch) if data.branch is not None else None
     info = await trio.to_thread.run_sync(lambda: daemon.store.create_worktree(repo, session_id, branch))
-    return {"worktree": info.as_json()}, 201
+    try:
+        # the chat was made in the clone; its turns must run in its worktree from now on
+        await daemon.opencode.move_session(session_id, str(info.path))
+    except UpstreamError as exc:
+        moved = False
+        log.warning("session_not_moved", session_id=session_id, error=str(exc))
+    else:
+        moved = True
+    return {"worktree": info.as_json(), "session_moved": moved}, 201
 
 
 @projects.get("/worktrees")

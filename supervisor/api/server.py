@@ -1,4 +1,5 @@
-"""Serves the app with hypercorn inside the daemon's nursery: loopback TCP and the control socket."""
+"""Serves the app with hypercorn inside the daemon's nursery (loopback TCP and the control socket),
+and beside it the wall's forward_auth responder on its own unix socket."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from supervisor.api.app import create_app
+from supervisor.auth import FORWARD_AUTH_SOCKET, serve_forward_auth
 from supervisor.errors import ListenError
 
 if TYPE_CHECKING:
@@ -43,7 +45,13 @@ async def serve_app(
         listener.listen(config.backlog)
     app = wrap_app(create_app(daemon), config.wsgi_max_body_size, None)
     try:
-        # hypercorn.trio.serve, but with sockets bound here so a busy port is a clear error
-        await worker_serve(app, config, sockets=sockets, shutdown_trigger=stop.wait, task_status=task_status)
+        async with trio.open_nursery() as nursery:
+            # Caddy's forward_auth asks the wall here rather than through hypercorn (supervisor.auth.forward)
+            await nursery.start(serve_forward_auth, daemon.auth, loaded.paths.run_dir / FORWARD_AUTH_SOCKET)
+            # hypercorn.trio.serve, but with sockets bound here so a busy port is a clear error
+            await worker_serve(
+                app, config, sockets=sockets, shutdown_trigger=stop.wait, task_status=task_status
+            )
+            nursery.cancel_scope.cancel()  # hypercorn is done: so is the responder
     finally:
         sock.unlink(missing_ok=True)

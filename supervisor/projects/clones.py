@@ -3,7 +3,7 @@
 A clone of a big repo takes minutes on a phone's patience, so `POST /admin/repos/clone` starts
 one here and answers at once; the app polls `GET /admin/repos` for the progress. The clone
 itself runs in a worker thread (libgit2 blocks); cancelling the task, as a daemon shutdown
-does, tells the thread to abort, and the store leaves nothing half-written either way.
+does, abandons the thread and tells it to abort, and the store leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -78,12 +78,10 @@ class Clones:
     async def _clone(self, repo: RepoName, progress: CloneProgress, done: trio.Event) -> None:
         log.info("clone_started", repo=str(repo))
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_on_cancel, progress)
-                try:
-                    await trio.to_thread.run_sync(self.store.clone, repo, progress)
-                finally:
-                    nursery.cancel_scope.cancel()
+            await trio.to_thread.run_sync(self.store.clone, repo, progress, abandon_on_cancel=True)
+        except trio.Cancelled:
+            progress.cancel()  # the abandoned thread aborts the clone; the store leaves nothing behind
+            raise
         except DancodesError as exc:
             progress.phase, progress.error = "failed", str(exc)
             log.warning("clone_failed", repo=str(repo), error=str(exc))
@@ -93,10 +91,3 @@ class Clones:
         finally:
             done.set()
             self._done.pop(str(repo), None)
-
-
-async def _cancel_on_cancel(progress: CloneProgress) -> None:
-    try:
-        await trio.sleep_forever()
-    finally:
-        progress.cancel()  # a no-op once the clone is over; otherwise the thread aborts it

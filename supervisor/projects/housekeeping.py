@@ -1,6 +1,6 @@
 """Worktree GC and the idle-instance janitor, on a schedule and on demand.
 
-GC asks opencode which chats exist and which are busy, fetches each repo so "on a remote" is
+GC asks opencode which chats exist and when each was last active, fetches each repo so "on a remote" is
 current, plans with `supervisor.projects.gc.plan_gc`, and deletes only what holds no work
 (or backs it up first, when forced). If opencode cannot say which chats are live, nothing is
 deleted. Before a worktree goes, its opencode instance is disposed, so no watcher or tool keeps
@@ -73,7 +73,6 @@ class Housekeeper:
         settings = self.settings()
         async with self._lock:
             sessions = await self.opencode.sessions()  # OpencodeError: delete nothing
-            busy = await self.opencode.busy()
             for repo in await trio.to_thread.run_sync(self.store.list_repos):
                 try:
                     await trio.to_thread.run_sync(self.store.fetch, repo.repo)
@@ -83,7 +82,7 @@ class Housekeeper:
             decisions = plan_gc(
                 worktrees,
                 {sid: s.updated for sid, s in sessions.items()},
-                busy,
+                set(),  # a candidate's chat is gone or idle for days: it cannot be running
                 now=time.time(),
                 idle_days=settings.idle_days,
                 grace_seconds=settings.new_worktree_grace_minutes * 60,
@@ -97,6 +96,8 @@ class Housekeeper:
                     wt = decision.worktree
                     name = f"{wt.repo}/{wt.session_id}"
                     try:
+                        if wt.session_id in await self.opencode.busy(str(wt.path)):
+                            raise Conflict(f"the chat of worktree {name} started running again")
                         await self.opencode.dispose(str(wt.path))
                         await trio.to_thread.run_sync(
                             functools.partial(
@@ -124,7 +125,7 @@ class Housekeeper:
         async with self._lock:
             wt = await trio.to_thread.run_sync(self.store.worktree, repo, session_id)
             try:
-                busy = session_id in await self.opencode.busy()
+                busy = session_id in await self.opencode.busy(str(wt.path))
             except OpencodeError:
                 busy = False  # opencode down: no turn can be running
             else:
@@ -147,34 +148,42 @@ class Housekeeper:
         if idle_after <= 0:
             return []
         sessions = await self.opencode.sessions()
-        busy = await self.opencode.busy()
-        root = self.store.worktrees_dir.resolve()
+        # by worktree, not by the session's own directory: a chat is created in the repo's clone,
+        # before its worktree exists, and opencode keeps that directory on the session
         last_active: dict[str, float] = {}
-        for session in sessions.values():
-            if session.id in busy or not Path(session.directory).is_relative_to(root):
-                continue
-            last_active[session.directory] = max(last_active.get(session.directory, 0.0), session.updated)
-        for session_id in busy:  # a directory with any busy chat stays loaded
-            if session_id in sessions:
-                last_active.pop(sessions[session_id].directory, None)
+        for path in await trio.to_thread.run_sync(self._worktree_dirs):
+            session = sessions.get(path.name.rsplit("__", 1)[-1])
+            if session is not None:
+                last_active[str(path)] = session.updated
         now = time.time()
         disposed: list[str] = []
         for directory, last in last_active.items():
             if now - last < idle_after or last <= self._disposed.get(directory, self._since):
                 continue  # still in use, or nothing happened there since we (or a restart) disposed it
+            if await self.opencode.busy(directory):  # a long tool call need not touch the session
+                continue
             await self.opencode.dispose(directory)
             self._disposed[directory] = now
             disposed.append(directory)
             log.info("instance_disposed", directory=directory, idle_minutes=round((now - last) / 60))
         return disposed
 
+    def _worktree_dirs(self) -> list[Path]:
+        root = self.store.worktrees_dir
+        return [p for p in root.iterdir() if p.is_dir() and "__" in p.name] if root.is_dir() else []
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The schedule: GC every `interval_minutes`, the janitor about every minute."""
         task_status.started()
         last_gc = trio.current_time()
         while True:
-            interval = self.settings().interval_minutes * 60
-            await trio.sleep(min(JANITOR_INTERVAL, interval) if interval > 0 else JANITOR_INTERVAL)
+            settings = self.settings()
+            periods = [JANITOR_INTERVAL]
+            if settings.interval_minutes > 0:
+                periods.append(settings.interval_minutes * 60)
+            if settings.dispose_idle_minutes > 0:
+                periods.append(settings.dispose_idle_minutes * 30)
+            await trio.sleep(max(0.5, min(periods)))
             try:
                 await self.dispose_idle()
             except DancodesError as exc:

@@ -1,0 +1,171 @@
+"""The auth wall's state and its one decision: may this request through?
+
+`AuthWall` holds what every auth route needs (settings, secrets, the cookie signer, the throttle,
+the site's origin) and answers Caddy's forward_auth check as plain data (`Answer`), so the Quart
+route and the fast unix-socket responder give the same answer from the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from supervisor.auth.cookie import CookieSigner, Verdict
+from supervisor.auth.keys import AuthSecrets
+from supervisor.auth.nextpath import login_url
+from supervisor.auth.origin import (
+    SAFE_METHODS,
+    HeaderMap,
+    configured_origin,
+    csrf_refusal,
+    is_navigation,
+    request_origin,
+)
+from supervisor.auth.rotation import rotation_started
+from supervisor.auth.throttle import Throttle
+
+if TYPE_CHECKING:
+    from supervisor.config import AuthSettings, LoadedConfig
+
+log = structlog.get_logger("dancodes.auth")
+
+DAY = 86400.0
+_NO_STORE = ("cache-control", "no-store")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer as data: status, headers (lowercase names), body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+    @classmethod
+    def error(cls, status: int, message: str) -> Answer:
+        body = json.dumps({"error": message}).encode()
+        return cls(status, (("content-type", "application/json"), _NO_STORE), body)
+
+
+ALLOW = Answer(204, (_NO_STORE,))
+NOT_SIGNED_IN = "not signed in: log in at /auth/login"
+
+
+class AuthWall:
+    """Everything the wall knows; built once at start by `from_config`, read by every auth route."""
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        secrets: AuthSecrets,
+        *,
+        data_dir: Path,
+        origin: str | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`origin`: the site's normalized origin, None to take it from each request's headers.
+
+        `clock` is wall time (cookie ages, the rotation window survive restarts); `monotonic` drives
+        the throttle.
+        """
+        self.settings = settings
+        self.secrets = secrets
+        self.origin = origin
+        self.cookie_name = settings.cookie_name
+        self.max_age = int(settings.max_age_days * DAY)
+        previous_until = 0.0
+        if secrets.previous is not None:
+            started = rotation_started(data_dir, secrets.previous, secrets.secret, clock())
+            previous_until = started + settings.rotation_window_days * DAY
+        self.signer = CookieSigner(
+            secrets.secret,
+            max_age=self.max_age,
+            previous=secrets.previous,
+            previous_until=previous_until,
+            clock=clock,
+        )
+        self.throttle = Throttle(
+            free_attempts=settings.free_attempts,
+            lockout_initial=settings.lockout_initial,
+            lockout_max=settings.lockout_max,
+            clock=monotonic,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        loaded: LoadedConfig,
+        environ: Mapping[str, str] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> AuthWall:
+        """Raise MissingSecret (a secret unset or short) or ConfigError (a bad public origin)."""
+        env = os.environ if environ is None else environ
+        return cls(
+            loaded.config.auth,
+            AuthSecrets.from_env(env),
+            data_dir=loaded.paths.data_dir,
+            origin=configured_origin(loaded.config.app.public_origin, env),
+            clock=clock,
+            monotonic=monotonic,
+        )
+
+    # -- the cookie ---------------------------------------------------------------------------------
+
+    def verify(self, headers: HeaderMap) -> Verdict:
+        """The best verdict among the request's cookies of our name."""
+        header = headers.get("cookie")
+        if not header or self.cookie_name not in header:
+            return Verdict.INVALID
+        best = Verdict.INVALID
+        for part in header.split(";"):
+            name, sep, value = part.strip().partition("=")
+            if sep and name == self.cookie_name:
+                verdict = self.signer.verify(value.strip().strip('"'))
+                if verdict is Verdict.VALID:
+                    return verdict
+                best = best or verdict
+        return best
+
+    def issue(self) -> str:
+        return self.signer.issue()
+
+    def secure(self, headers: HeaderMap) -> bool:
+        """Mark the cookie Secure when the site is served over https."""
+        origin = self.allowed_origin(headers)
+        return origin is not None and origin.startswith("https://")
+
+    # -- where requests come from -------------------------------------------------------------------
+
+    def allowed_origin(self, headers: HeaderMap) -> str | None:
+        return self.origin or request_origin(headers)
+
+    def csrf_refusal(self, method: str, headers: HeaderMap) -> str | None:
+        if method.upper() in SAFE_METHODS:
+            return None  # before working out the origin: most checks are GETs
+        return csrf_refusal(method, headers, self.allowed_origin(headers))
+
+    # -- Caddy's forward_auth -----------------------------------------------------------------------
+
+    def check(self, headers: HeaderMap) -> Answer:
+        """The answer to forward_auth: 204 to let the request through, else what the client gets."""
+        method = headers.get("x-forwarded-method", "GET")
+        if not self.verify(headers):
+            if is_navigation(method, headers):
+                location = login_url(headers.get("x-forwarded-uri", "/"))
+                return Answer(302, (("location", location), _NO_STORE))
+            return Answer.error(401, NOT_SIGNED_IN)
+        refusal = self.csrf_refusal(method, headers)
+        if refusal is not None:
+            log.warning("csrf_refused", method=method, reason=refusal)
+            return Answer.error(403, f"cross-site request refused: {refusal}")
+        return ALLOW

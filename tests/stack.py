@@ -1,0 +1,76 @@
+"""The whole product for integration tests: the daemon with real opencode and Caddy, a scripted LLM,
+and bare git remotes standing in for GitHub; clients that go through Caddy like a phone would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import TEST_PASSWORD, DaemonProc, daemon_env, defaults_if_free, launch_daemon, toml_value
+from tests.gitutil import Remote, make_remote
+from tests.llm import ScriptedLLM, opencode_config, opencode_xdg
+
+
+@dataclass
+class Stack:
+    daemon: DaemonProc
+    llm: ScriptedLLM
+    root: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.daemon.ports['public']}"
+
+    @property
+    def remotes(self) -> Path:
+        return self.root / "remotes"
+
+    def remote(self, owner: str, name: str) -> Remote:
+        """A bare repo `owner/name` that the daemon clones as if from GitHub."""
+        return make_remote(self.remotes, self.root / "dev" / owner / name, owner, name)
+
+    def anonymous(self) -> httpx.Client:
+        """A client without the cookie; it sends the page's Origin like a browser's fetch does."""
+        return httpx.Client(base_url=self.url, headers={"Origin": self.url}, timeout=30)
+
+    @contextmanager
+    def signed_in(self) -> Iterator[httpx.Client]:
+        client = self.login()
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def login(self, client: httpx.Client | None = None) -> httpx.Client:
+        client = client or self.anonymous()
+        response = client.post("/auth/login", data={"password": TEST_PASSWORD, "next": "/"})
+        assert response.status_code == 303, response.text
+        return client
+
+
+@contextmanager
+def running_stack(
+    root: Path, extra: str = "", *, env: dict[str, str] | None = None, production_ports: bool = True
+) -> Iterator[Stack]:
+    """Start the stack under `root`; stop the daemon (by pid) and the LLM after."""
+    with ScriptedLLM() as llm:
+        env = {**daemon_env(root), **(env or {})}
+        env["OPENCODE_CONFIG_CONTENT"] = opencode_config(llm.base_url)
+        remote_url = f"file://{root / 'remotes'}/{{owner}}/{{name}}.git"
+        # the daemon's XDG layout for opencode, pre-seeded so no plugin install reaches the network
+        opencode_xdg(root / "daemon" / "data" / "opencode")
+        daemon = launch_daemon(
+            root / "daemon",
+            f"[git]\nremote_url = {toml_value(remote_url)}\n" + extra,
+            env=env,
+            ports=defaults_if_free() if production_ports else None,
+        )
+        try:
+            daemon.wait_for(lambda: daemon.service("caddy")["state"] == "running", 30, "caddy running")
+            yield Stack(daemon=daemon, llm=llm, root=root)
+        finally:
+            daemon.stop()

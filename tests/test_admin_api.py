@@ -1,0 +1,378 @@
+"""The admin API through Caddy with the cookie: repos, worktrees, disk, GitHub, docs, and hostile names."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import hypothesis
+import pytest
+import schemathesis
+
+from tests.conftest import toml_value
+from tests.gitutil import git
+from tests.stack import Stack, running_stack
+
+GITHUB_TOKEN = "ghp_test_token_never_logged_0123456789"
+
+
+class FakeGitHub:
+    """GitHub's `GET /user/repos` on loopback (GitHub itself is unreachable here), two pages."""
+
+    def __init__(self) -> None:
+        self.auth_headers: list[str | None] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer.auth_headers.append(self.headers.get("Authorization"))
+                page2 = "page=2" in self.path
+                repos = (
+                    [_gh("acme", "old", "2024-01-01T00:00:00Z")]
+                    if page2
+                    else [
+                        _gh("acme", "newest", "2026-11-01T00:00:00Z"),
+                        _gh("acme", "rocket", "2025-06-01T00:00:00Z"),
+                    ]
+                )
+                body = json.dumps(repos).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if not page2:
+                    self.send_header("Link", f'<{outer.url}/user/repos?page=2>; rel="next"')
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _gh(owner: str, name: str, pushed: str) -> dict[str, Any]:
+    return {
+        "full_name": f"{owner}/{name}",
+        "name": name,
+        "owner": {"login": owner},
+        "private": False,
+        "description": None,
+        "default_branch": "main",
+        "pushed_at": pushed,
+    }
+
+
+@pytest.fixture(scope="module")
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub) -> Iterator[Stack]:
+    extra = f"github_api = {toml_value(github.url)}\n"  # continues the [git] table
+    with running_stack(tmp_path_factory.mktemp("admin"), extra, env={"GITHUB_TOKEN": GITHUB_TOKEN}) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.signed_in() as client:
+        yield client
+
+
+def test_admin_api_needs_the_cookie_but_health_does_not(stack: Stack) -> None:
+    with stack.anonymous() as anonymous:
+        assert anonymous.get("/admin/health").status_code == 200
+        for method, path in [("GET", "/admin/repos"), ("POST", "/admin/gc"), ("GET", "/admin/services")]:
+            response = anonymous.request(method, path, json={})
+            assert response.status_code == 401, (path, response.text)
+            assert "error" in response.json()
+    # the app checks the cookie itself as well: straight to its loopback port, bypassing Caddy
+    direct = httpx.get(f"http://127.0.0.1:{stack.daemon.ports['app']}/admin/repos", timeout=10)
+    assert direct.status_code == 401
+
+
+def test_clone_reports_progress_then_lists_the_repo(stack: Stack, client: httpx.Client) -> None:
+    remote = stack.remote("acme", "bigrepo")
+    for i in range(300):  # enough objects for the transfer to report progress
+        (remote.dev / f"f{i}.txt").write_bytes(os.urandom(2048))
+    git(remote.dev, "add", ".")
+    git(remote.dev, "commit", "-qm", "many files")
+    git(remote.dev, "push", "-q", "origin", "main")
+
+    started = client.post("/admin/repos/clone", json={"repo": "acme/bigrepo"})
+    assert started.status_code == 202, started.text
+    clone = started.json()["clone"]
+    assert clone["repo"] == "acme/bigrepo"
+    assert clone["phase"] in {
+        "connecting",
+        "receiving",
+        "resolving",
+        "checkout",
+    }
+    seen = []
+    for _ in range(400):
+        listing = client.get("/admin/repos").json()
+        seen += [c for c in listing["clones"] if c["repo"] == "acme/bigrepo"]
+        if any(r["repo"] == "acme/bigrepo" for r in listing["repos"]):
+            break
+        threading.Event().wait(0.05)
+    else:
+        raise AssertionError(f"clone never finished: {seen[-1:]}")
+    repo = client.get("/admin/repos/acme/bigrepo").json()["repo"]
+    assert repo["default_branch"] == "main"
+    assert Path(repo["path"], "f299.txt").is_file()
+    progressed = [c for c in seen if c["received_objects"] > 0]
+    assert progressed or seen == [], seen  # a poll that caught it running saw objects arrive
+    again = client.post("/admin/repos/clone", json={"repo": "acme/bigrepo"})
+    assert again.status_code == 200
+    assert again.json()["repo"]["repo"] == "acme/bigrepo"
+
+
+def test_a_failed_clone_is_reported_and_leaves_nothing(stack: Stack, client: httpx.Client) -> None:
+    failed = client.post("/admin/repos/clone", json={"repo": "acme/no-such-repo", "wait": True})
+    assert failed.status_code == 502
+    assert "acme/no-such-repo" in failed.json()["error"]
+    repos_dir = stack.daemon.data_dir / "projects" / "repos"
+    assert not [p for p in repos_dir.iterdir() if "no-such-repo" in p.name]
+    listed = client.get("/admin/repos").json()["clones"]
+    assert any(c["repo"] == "acme/no-such-repo" and c["phase"] == "failed" for c in listed)
+
+
+def test_worktree_lifecycle_and_repo_delete_refused_while_it_has_worktrees(
+    stack: Stack, client: httpx.Client
+) -> None:
+    stack.remote("acme", "tools")
+    assert client.post("/admin/repos/clone", json={"repo": "acme/tools", "wait": True}).status_code == 201
+    made = client.post("/admin/worktrees", json={"repo": "acme/tools", "session_id": "ses_toolsA1"})
+    assert made.status_code == 201, made.text
+    assert (
+        client.post("/admin/worktrees", json={"repo": "acme/tools", "session_id": "ses_toolsA1"}).status_code
+        == 409
+    )
+    refused = client.delete("/admin/repos/acme/tools")
+    assert refused.status_code == 409
+    assert "worktree" in refused.json()["error"]
+
+    wt = Path(made.json()["worktree"]["path"])
+    (wt / "notes.txt").write_text("unsaved work\n")
+    kept = client.delete("/admin/worktrees/acme/tools/ses_toolsA1")
+    assert kept.status_code == 409
+    assert "uncommitted" in kept.json()["error"]
+    assert wt.is_dir()
+    forced = client.delete("/admin/worktrees/acme/tools/ses_toolsA1", params={"force": "true"})
+    assert forced.status_code == 200, forced.text
+    assert forced.json()["deleted"]["backup_ref"].startswith("refs/dancodes/backup/")
+    assert not wt.exists()
+    assert client.get("/admin/worktrees/acme/tools/ses_toolsA1").status_code == 404
+
+    gone = client.delete("/admin/repos/acme/tools", params={"force": "true"})
+    assert gone.status_code == 200, gone.text
+    assert client.get("/admin/repos/acme/tools").status_code == 404
+
+
+def test_disk_reports_the_volume_and_each_repo(client: httpx.Client) -> None:
+    disk = client.get("/admin/disk").json()
+    volume = disk["volume"]
+    assert volume["total"] >= volume["used"] > 0
+    assert volume["free"] > 0
+    assert {r["repo"] for r in disk["repos"]} >= {"acme/bigrepo"}
+    assert all(r["size"] > 0 for r in disk["repos"])
+
+
+def test_github_repos_newest_push_first_with_the_token(
+    stack: Stack, client: httpx.Client, github: FakeGitHub
+) -> None:
+    response = client.get("/admin/repos/github")
+    assert response.status_code == 200, response.text
+    repos = response.json()["repos"]
+    assert [r["full_name"] for r in repos] == ["acme/newest", "acme/rocket", "acme/old"]  # both pages
+    assert github.auth_headers[-1] == f"Bearer {GITHUB_TOKEN}"
+    assert GITHUB_TOKEN not in stack.daemon.log()
+
+
+def test_openapi_spec_and_docs(client: httpx.Client) -> None:
+    spec = client.get("/admin/openapi.json").json()
+    paths = spec["paths"]
+    for path in [
+        "/admin/repos",
+        "/admin/repos/clone",
+        "/admin/repos/{owner}/{name}",
+        "/admin/repos/github",
+        "/admin/worktrees",
+        "/admin/worktrees/{owner}/{name}/{session_id}",
+        "/admin/disk",
+        "/admin/gc",
+        "/admin/services",
+        "/admin/processes",
+    ]:
+        assert path in paths, path
+    assert "requestBody" in paths["/admin/worktrees"]["post"]
+    docs = client.get("/admin/docs")
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
+
+
+def test_bad_bodies_get_one_line_errors(client: httpx.Client) -> None:
+    cases: list[tuple[str, Any]] = [
+        ("/admin/repos/clone", {"repo": 5}),
+        ("/admin/repos/clone", {}),
+        ("/admin/repos/clone", {"repo": "acme/x", "extra": 1}),
+        ("/admin/worktrees", {"repo": "acme/x"}),
+        ("/admin/gc", {"dry_run": "yes"}),
+    ]
+    for path, body in cases:
+        response = client.post(path, json=body)
+        assert response.status_code == 400, (path, body, response.text)
+        error = response.json()["error"]
+        assert "\n" not in error
+        assert "Traceback" not in error
+    not_json = client.post(
+        "/admin/repos/clone", content=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 400
+
+
+HOSTILE = [
+    "..",
+    ".",
+    "%2e%2e",
+    "%2E%2E%2F%2E%2E",
+    "..%2f..%2fetc",
+    "-rf",
+    "--upload-pack=touch pwned",
+    "a%0ab",
+    "a%00b",
+    "a b",
+    "/etc",
+    "x" * 101,
+    "ses_" + "y" * 70,
+]
+HOSTILE_BODY = [
+    "../../etc/passwd",
+    "/etc/passwd",
+    "acme/..",
+    "../acme",
+    "acme/-rf",
+    "-acme/x",
+    "acme/x\nmalicious",
+    "acme/x\x00",
+    "acme/x.git",
+    f"{'o' * 40}/x",
+    f"acme/{'n' * 101}",
+    "acme",
+    "acme/x/y",
+]
+
+
+def _snapshot(root: Path, skip: Path) -> set[tuple[str, float]]:
+    out = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        if Path(dirpath) == skip:
+            dirnames.clear()
+            continue
+        for name in filenames + dirnames:
+            path = Path(dirpath, name)
+            if path != skip:
+                out.add((str(path), path.lstat().st_mtime))
+    return out
+
+
+def test_hostile_names_are_refused_and_touch_nothing(stack: Stack, client: httpx.Client) -> None:
+    stack.remote("acme", "target")
+    assert client.post("/admin/repos/clone", json={"repo": "acme/target", "wait": True}).status_code == 201
+    data = stack.daemon.data_dir
+    victim = stack.root / "victim"
+    victim.mkdir(exist_ok=True)
+    (victim / "keep.txt").write_text("precious\n")
+    home = stack.root / "daemon"  # the daemon's cwd: its config, its log, the data_dir
+    outside = _snapshot(stack.root, home)
+    around = sorted(os.listdir(home)), sorted(os.listdir(data))
+    projects = data / "projects"
+    inside = sorted(str(p) for p in projects.rglob("*") if ".git" not in p.parts)
+
+    statuses = []
+    for bad in HOSTILE:
+        for method, path in [
+            ("GET", f"/admin/repos/{bad}/target"),
+            ("GET", f"/admin/repos/acme/{bad}"),
+            ("DELETE", f"/admin/repos/{bad}/target?force=true"),
+            ("DELETE", f"/admin/repos/acme/{bad}?force=true"),
+            ("GET", f"/admin/worktrees/acme/target/{bad}"),
+            ("DELETE", f"/admin/worktrees/acme/target/{bad}?force=true"),
+            ("DELETE", f"/admin/worktrees/{bad}/target/ses_1?force=true"),
+        ]:
+            # the raw path, percent escapes and all: no client-side normalising of `..`
+            request = client.build_request(method, stack.url + "/")
+            request.url = request.url.copy_with(raw_path=path.encode())
+            response = client.send(request)
+            statuses.append((method, path, response.status_code))
+            assert 400 <= response.status_code < 500, (method, path, response.status_code, response.text)
+    for bad in HOSTILE_BODY:
+        for path, body in [
+            ("/admin/repos/clone", {"repo": bad, "wait": True}),
+            ("/admin/worktrees", {"repo": bad, "session_id": "ses_ok1"}),
+        ]:
+            response = client.post(path, json=body)
+            assert response.status_code == 400, (path, body, response.status_code, response.text)
+            assert "\n" not in response.json()["error"]
+    for bad_sid in ["..", "../x", "-x", "a/b", "a\nb", "a__b", "", "z" * 65, "/abs"]:
+        response = client.post("/admin/worktrees", json={"repo": "acme/target", "session_id": bad_sid})
+        assert response.status_code == 400, (bad_sid, response.text)
+    for bad_branch in ["../x", "-x", "a..b", "a b", "x.lock", "@{u}", "refs/../x", "a\nb", "b" * 300]:
+        response = client.post(
+            "/admin/worktrees",
+            json={"repo": "acme/target", "session_id": "ses_branchy", "branch": bad_branch},
+        )
+        assert response.status_code == 400, (bad_branch, response.text)
+
+    assert _snapshot(stack.root, home) == outside
+    assert (sorted(os.listdir(home)), sorted(os.listdir(data))) == around
+    assert (victim / "keep.txt").read_text() == "precious\n"
+    assert sorted(str(p) for p in projects.rglob("*") if ".git" not in p.parts) == inside
+    assert client.get("/admin/repos/acme/target").status_code == 200
+
+
+# -- fuzz: last in this module, since it may prune what the tests above made ----------------------
+
+
+@pytest.fixture(scope="module")
+def admin_schema(client: httpx.Client) -> schemathesis.BaseSchema:
+    spec = client.get("/admin/openapi.json").json()
+    return schemathesis.openapi.from_dict(spec).include(path_regex="^/admin/")
+
+
+fuzzed = schemathesis.pytest.from_fixture("admin_schema")
+
+
+@fuzzed.parametrize()
+@hypothesis.settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=list(hypothesis.HealthCheck),
+    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+)
+def test_fuzz_admin_api_from_its_openapi_spec(
+    case: schemathesis.Case[Any], stack: Stack, client: httpx.Client
+) -> None:
+    response = case.call(base_url=stack.url, headers={"Origin": stack.url}, cookies=dict(client.cookies))
+    assert response.status_code < 500, (case.method, case.formatted_path, response.status_code, response.text)
+    if response.status_code >= 400:
+        body = response.json()
+        assert isinstance(body.get("error"), str)
+        assert "\n" not in body["error"]
