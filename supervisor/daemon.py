@@ -259,6 +259,7 @@ class Daemon:
                 await self._nursery.start(svc.supervise)
                 self._nursery.start_soon(self._start_when_ready, svc)
                 log.info("service_added", service=name)
+        self.housekeeper.reschedule()
         log.info("config_reloaded", config=str(loaded.source or "defaults"))
 
     async def _orphan_policy(self) -> None:

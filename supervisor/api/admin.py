@@ -7,6 +7,7 @@ loopback TCP listener, which Caddy proxies, needs the login cookie (`supervisor.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -111,13 +112,23 @@ async def config() -> Json:
     }
 
 
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,5}")
+
+
+def _checked_key(key: str) -> str:
+    if not _KEY.fullmatch(key):
+        abort(400, "a config key is dotted names of letters, digits, '_' or '-', like gc.idle_days")
+    return key
+
+
 @admin.get("/config/<key>")
 async def config_get(key: str) -> Json:
-    return {"key": key, "value": settings.lookup(_daemon().loaded, key)}
+    return {"key": key, "value": settings.lookup(_daemon().loaded, _checked_key(key))}
 
 
 @admin.route("/config/<key>", methods=["PUT", "DELETE"])
 async def config_change(key: str) -> Json:
+    _checked_key(key)
     daemon = _daemon()
     value = None
     if request.method == "PUT":

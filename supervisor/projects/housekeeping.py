@@ -66,6 +66,11 @@ class Housekeeper:
         self._lock = trio.Lock()  # one GC or delete at a time
         self._disposed: dict[str, float] = {}  # directory -> when we last disposed its instance
         self._since = time.time()  # instances loaded before this were not ours to know of
+        self._rescheduled = trio.Event()
+
+    def reschedule(self) -> None:
+        """The settings changed (a config reload): plan the next runs with the new intervals now."""
+        self._rescheduled.set()
 
     async def gc(self, *, dry_run: bool, force: bool = False) -> GcReport:
         from supervisor.projects.gc import plan_gc
@@ -183,7 +188,11 @@ class Housekeeper:
                 periods.append(settings.interval_minutes * 60)
             if settings.dispose_idle_minutes > 0:
                 periods.append(settings.dispose_idle_minutes * 30)
-            await trio.sleep(max(0.5, min(periods)))
+            with trio.move_on_after(max(0.5, min(periods))):
+                await self._rescheduled.wait()
+            if self._rescheduled.is_set():
+                self._rescheduled = trio.Event()
+                continue
             try:
                 await self.dispose_idle()
             except DancodesError as exc:
