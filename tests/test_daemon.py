@@ -211,7 +211,9 @@ start_seconds = 0.1
     assert daemon.get("/admin/health").status_code == 200
 
 
-def test_admin_control_answers_only_on_the_socket(start_daemon: Callable[..., DaemonProc]) -> None:
+def test_admin_control_needs_the_cookie_on_tcp_but_not_on_the_socket(
+    start_daemon: Callable[..., DaemonProc],
+) -> None:
     daemon = start_daemon(ONLY_TEST_SERVICES, wait_healthy=False)
     base = f"http://127.0.0.1:{daemon.ports['app']}"
     assert httpx.get(f"{base}/admin/health", timeout=5).status_code == 200
@@ -221,8 +223,9 @@ def test_admin_control_answers_only_on_the_socket(start_daemon: Callable[..., Da
         ("POST", "/admin/processes/orphans/kill"),
     ]:
         response = httpx.request(method, base + path, timeout=5)
-        assert response.status_code == 403
-        assert response.json() == {"error": "this endpoint answers on the control socket only"}
+        assert response.status_code == 401
+        assert response.json() == {"error": "not signed in: log in at /auth/login"}
+        assert daemon.client().request(method, path).status_code == 200
     assert oct(daemon.socket.stat().st_mode & 0o777) == "0o600"
     assert daemon.get("/admin/nope").json() == {"error": "not found: /admin/nope"}
     assert daemon.post("/admin/services/nope/restart").status_code == 404

@@ -11,7 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import DaemonProc, defaults_if_free
+from tests.conftest import TEST_PASSWORD, DaemonProc, defaults_if_free
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare for a PID namespace"
@@ -56,8 +56,11 @@ def test_pid1_runs_the_stack_restarts_opencode_reaps_and_empties_the_namespace(
     through_caddy = httpx.get(f"{public}/admin/health", timeout=5).json()
     assert through_caddy["services"]["opencode"]["state"] == "running"
     assert through_caddy["services"]["caddy"]["state"] == "running"
-    # opencode itself answers through Caddy too (its API; the auth wall comes with its own issue)
-    assert httpx.get(f"{public}/global/health", timeout=5).json()["healthy"] is True
+    # opencode itself answers through Caddy too, behind the wall
+    assert httpx.get(f"{public}/global/health", timeout=5).status_code == 401
+    with httpx.Client(base_url=public, headers={"Origin": public}, timeout=5) as browser:
+        assert browser.post("/auth/login", data={"password": TEST_PASSWORD}).status_code == 303
+        assert browser.get("/global/health").json()["healthy"] is True
 
     # kill -9 opencode: the daemon restarts it and health comes back
     opencode = outside_pid(daemon, "opencode serve")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from tests.conftest import TEST_PASSWORD
+from supervisor.auth.cookie import CookieSigner
+from supervisor.auth.rotation import ROTATION_FILE, fingerprint
+from tests.conftest import TEST_PASSWORD, DaemonProc, daemon_env
 from tests.sse import EventStream
 from tests.stack import Stack, running_stack
 
@@ -69,6 +73,20 @@ def test_login_sets_a_cookie_with_the_right_flags_and_opens_opencode(stack: Stac
 
         assert client.post("/auth/logout").status_code in (302, 303)
         assert client.get("/session").status_code == 401
+
+
+def test_the_root_goes_to_our_app_and_opencodes_own_ui_files_to_opencode(stack: Stack) -> None:
+    with stack.signed_in() as client:
+        root = client.get("/", headers=NAVIGATE)
+        if root.status_code == 404:  # no web build in this checkout: our app says so
+            assert "web app is not built" in root.json()["error"]
+        else:
+            assert root.status_code == 200
+            assert "opencode" not in root.text.lower()
+        # a path our build does not have reaches opencode, whose web UI answers unknown paths itself
+        other = client.get("/some/page/of/its/ui", headers=NAVIGATE)
+        assert other.status_code == 200
+        assert "<html" in other.text.lower()
 
 
 def test_event_stream_flows_through_caddy_unbuffered(
@@ -182,3 +200,44 @@ def test_repeated_wrong_passwords_are_throttled(stack: Stack) -> None:
     assert all(e.get("client") == "127.0.0.1" for e in events)
     assert "hunter2-wrong-guess" not in stack.daemon.log()
     assert TEST_PASSWORD not in stack.daemon.log()
+
+
+NO_OPENCODE = """
+[services.opencode]
+enabled = false
+"""
+OLD_SECRET = "the-old-secret-0123456789abcdefghijklmnop"
+NEW_SECRET = "the-new-secret-0123456789abcdefghijklmnop"
+DAY = 86400.0
+
+
+def cookie_signed(secret: str, at: float) -> str:
+    return CookieSigner(secret, max_age=30 * DAY, clock=lambda: at).issue()
+
+
+@pytest.mark.parametrize(("rotated_days_ago", "old_cookie_works"), [(1, True), (8, False)])
+def test_expired_and_rotated_cookies_through_caddy(
+    start_daemon: Callable[..., DaemonProc], tmp_path: Path, rotated_days_ago: int, old_cookie_works: bool
+) -> None:
+    """AUTH_SECRET_PREVIOUS still signs in for rotation_window_days (7) after the rotation, then not."""
+    now = time.time()
+    data = tmp_path / "daemon0" / "data"  # where start_daemon puts the first daemon's data_dir
+    data.mkdir(parents=True)
+    since = now - rotated_days_ago * DAY
+    (data / ROTATION_FILE).write_text(
+        json.dumps({"fingerprint": fingerprint(OLD_SECRET, NEW_SECRET), "since": since})
+    )
+    env = dict(daemon_env(tmp_path), AUTH_SECRET=NEW_SECRET, AUTH_SECRET_PREVIOUS=OLD_SECRET)
+    daemon = start_daemon(NO_OPENCODE, wait_healthy=False, env=env)
+    public = f"http://127.0.0.1:{daemon.ports['public']}"
+    daemon.wait_for(lambda: daemon.service("caddy")["state"] == "running", 30, "caddy running")
+
+    def status(cookie: str) -> int:
+        with httpx.Client(base_url=public, cookies={COOKIE: cookie}, timeout=10) as client:
+            return client.get("/admin/repos").status_code
+
+    assert status(cookie_signed(NEW_SECRET, now)) == 200
+    assert status(cookie_signed(NEW_SECRET, now - 29 * DAY)) == 200
+    assert status(cookie_signed(NEW_SECRET, now - 31 * DAY)) == 401  # expired: 30 days
+    assert status(cookie_signed(OLD_SECRET, now)) == (200 if old_cookie_works else 401)
+    assert status(cookie_signed("some-other-secret-0123456789abcdefghijkl", now)) == 401

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, abort, current_app, send_from_directory
 from quart_schema import hide
+from werkzeug.exceptions import NotFound
 
 web = Blueprint("web", __name__)
 
@@ -41,7 +42,7 @@ async def _send(path: str) -> Response:
     try:
         # safe_join inside: nothing outside the build is ever sent
         response = await send_from_directory(_root(), path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotFound):
         if path == "index.html":
             abort(404, "the web app is not built: run `make web`")
         abort(404, f"not found: /{path}")
