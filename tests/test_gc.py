@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,8 +163,21 @@ def test_gc_on_its_schedule_and_the_janitor_disposes_idle_instances(
 
     stack.daemon.wait_for(lambda: not gone.exists(), 30, "the scheduled GC to prune the forgotten worktree")
     disposed = stack.daemon.wait_for(
-        lambda: [e for e in stack.daemon.events() if e.get("event") == "instance_disposed"], 30, "a disposal"
+        lambda: [
+            e
+            for e in stack.daemon.events()
+            if e.get("event") == "instance_disposed" and e.get("directory") == str(idle)
+        ],
+        30,
+        "the idle chat's instance disposed",
     )
-    assert disposed[0]["directory"] == str(idle)
+    assert len(disposed) == 1
+    time.sleep(2.5)  # a few more janitor rounds: nothing happened there since, so no second dispose
+    again = [
+        e
+        for e in stack.daemon.events()
+        if e.get("event") == "instance_disposed" and e.get("directory") == str(idle)
+    ]
+    assert len(again) == 1
     assert idle.is_dir()  # disposed, not deleted: its chat is only idle
     assert any(e.get("event") == "gc_done" and e.get("dry_run") is False for e in stack.daemon.events())
