@@ -44,7 +44,11 @@ def test_pid1_runs_the_stack_restarts_opencode_reaps_and_empties_the_namespace(
     start_daemon: Callable[..., DaemonProc],
 ) -> None:
     daemon = start_daemon(
-        ORPHAN_MAKER, argv_prefix=["unshare", "--pid", "--fork", "--mount-proc"], ports=defaults_if_free()
+        ORPHAN_MAKER,
+        # --kill-child: if the test fails and stops unshare, PID 1 gets SIGTERM too instead of
+        # living on under the host's init with the whole namespace
+        argv_prefix=["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM"],
+        ports=defaults_if_free(),
     )
     health = daemon.get("/admin/health").json()
     assert health["daemon"]["pid"] == 1
