@@ -163,6 +163,7 @@ def test_worktree_lifecycle_and_repo_delete_refused_while_it_has_worktrees(
     assert client.post("/admin/repos/clone", json={"repo": "acme/tools", "wait": True}).status_code == 201
     made = client.post("/admin/worktrees", json={"repo": "acme/tools", "session_id": "ses_toolsA1"})
     assert made.status_code == 201, made.text
+    assert made.json()["session_moved"] is False  # opencode has no such chat: the worktree stands alone
     assert (
         client.post("/admin/worktrees", json={"repo": "acme/tools", "session_id": "ses_toolsA1"}).status_code
         == 409
