@@ -11,9 +11,10 @@ WORKDIR /opt/dancodes
 COPY . /opt/dancodes
 
 # Debian packages (git, procps, nodejs + npm, ...), .venv without dev extras (brings caddy), node_modules
-# (opencode); then drop the download caches.
+# (opencode), the web app built into web/dist (its build tools are dropped after); then the download caches.
 RUN scripts/install.sh --prod \
-    && rm -rf /var/lib/apt/lists/* /root/.npm /root/.cache
+    && scripts/build-web.sh \
+    && rm -rf web/node_modules /var/lib/apt/lists/* /root/.npm /root/.cache
 
 ENV PATH=/opt/dancodes/.venv/bin:/opt/dancodes/node_modules/.bin:$PATH \
     DANCODES_DATA_DIR=/vol

@@ -26,8 +26,11 @@ install:
 run: install
 	eval "$$(scripts/dev-secrets.sh)"; exec .venv/bin/dancodes run --config conf/dev.toml
 
-# make itself exits 2 when a recipe fails; the line below names pytest's own exit code.
-test: install
+# make itself exits 2 when a recipe fails; the line below names pytest's own exit code. The browser tests
+# (tests/browser) drive Debian's chromium against the built web app: both are made first, when missing.
+test:
+	$(INSTALL) --with-chromium
+	scripts/build-web.sh
 	@$(PY) -m pytest $(PYTEST_ARGS) || { rc=$$?; echo "make test: pytest exited with status $$rc" >&2; exit $$rc; }
 
 bench:

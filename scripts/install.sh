@@ -11,7 +11,8 @@
 #   $PREFIX/node_modules  npm ci: the pinned opencode-ai from package.json + package-lock.json
 #   --bench               $PREFIX/.bench-venv with supervisord (PyPI "supervisor"), fastapi, uvicorn, psutil: a
 #                         venv of its own, because supervisord's import package is also called `supervisor`
-#   --with-chromium       Debian's chromium, for browser tests
+#   --with-chromium       Debian's chromium, for the browser tests (tests/browser): the Python package
+#                         playwright (in [dev]) drives it; playwright's own browser downloads are never used
 #
 # Environment: PREFIX (default: the repo root), PYTHON (default: python3; must be >= 3.11).
 # Python and node steps are skipped when a stamp file (a hash of their input files) is up to date.

@@ -59,6 +59,9 @@ class Probe(_Table):
     url: str | None = None
     unix_socket: str | None = None
     timeout: Positive = 1.0
+    # per try while starting, if shorter tries are wanted there (a server that drops requests made
+    # before it listens); `timeout` applies once it runs, where a busy moment must not look wedged
+    ready_timeout: Positive | None = None
     interval: Positive = 5.0
     failures: Count = 3
     start_timeout: Positive = 30.0

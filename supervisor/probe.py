@@ -33,17 +33,19 @@ class HttpProbe:
             transport=transport, timeout=probe.timeout, limits=httpx.Limits(max_keepalive_connections=0)
         )
 
-    async def check(self) -> ProbeResult:
-        with trio.move_on_after(self.timeout):
+    async def check(self, timeout: float | None = None) -> ProbeResult:
+        """One GET; `timeout` (default: the probe's) bounds all of it."""
+        timeout = timeout or self.timeout
+        with trio.move_on_after(timeout):
             try:
-                response = await self._client.get(self.url)
+                response = await self._client.get(self.url, timeout=timeout)
             except httpx.TimeoutException:
-                return ProbeResult(False, f"timed out after {self.timeout:g}s")
+                return ProbeResult(False, f"timed out after {timeout:g}s")
             except httpx.HTTPError as exc:
                 return ProbeResult(False, _describe(exc))
             ok = 200 <= response.status_code < 400
             return ProbeResult(ok, f"HTTP {response.status_code}")
-        return ProbeResult(False, f"timed out after {self.timeout:g}s")
+        return ProbeResult(False, f"timed out after {timeout:g}s")
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):

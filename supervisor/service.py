@@ -307,7 +307,7 @@ class Service:
             return True
         with trio.move_on_after(cfg.start_timeout):
             while child.alive:
-                if (await probe.check()).ok:
+                if (await probe.check(cfg.ready_timeout)).ok:
                     return True
                 with trio.move_on_after(_START_RETRY):
                     await child.wait()

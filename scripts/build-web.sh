@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Build the web app (web/ -> web/dist) only when something changed; a second run is a fast no-op.
+#
+#   scripts/build-web.sh [--force]
+#
+#   web/node_modules   npm ci, when missing or when package-lock.json changed (stamp: web/.npm-stamp)
+#   web/dist           npm run build (tsc --noEmit && vite build), when web/src, index.html, the configs or
+#                      the lockfile changed since the last build (stamp: web/.build-stamp)
+# Prints the gzipped size of the JS + CSS bundles (the budget is 100 KB).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WEB=$REPO/web
+FORCE=0
+for arg in "$@"; do
+    case $arg in
+        --force) FORCE=1 ;;
+        -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) echo "build-web.sh: error: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+    esac
+done
+command -v npm >/dev/null 2>&1 || { echo "build-web.sh: error: npm not found (run scripts/install.sh)" >&2; exit 1; }
+
+LOG=$(mktemp -t dancodes-build-web.XXXXXX)
+trap 'rm -f "$LOG"' EXIT
+quiet() {
+    local what=$1; shift
+    local rc=0
+    "$@" >"$LOG" 2>&1 || rc=$?
+    if ((rc)); then
+        tail -n 40 "$LOG" >&2
+        echo "build-web.sh: error: $what failed (exit status $rc; its last output is above)" >&2
+        exit 1
+    fi
+}
+stamp_ok() { [[ $FORCE == 0 && -f $1 && $(<"$1") == "$2" ]]; }
+
+cd "$WEB"
+npm_hash=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+if [[ ! -d node_modules ]] || ! stamp_ok .npm-stamp "$npm_hash"; then
+    echo "build-web.sh: npm ci in web/"
+    quiet "npm ci" npm ci --no-audit --no-fund
+    echo "$npm_hash" >.npm-stamp
+    rm -f .build-stamp
+fi
+
+# every input of the build, by content (file names included, so a rename or a deletion counts)
+inputs=(src index.html package.json package-lock.json tsconfig.json vite.config.ts)
+[[ -d public ]] && inputs+=(public)
+src_hash=$(
+    find "${inputs[@]}" -type f | LC_ALL=C sort | while IFS= read -r f; do printf '%s\0' "$f"; sha256sum <"$f"; done | sha256sum | cut -d' ' -f1
+)
+if [[ -f dist/index.html ]] && stamp_ok .build-stamp "$src_hash"; then
+    built=0
+else
+    echo "build-web.sh: building web/dist"
+    quiet "npm run build" npm run build
+    echo "$src_hash" >.build-stamp
+    built=1
+fi
+
+# the gzipped size of what a browser downloads (JS + CSS)
+total=0
+for f in dist/_app/*.js dist/_app/*.css; do
+    [[ -f $f ]] || continue
+    total=$((total + $(gzip -9 -c "$f" | wc -c)))
+done
+kb=$(awk -v b="$total" 'BEGIN { printf "%.1f", b / 1024 }')
+if ((built)); then
+    echo "build-web.sh: web/dist built; JS + CSS ${kb} KB gzipped (budget 100 KB)"
+else
+    echo "build-web.sh: web/dist up to date; JS + CSS ${kb} KB gzipped"
+fi
+if ((total > 100 * 1024)); then
+    echo "build-web.sh: error: bundle over the 100 KB budget" >&2
+    exit 1
+fi

@@ -1,0 +1,383 @@
+"""The web app in a real chromium at a phone viewport, against the real daemon, opencode, Caddy and a scripted
+LLM. The tests share one stack and run in order: the first one meets an empty server (no repos) and clones
+`acme/rocket` through the repo picker; the others start where the phone left off (the repo remembered on the
+device, its most recent chat open). They find things by the app's `data-testid` contract only."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import time
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.browser.conftest import shot
+from tests.gitutil import Remote
+from tests.llm import Reply, ToolCall
+from tests.stack import Stack
+
+REPO = "acme/rocket"
+ASSISTANT_TEXT = (
+    '[data-testid="messages"] [data-testid="message"][data-role="assistant"] [data-testid="part-text"]'
+)
+
+
+def slow(stack: Stack, text: str) -> Reply:
+    """Queue a reply streamed 2 characters per 0.1 s: slow enough to watch it grow, or to stop it."""
+    return stack.llm.reply_text(text, chunk_size=2, delay=0.1)
+
+
+@pytest.fixture(scope="module")
+def remote(stack: Stack) -> Remote:
+    return stack.remote(*REPO.split("/"))
+
+
+@pytest.fixture(autouse=True)
+def _remote(remote: Remote) -> None:
+    """Every test needs the "GitHub" remote to exist."""
+
+
+def tid(page: Page | Locator, name: str) -> Locator:
+    return page.locator(f'[data-testid="{name}"]')
+
+
+def assistant_text(page: Page) -> str:
+    """All assistant text of the open chat, as shown."""
+    text: str = page.evaluate(
+        f"() => Array.from(document.querySelectorAll('{ASSISTANT_TEXT}')).map(e => e.textContent).join('')"
+    )
+    return text
+
+
+def watch_growth(page: Page, full: str, timeout: float = 30.0) -> list[str]:
+    """Poll the open chat's assistant text while `full` streams in; return the distinct prefixes seen."""
+    seen: list[str] = []
+    raw: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = assistant_text(page)
+        if not raw or text != raw[-1]:
+            raw.append(text)
+        text = text.strip()
+        if text and full.startswith(text) and (not seen or text != seen[-1]):
+            seen.append(text)
+        if full in text:
+            break
+        time.sleep(0.05)
+    assert full in text, f"the reply never showed in full; what showed: {raw[-5:]!r}"
+    assert len(seen) >= 3, f"the reply did not grow token by token; what showed: {raw!r}"
+    return seen
+
+
+def wait_for_text(page: Page) -> None:
+    """Until the open chat shows some assistant text (a reply has started)."""
+    page.wait_for_function(
+        f"() => Array.from(document.querySelectorAll('{ASSISTANT_TEXT}')).some(e => e.textContent.trim())"
+    )
+
+
+def send(page: Page, text: str) -> None:
+    prompt = tid(page, "prompt")
+    prompt.fill(text)
+    tid(page, "send").click()
+    expect(tid(page, "message").filter(has_text=text).first).to_be_visible()
+
+
+def open_chat_id(page: Page) -> str:
+    """The id of the chat on screen (once the app knows it)."""
+    messages = tid(page, "messages")
+    expect(messages).to_have_attribute("data-session-id", re.compile(r".+"))
+    session_id = messages.get_attribute("data-session-id")
+    assert session_id
+    return session_id
+
+
+def open_sidebar(page: Page) -> Locator:
+    sidebar = tid(page, "sidebar")
+    if sidebar.get_attribute("data-open") != "true":
+        page.locator('[data-testid="sidebar-toggle"]:visible').first.click()
+    expect(sidebar).to_have_attribute("data-open", "true")
+    return sidebar
+
+
+def close_sidebar(page: Page) -> None:
+    """The way a thumb does it: a tap on the dimmed page beside the open sidebar."""
+    sidebar = tid(page, "sidebar")
+    if sidebar.get_attribute("data-open") == "true":
+        box = sidebar.bounding_box()
+        viewport = page.viewport_size
+        assert box is not None
+        assert viewport is not None
+        right = box["x"] + box["width"]
+        page.touchscreen.tap((right + viewport["width"]) / 2, viewport["height"] / 2)
+    expect(sidebar).to_have_attribute("data-open", "false")
+
+
+def chat_item(page: Page, session_id: str) -> Locator:
+    return tid(page, "sidebar").locator(f'[data-testid="chat-item"][data-session-id="{session_id}"]')
+
+
+def new_chat(page: Page) -> None:
+    before = tid(page, "messages").get_attribute("data-session-id")
+    tid(page, "new-chat").click()
+    if before:
+        expect(tid(page, "messages")).not_to_have_attribute("data-session-id", before)
+    expect(tid(page, "prompt")).to_be_focused()
+
+
+def landed(page: Page) -> str:
+    """Back on the phone: the remembered repo's most recent chat open (the repo has chats in every test but
+    the first), the text box focused. Waiting for the chat also waits for the app to finish restoring."""
+    session_id = open_chat_id(page)
+    expect(tid(page, "prompt")).to_be_focused()
+    expect(tid(page, "repo-picker")).to_be_hidden()
+    return session_id
+
+
+# ------------------------------------------------------------------------------------------------ the tests
+
+
+def test_first_visit_clone_send_stream_and_tool(page: Page, stack: Stack) -> None:
+    # no last-used repo, no repo on disk: the repo picker, and nothing cloned by itself
+    picker = tid(page, "repo-picker")
+    expect(picker).to_be_visible()
+    expect(tid(picker, "repo-item")).to_have_count(0)
+    shot(page, "01-repo-picker-empty")
+
+    tid(page, "clone-input").fill(REPO)
+    tid(page, "clone-button").click()
+    # the clone shows up in the list, or the picker takes it as the choice at once: both are fine
+    item = tid(picker, "repo-item").and_(page.locator(f'[data-repo="{REPO}"]'))
+    expect(item.or_(page.locator('[data-testid="prompt"]:focus'))).to_be_visible(timeout=60_000)
+    if picker.is_visible():
+        shot(page, "02-repo-picker-cloned")
+        item.click()
+    expect(picker).to_be_hidden()
+    expect(tid(page, "repo-button")).to_contain_text("rocket")
+    expect(tid(page, "prompt")).to_be_focused()
+    shot(page, "03-empty-chat")
+
+    streamed = "Looking at the rocket: the README names it, and a quick shell check follows now."
+    stack.llm.reply(
+        Reply(
+            text=streamed,
+            tool_calls=[ToolCall("bash", {"command": "echo tool-$((6*7))-out", "description": "check"})],
+            chunk_size=2,
+            delay=0.1,
+        )
+    )
+    stack.llm.reply_text("All done, the shell said so.")
+    send(page, "look at the rocket please")
+    assert (
+        tid(page, "message").filter(has_text="look at the rocket please").get_attribute("data-role") == "user"
+    )
+
+    seen = watch_growth(page, streamed)
+    assert all(len(a) < len(b) for a, b in itertools.pairwise(seen)), seen
+    shot(page, "04-streaming")
+
+    tool = page.locator('[data-testid="part-tool"][data-tool="bash"]')
+    expect(tool).to_contain_text("tool-42-out")  # the command's output, not just its text
+    expect(tid(page, "messages")).to_contain_text("All done, the shell said so.")
+    assert stack.llm.chat_requests()[1].tool_results == ["tool-42-out\n"]
+    session_id = open_chat_id(page)
+    sidebar = open_sidebar(page)
+    expect(chat_item(page, session_id)).to_have_attribute("data-status", "idle")
+    shot(page, "05-sidebar")
+    close_sidebar(page)
+    expect(sidebar).to_have_attribute("data-open", "false")
+    shot(page, "06-chat-with-tool")
+
+
+def test_two_chats_at_once(page: Page, stack: Stack) -> None:
+    landed(page)
+    stack.llm.reply_text("alpha answer, for the first chat only", when="task-alpha")
+    stack.llm.reply_text("beta answer, for the second chat only", when="task-beta")
+    stack.llm.hold()  # both turns stay busy after their first chunk
+
+    new_chat(page)
+    send(page, "task-alpha: do the first thing")
+    stack.llm.wait_for_requests(1)
+    alpha = open_chat_id(page)
+
+    new_chat(page)
+    send(page, "task-beta: do the second thing")
+    stack.llm.wait_for_requests(2)
+    beta = open_chat_id(page)
+    assert alpha != beta
+
+    open_sidebar(page)
+    expect(chat_item(page, alpha)).to_have_attribute("data-status", "busy")
+    expect(chat_item(page, beta)).to_have_attribute("data-status", "busy")
+    shot(page, "07-sidebar-two-busy")
+
+    stack.llm.release()
+    expect(chat_item(page, alpha)).to_have_attribute("data-status", "idle")
+    expect(chat_item(page, beta)).to_have_attribute("data-status", "idle")
+
+    chat_item(page, alpha).click()
+    expect(tid(page, "messages")).to_have_attribute("data-session-id", alpha)
+    expect(tid(page, "messages")).to_contain_text("alpha answer, for the first chat only")
+    expect(tid(page, "messages")).not_to_contain_text("beta answer")
+
+    open_sidebar(page)
+    chat_item(page, beta).click()
+    expect(tid(page, "messages")).to_have_attribute("data-session-id", beta)
+    expect(tid(page, "messages")).to_contain_text("beta answer, for the second chat only")
+    expect(tid(page, "messages")).not_to_contain_text("alpha answer")
+
+
+def test_stop_aborts_a_running_reply(page: Page, stack: Stack) -> None:
+    landed(page)
+    long = "This reply is long and slow so that it can be stopped halfway through. " * 6
+    slow(stack, long)
+    new_chat(page)
+    send(page, "write a long answer")
+    wait_for_text(page)
+    session_id = open_chat_id(page)
+
+    tid(page, "stop").click()
+    request = stack.llm.wait_for_requests(1)[0]
+    assert request.finished.wait(30), "the LLM request did not end after stop"
+    assert request.disconnected, "opencode did not hang up on the LLM"
+    open_sidebar(page)
+    expect(chat_item(page, session_id)).to_have_attribute("data-status", "idle")
+    close_sidebar(page)
+
+    stopped = assistant_text(page)
+    time.sleep(1.0)  # 10 more chunks would have arrived by now
+    assert assistant_text(page) == stopped
+    assert long.startswith(stopped.strip()) or not stopped.strip()
+    assert len(stopped) < len(long)
+    shot(page, "08-stopped")
+
+
+def test_reload_restores_repo_and_most_recent_chat(page: Page, stack: Stack) -> None:
+    landed(page)
+    stack.llm.reply_text("remember this chat after a reload")
+    new_chat(page)
+    send(page, "a chat to come back to")
+    expect(tid(page, "messages")).to_contain_text("remember this chat after a reload")
+    session_id = open_chat_id(page)
+
+    page.reload()
+    landed(page)
+    expect(tid(page, "messages")).to_have_attribute("data-session-id", session_id)
+    expect(tid(page, "messages")).to_contain_text("remember this chat after a reload")
+    expect(tid(page, "repo-button")).to_contain_text("rocket")
+
+
+def test_opencode_killed_mid_reply_recovers_without_reload(page: Page, stack: Stack) -> None:
+    landed(page)
+    long = "A reply that opencode will not live to finish, streamed slowly on purpose. " * 4
+    slow(stack, long)
+    new_chat(page)
+    send(page, "start something long")
+    wait_for_text(page)
+    session_id = open_chat_id(page)
+    page.evaluate(
+        """() => {
+            window.__staleSeen = false;
+            const check = () => {
+                if (document.querySelector('[data-testid="stale-banner"]')) window.__staleSeen = true;
+            };
+            const options = {subtree: true, childList: true, attributes: true};
+            new MutationObserver(check).observe(document.body, options);
+        }"""
+    )
+
+    old = stack.daemon.service("opencode")["pid"]
+    os.kill(old, signal.SIGKILL)
+    stack.daemon.wait_for(
+        lambda: (s := stack.daemon.service("opencode"))["state"] == "running" and s["pid"] != old,
+        60,
+        "opencode restarted",
+    )
+    page.wait_for_function("() => window.__staleSeen === true")
+    shot(page, "09-stale")
+    expect(tid(page, "stale-banner")).to_have_count(0)
+    expect(tid(page, "messages")).to_have_attribute("data-session-id", session_id)
+
+    stack.llm.reset()
+    slow(stack, "back after the restart, and streaming again")
+    send(page, "are you there?")
+    expect(tid(page, "messages")).to_contain_text("back after the restart, and streaming again")
+    open_sidebar(page)
+    expect(chat_item(page, session_id)).to_have_attribute("data-status", "idle")
+    shot(page, "10-recovered")
+
+
+def test_model_output_is_text_never_html(page: Page, stack: Stack) -> None:
+    landed(page)
+    payload = "Careful: <img src=x onerror=window.__xss=1> and <script>window.__xss=2</script> the end."
+    stack.llm.reply_text(payload)
+    new_chat(page)
+    send(page, "say something dangerous")
+    messages = tid(page, "messages")
+    expect(messages).to_contain_text("the end.")
+    expect(messages).to_contain_text("<img src=x onerror=window.__xss=1>")
+    expect(messages).to_contain_text("<script>window.__xss=2</script>")
+    expect(messages.locator("img")).to_have_count(0)
+    expect(messages.locator("script")).to_have_count(0)
+    time.sleep(0.5)  # an error handler of a broken image would have run by now
+    assert page.evaluate("() => window.__xss") is None
+    shot(page, "11-untrusted-output")
+
+
+def swipe(page: Page, x0: float, x1: float, y: float) -> None:
+    """A one-finger horizontal swipe, as real touch events (CDP), in about 0.1 s."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y}]})
+        for i in range(1, 6):
+            point = {"x": x0 + (x1 - x0) * i / 5, "y": y}
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+            time.sleep(0.02)
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    finally:
+        cdp.detach()
+
+
+def test_sidebar_opens_and_closes_by_button_and_swipe(page: Page) -> None:
+    landed(page)
+    sidebar = tid(page, "sidebar")
+    expect(sidebar).to_have_attribute("data-open", "false")
+    swipe(page, 30, 300, 400)
+    expect(sidebar).to_have_attribute("data-open", "true")
+    swipe(page, 300, 30, 400)
+    expect(sidebar).to_have_attribute("data-open", "false")
+    open_sidebar(page)
+    close_sidebar(page)
+
+
+def test_top_bar_pickers_and_screens(page: Page, stack: Stack) -> None:
+    landed(page)
+    expect(tid(page, "version")).to_have_text(re.compile(r"\S"))
+    link = tid(page, "opencode-link")
+    href = link.get_attribute("href")
+    assert href
+    assert page.request.get(href if "://" in href else f"{stack.url}{href}").ok
+    expect(tid(page, "model-picker")).to_contain_text(re.compile(r"Scripted model|scripted|\bm\b"))
+    expect(tid(page, "mode-picker")).to_contain_text("build")
+    shot(page, "12-top-bar")
+
+    tid(page, "repo-button").click()
+    picker = tid(page, "repo-picker")
+    expect(picker).to_be_visible()
+    expect(tid(picker, "repo-item").and_(page.locator(f'[data-repo="{REPO}"]'))).to_be_visible()
+    shot(page, "13-repo-picker")
+
+    # the login page itself, in a context of its own without the cookie
+    browser = page.context.browser
+    assert browser is not None
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        login = context.new_page()
+        login.goto(f"{stack.url}/")
+        expect(login.locator("input[name=password]")).to_be_visible()
+        shot(login, "00-login")
+    finally:
+        context.close()

@@ -1,0 +1,420 @@
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import {
+  abort,
+  cloneRepo,
+  focusPrompt,
+  newChat,
+  notify,
+  openPicker,
+  selectChat,
+  selectRepo,
+  send,
+} from "./actions";
+import { Messages } from "./Messages";
+import { S, changed, chatsOfRepo, currentChat, saved, subscribe, type Chat } from "./store";
+
+function useStore(): void {
+  const [, force] = useState(0);
+  useEffect(() => subscribe(() => force((n) => n + 1)), []);
+}
+
+export function ago(ms: number): string {
+  if (!ms) return "";
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+/** opencode's own web UI for this chat: `/<base64 of the directory>/session/<id>` (its router's scheme). */
+function opencodeHref(): string {
+  const chat = currentChat();
+  const dir = chat?.path ?? S.repos.find((r) => r.repo === S.repo)?.path;
+  if (!dir) return "/new"; // opencode answers unknown paths with its UI
+  const b64 = btoa(String.fromCharCode(...new TextEncoder().encode(dir)))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
+  return chat ? `/${b64}/session/${chat.id}` : `/${b64}/session`;
+}
+
+export function App() {
+  useStore();
+  useSwipe();
+  const chat = currentChat();
+  return (
+    <div class="app">
+      <TopBar />
+      {S.stale && (
+        <div class="stale" data-testid="stale-banner" role="status">
+          reconnecting… what you see may be stale
+        </div>
+      )}
+      {S.notice && (
+        <div class="notice" role="alert" onClick={() => notify("")}>
+          {S.notice} <span class="dim">(tap to dismiss)</span>
+        </div>
+      )}
+      <div class="main">
+        <Messages chat={chat} />
+      </div>
+      <InputArea chat={chat} />
+      <Sidebar />
+      {S.pickerOpen && <RepoPicker />}
+    </div>
+  );
+}
+
+function TopBar() {
+  return (
+    <header class="top">
+      <button
+        class="icon"
+        data-testid="sidebar-toggle"
+        aria-label="chats"
+        onClick={() => {
+          S.sidebarOpen = !S.sidebarOpen;
+          changed();
+        }}
+      >
+        ☰
+      </button>
+      <button class="repo" data-testid="repo-button" onClick={() => openPicker(!S.pickerOpen)}>
+        {S.repo ?? "choose repo"} ▾
+      </button>
+      <span class="spacer" />
+      <a class="oc dim" data-testid="opencode-link" href={opencodeHref()} target="_blank" rel="noopener">
+        opencode
+      </a>
+      <span class="version dim" data-testid="version">
+        {S.version ? `v${S.version}` : ""}
+      </span>
+      <button
+        class="icon plus"
+        data-testid="new-chat"
+        aria-label="new chat"
+        disabled={S.creating}
+        onClick={() => {
+          S.sidebarOpen = false;
+          void newChat();
+        }}
+      >
+        +
+      </button>
+    </header>
+  );
+}
+
+function ChatItem({ c, showRepo }: { c: Chat; showRepo: boolean }) {
+  return (
+    <li>
+      <button
+        class={"chat-item" + (c.id === S.chat ? " current" : "")}
+        data-testid="chat-item"
+        data-session-id={c.id}
+        data-status={c.status}
+        title={c.error}
+        onClick={() => {
+          selectChat(c.id);
+          S.sidebarOpen = false;
+          changed();
+          focusPrompt();
+        }}
+      >
+        <span class="title">{c.title}</span>
+        <span class="meta">
+          <span class={"status " + c.status}>{c.status}</span>
+          {showRepo && <span class="dim"> {c.repo}</span>}
+          <span class="dim"> {ago(c.updated)}</span>
+        </span>
+      </button>
+    </li>
+  );
+}
+
+function Sidebar() {
+  const mine = chatsOfRepo(S.repo);
+  const others = Object.values(S.chats)
+    .filter((c) => c.found && c.repo !== S.repo && c.status === "busy")
+    .sort((a, b) => b.created - a.created);
+  const close = () => {
+    S.sidebarOpen = false;
+    changed();
+  };
+  return (
+    <>
+      {S.sidebarOpen && <div class="scrim" onClick={close} />}
+      <nav class={"sidebar" + (S.sidebarOpen ? " open" : "")} data-testid="sidebar" data-open={String(S.sidebarOpen)}>
+        <div class="side-head">
+          <span>{S.repo ?? "no repo"}</span>
+          <button class="icon" onClick={close} aria-label="close">
+            ×
+          </button>
+        </div>
+        <button
+          class="side-new"
+          onClick={() => {
+            close();
+            void newChat();
+          }}
+        >
+          + new chat
+        </button>
+        <ul>
+          {mine.map((c) => (
+            <ChatItem key={c.id} c={c} showRepo={false} />
+          ))}
+        </ul>
+        {mine.length === 0 && <p class="dim pad">no chats in this repo yet</p>}
+        {others.length > 0 && (
+          <>
+            <div class="side-sub dim">busy in other repos</div>
+            <ul>
+              {others.map((c) => (
+                <ChatItem key={c.id} c={c} showRepo={true} />
+              ))}
+            </ul>
+          </>
+        )}
+      </nav>
+    </>
+  );
+}
+
+function RepoPicker() {
+  const [name, setName] = useState("");
+  const gh = S.github;
+  const cloned = new Set(S.repos.map((r) => r.repo));
+  const active = S.clones.filter((c) => !cloned.has(c.repo) || c.error);
+  return (
+    <div class="picker" data-testid="repo-picker">
+      <div class="picker-head">
+        <span>repos</span>
+        {S.repo && (
+          <button class="icon" aria-label="close" onClick={() => openPicker(false)}>
+            ×
+          </button>
+        )}
+      </div>
+      <form
+        class="clone-row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void cloneRepo(name);
+          setName("");
+        }}
+      >
+        <input
+          data-testid="clone-input"
+          placeholder="owner/name"
+          autocapitalize="off"
+          autocorrect="off"
+          spellcheck={false}
+          value={name}
+          onInput={(e) => setName((e.target as HTMLInputElement).value)}
+        />
+        <button data-testid="clone-button" type="submit">
+          clone
+        </button>
+      </form>
+      {active.map((c) => (
+        <div class={"clone-progress" + (c.error ? " err" : "")} data-testid="clone-progress" data-repo={c.repo} key={c.repo}>
+          {c.repo}: {c.error ? `failed: ${c.error}` : `${c.phase} ${c.received_objects}/${c.total_objects || "?"} objects, ${kb(c.received_bytes)}`}
+        </div>
+      ))}
+      <div class="section dim">on disk</div>
+      <ul>
+        {S.repos.map((r) => (
+          <li key={r.repo}>
+            <button
+              class={"repo-item" + (r.repo === S.repo ? " current" : "")}
+              data-testid="repo-item"
+              data-repo={r.repo}
+              onClick={() => selectRepo(r.repo)}
+            >
+              <span>{r.repo}</span>
+              <span class="dim">
+                {r.default_branch} · {chatsOfRepo(r.repo).length} chats
+              </span>
+            </button>
+          </li>
+        ))}
+      </ul>
+      {S.repos.length === 0 && <p class="dim pad">nothing cloned yet</p>}
+      <div class="section dim">GitHub</div>
+      {!gh && <p class="dim pad">loading…</p>}
+      {gh && "error" in gh && <p class="dim pad">{gh.error}</p>}
+      {gh && "repos" in gh && (
+        <ul>
+          {gh.repos
+            .filter((g) => !cloned.has(g.full_name))
+            .map((g) => (
+              <li key={g.full_name}>
+                <button
+                  class="repo-item"
+                  data-testid="repo-item"
+                  data-repo={g.full_name}
+                  onClick={() => void cloneRepo(g.full_name)}
+                >
+                  <span>
+                    {g.full_name}
+                    {g.private ? " 🔒" : ""}
+                  </span>
+                  <span class="dim">{g.description ?? ""} · clone</span>
+                </button>
+              </li>
+            ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+function kb(n: number): string {
+  return n > 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.round(n / 1024)} KB`;
+}
+
+function InputArea({ chat }: { chat: Chat | null }) {
+  const ref = useRef<HTMLTextAreaElement>(null);
+  const [text, setText] = useState("");
+  const busy = chat?.status === "busy";
+  const noRepo = !S.repo;
+  const grow = () => {
+    const el = ref.current;
+    if (!el) return;
+    el.style.height = "auto";
+    el.style.height = Math.min(el.scrollHeight, window.innerHeight * 0.4) + "px";
+  };
+  useLayoutEffect(grow, [text]);
+  useEffect(() => {
+    if (!S.pickerOpen) ref.current?.focus();
+  }, []);
+  const submit = async () => {
+    const t = text;
+    if (!t.trim() || noRepo) return;
+    setText("");
+    const ok = await send(t);
+    if (!ok) setText(t);
+  };
+  return (
+    <footer class="input">
+      <textarea
+        ref={ref}
+        data-testid="prompt"
+        rows={1}
+        placeholder={noRepo ? "choose a repo first" : busy ? "busy… (a message is added to the running turn)" : "message"}
+        value={text}
+        enterkeyhint="enter"
+        onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
+        onKeyDown={(e) => {
+          // Enter is a newline (a phone has no other way); Ctrl/Cmd+Enter sends
+          if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+            e.preventDefault();
+            void submit();
+          }
+        }}
+      />
+      <div class="controls">
+        <select
+          data-testid="model-picker"
+          aria-label="model"
+          value={S.model}
+          onChange={(e) => {
+            S.model = (e.target as HTMLSelectElement).value;
+            saved.setModel(S.model);
+            changed();
+          }}
+        >
+          {S.models.length === 0 && <option value="">model</option>}
+          {S.models.map((m) => (
+            <option key={m.label} value={m.label}>
+              {m.label}
+            </option>
+          ))}
+        </select>
+        <select
+          data-testid="mode-picker"
+          aria-label="mode"
+          value={S.agent}
+          onChange={(e) => {
+            S.agent = (e.target as HTMLSelectElement).value;
+            saved.setAgent(S.agent);
+            changed();
+          }}
+        >
+          {(S.agents.length ? S.agents : [S.agent]).map((a) => (
+            <option key={a} value={a}>
+              {a}
+            </option>
+          ))}
+        </select>
+        <span class="spacer" />
+        {busy && (
+          <button class="stop" data-testid="stop" onClick={() => void abort()}>
+            stop
+          </button>
+        )}
+        {(!busy || text.trim()) && (
+          <button class="send" data-testid="send" disabled={noRepo || !text.trim()} onClick={() => void submit()}>
+            send
+          </button>
+        )}
+      </div>
+    </footer>
+  );
+}
+
+// ---------------------------------------------------------------- swipe: right opens the sidebar, left closes it
+
+function useSwipe(): void {
+  useEffect(() => {
+    let x0 = 0,
+      y0 = 0,
+      t0 = 0,
+      track = false;
+    const selecting = () => {
+      const sel = window.getSelection();
+      return !!sel && !sel.isCollapsed && sel.toString().length > 0;
+    };
+    const scrollsSideways = (el: Element | null): boolean => {
+      for (; el && el !== document.body; el = el.parentElement) {
+        if (el.matches("input, textarea, select")) return true;
+        if (el.scrollWidth > el.clientWidth + 2) {
+          const ox = getComputedStyle(el).overflowX;
+          if (ox === "auto" || ox === "scroll") return true;
+        }
+      }
+      return false;
+    };
+    const onStart = (e: TouchEvent) => {
+      track = false;
+      if (e.touches.length !== 1 || S.pickerOpen || selecting()) return;
+      if (scrollsSideways(e.target as Element)) return;
+      x0 = e.touches[0].clientX;
+      y0 = e.touches[0].clientY;
+      t0 = Date.now();
+      track = true;
+    };
+    const onEnd = (e: TouchEvent) => {
+      if (!track) return;
+      track = false;
+      // a long press selects text: that is not a swipe
+      if (selecting() || Date.now() - t0 > 800) return;
+      const t = e.changedTouches[0];
+      const dx = t.clientX - x0,
+        dy = t.clientY - y0;
+      if (Math.abs(dx) < 60 || Math.abs(dy) > Math.abs(dx) * 0.6) return;
+      if (dx > 0 && !S.sidebarOpen) S.sidebarOpen = true;
+      else if (dx < 0 && S.sidebarOpen) S.sidebarOpen = false;
+      else return;
+      changed();
+    };
+    document.addEventListener("touchstart", onStart, { passive: true });
+    document.addEventListener("touchend", onEnd, { passive: true });
+    return () => {
+      document.removeEventListener("touchstart", onStart);
+      document.removeEventListener("touchend", onEnd);
+    };
+  }, []);
+}

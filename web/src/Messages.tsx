@@ -1,0 +1,182 @@
+import { memo } from "preact/compat";
+import { useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
+import type { Message, Part } from "./api";
+import { renderMarkdown } from "./markdown";
+import { S, realError, type Chat } from "./store";
+
+export function Messages({ chat }: { chat: Chat | null }) {
+  const box = useRef<HTMLDivElement>(null);
+  const atBottom = useRef(true);
+  const [showJump, setShowJump] = useState(false);
+  const list = chat ? (S.messages[chat.id] ?? []) : [];
+  const chatId = chat?.id ?? "";
+
+  const onScroll = () => {
+    const el = box.current;
+    if (!el) return;
+    const bottom = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    atBottom.current = bottom;
+    if (showJump === bottom) setShowJump(!bottom);
+  };
+  const toBottom = () => {
+    const el = box.current;
+    if (!el) return;
+    el.scrollTop = el.scrollHeight;
+    atBottom.current = true;
+    setShowJump(false);
+  };
+  // a chat opens at its end
+  useLayoutEffect(() => {
+    atBottom.current = true;
+    toBottom();
+  }, [chatId]);
+  // follow new content only while at the bottom
+  useLayoutEffect(() => {
+    if (atBottom.current) {
+      const el = box.current;
+      if (el) el.scrollTop = el.scrollHeight;
+    } else if (!showJump) setShowJump(true);
+  });
+
+  return (
+    <div class="messages-wrap">
+      <div class="messages" data-testid="messages" data-session-id={chatId} ref={box} onScroll={onScroll}>
+        {!chat && (
+          <div class="empty dim">
+            {S.loading ? "loading…" : S.repo ? `new chat in ${S.repo}: type below` : "choose a repo"}
+          </div>
+        )}
+        {chat && list.length === 0 && <div class="empty dim">new chat in {chat.repo}: type below</div>}
+        {list.map((m) => (
+          <MessageView key={m.info.id} m={m} />
+        ))}
+        {chat?.status === "busy" && <div class="working dim">working…</div>}
+      </div>
+      {showJump && (
+        <button class="scroll-bottom" data-testid="scroll-bottom" aria-label="scroll to bottom" onClick={toBottom}>
+          ↓
+        </button>
+      )}
+    </div>
+  );
+}
+
+const MessageView = memo(function MessageView({ m }: { m: Message }) {
+  const err = realError(m.info);
+  const aborted = m.info.error?.name === "MessageAbortedError";
+  return (
+    <div class={"message " + m.info.role} data-testid="message" data-role={m.info.role}>
+      {m.info.role === "user" && <div class="who">&gt; you</div>}
+      {m.parts.map((p) => (
+        <PartView key={p.id} p={p} role={m.info.role} />
+      ))}
+      {err && <div class="msg-error">error: {err}</div>}
+      {aborted && <div class="dim">(stopped)</div>}
+    </div>
+  );
+});
+
+const PartView = memo(function PartView({ p, role }: { p: Part; role: string }) {
+  switch (p.type) {
+    case "text":
+      if (!p.text) return null;
+      return role === "user" ? (
+        <div class="part-text user-text" data-testid="part-text">
+          {p.text}
+        </div>
+      ) : (
+        <Markdown text={p.text} />
+      );
+    case "reasoning":
+      return p.text ? <div class="reasoning dim">{p.text}</div> : null;
+    case "tool":
+      return <ToolView p={p} />;
+    case "file":
+      return <div class="file dim">[file] {p.filename ?? p.mime ?? ""}</div>;
+    case "patch":
+      return <div class="dim">changed: {(p.files ?? []).join(", ")}</div>;
+    default:
+      return null;
+  }
+});
+
+function Markdown({ text }: { text: string }) {
+  const html = useMemo(() => renderMarkdown(text), [text]);
+  return <div class="part-text md" data-testid="part-text" dangerouslySetInnerHTML={{ __html: html }} />;
+}
+
+function str(v: unknown): string {
+  if (v === undefined || v === null) return "";
+  return typeof v === "string" ? v : JSON.stringify(v, null, 2);
+}
+
+function DiffView({ diff }: { diff: string }) {
+  return (
+    <pre class="diff">
+      {diff.split("\n").map((line, i) => (
+        <span
+          key={i}
+          class={
+            line.startsWith("+") && !line.startsWith("+++")
+              ? "add"
+              : line.startsWith("-") && !line.startsWith("---")
+                ? "del"
+                : line.startsWith("@@")
+                  ? "hunk"
+                  : ""
+          }
+        >
+          {line + "\n"}
+        </span>
+      ))}
+    </pre>
+  );
+}
+
+function ToolView({ p }: { p: Part }) {
+  const [open, setOpen] = useState(true);
+  const st = p.state ?? { status: "pending" as const };
+  const input = st.input ?? {};
+  const meta = st.metadata ?? {};
+  const tool = p.tool ?? "tool";
+  let head = st.title || "";
+  let body: preact.ComponentChildren = null;
+  if (tool === "bash") {
+    head = head || str(input.command);
+    body = (
+      <>
+        <pre class="cmd">$ {str(input.command)}</pre>
+        {(st.output ?? meta.output) !== undefined && <pre class="out">{str(st.output ?? meta.output)}</pre>}
+      </>
+    );
+  } else {
+    const diff = typeof meta.diff === "string" ? meta.diff : "";
+    const content = tool === "write" && typeof input.content === "string" ? input.content : "";
+    const shownInput = { ...input };
+    if (content) delete shownInput.content;
+    body = (
+      <>
+        {Object.keys(shownInput).length > 0 && <pre class="in">{str(shownInput)}</pre>}
+        {diff && <DiffView diff={diff} />}
+        {content && <pre class="out">{content}</pre>}
+        {!diff && st.output !== undefined && st.output !== "" && <pre class="out">{st.output}</pre>}
+      </>
+    );
+  }
+  return (
+    <div class={"part-tool " + st.status} data-testid="part-tool" data-tool={tool} data-state={st.status}>
+      <button class="tool-head" onClick={() => setOpen(!open)} aria-expanded={open}>
+        <span class="tool-name">{tool}</span> <span class="tool-title">{head}</span>{" "}
+        <span class="dim">
+          {st.status === "completed" ? "" : st.status} {open ? "▾" : "▸"}
+        </span>
+      </button>
+      {open && (
+        <div class="tool-body">
+          {body}
+          {st.error && <pre class="msg-error">{st.error}</pre>}
+        </div>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,168 @@
+// HTTP helpers and the shapes of what opencode and the daemon answer (only the fields we use).
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Repo {
+  repo: string;
+  owner: string;
+  name: string;
+  path: string;
+  default_branch: string;
+  head: string;
+  worktrees: number;
+  last_fetch: number | null;
+}
+
+export interface Clone {
+  repo: string;
+  phase: string;
+  received_objects: number;
+  total_objects: number;
+  received_bytes: number;
+  error: string | null;
+  finished?: number | null;
+}
+
+export interface GithubRepo {
+  full_name: string;
+  owner: string;
+  name: string;
+  private: boolean;
+  description: string | null;
+  pushed_at: string | null;
+  cloned: boolean;
+}
+
+export interface Worktree {
+  repo: string;
+  session_id: string;
+  path: string;
+  branch: string;
+  dirty?: boolean;
+  unpushed?: number;
+  last_activity?: number;
+}
+
+export interface SessionInfo {
+  id: string;
+  title: string;
+  directory: string;
+  time: { created: number; updated: number };
+}
+
+export interface MessageError {
+  name: string;
+  data?: { message?: string };
+}
+
+export interface MessageInfo {
+  id: string;
+  sessionID: string;
+  role: "user" | "assistant";
+  time: { created: number; completed?: number };
+  error?: MessageError;
+  agent?: string;
+  modelID?: string;
+  providerID?: string;
+}
+
+export interface ToolState {
+  status: "pending" | "running" | "completed" | "error";
+  input?: Record<string, unknown>;
+  output?: string;
+  error?: string;
+  title?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface Part {
+  id: string;
+  sessionID: string;
+  messageID: string;
+  type: string;
+  text?: string;
+  tool?: string;
+  callID?: string;
+  state?: ToolState;
+  filename?: string;
+  mime?: string;
+  url?: string;
+  files?: string[];
+}
+
+export interface Message {
+  info: MessageInfo;
+  parts: Part[];
+}
+
+export type StatusMap = Record<string, { type: "busy" | "idle" | "retry"; message?: string }>;
+
+export interface ProviderModel {
+  id: string;
+  name?: string;
+}
+
+export interface Provider {
+  id: string;
+  name?: string;
+  models: Record<string, ProviderModel>;
+}
+
+export interface Agent {
+  name: string;
+  mode?: string;
+  hidden?: boolean;
+}
+
+async function call<T>(method: string, url: string, opts: { body?: unknown; dir?: string } = {}): Promise<T> {
+  const headers: Record<string, string> = { accept: "application/json" };
+  if (opts.body !== undefined) headers["content-type"] = "application/json";
+  if (opts.dir) headers["x-opencode-directory"] = encodeURIComponent(opts.dir);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    });
+  } catch (e) {
+    throw new ApiError(0, `network error: ${(e as Error).message}`);
+  }
+  if (res.status === 401) {
+    // the login cookie is gone: back to the login page, then here
+    location.href = "/auth/login?next=" + encodeURIComponent(location.pathname);
+    throw new ApiError(401, "not logged in");
+  }
+  const text = await res.text();
+  let data: unknown = undefined;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = undefined;
+    }
+  }
+  if (!res.ok) {
+    const d = data as { error?: unknown; message?: unknown; data?: { message?: unknown } } | undefined;
+    const msg =
+      (typeof d?.error === "string" && d.error) ||
+      (typeof d?.message === "string" && d.message) ||
+      (typeof d?.data?.message === "string" && d.data.message) ||
+      `${method} ${url.split("?")[0]}: HTTP ${res.status}`;
+    throw new ApiError(res.status, msg);
+  }
+  return data as T;
+}
+
+export const api = {
+  get: <T>(url: string, dir?: string) => call<T>("GET", url, { dir }),
+  post: <T>(url: string, body: unknown, dir?: string) => call<T>("POST", url, { body, dir }),
+};

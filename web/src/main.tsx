@@ -1,0 +1,7 @@
+import { render } from "preact";
+import { App } from "./App";
+import { start } from "./actions";
+import "./style.css";
+
+render(<App />, document.getElementById("app")!);
+void start();

@@ -1,0 +1,199 @@
+// One global mutable state, a change counter and a render scheduler: small and enough for this app.
+import type { Clone, GithubRepo, Message, MessageInfo, Part, Repo } from "./api";
+
+export type ChatStatus = "busy" | "idle" | "error";
+
+export interface Chat {
+  id: string;
+  repo: string;
+  path: string; // the worktree: every opencode call for this chat names it
+  branch: string;
+  title: string;
+  updated: number; // ms, last activity
+  created: number; // ms
+  sentAt?: number; // a prompt went out from here: busy until opencode says otherwise
+  status: ChatStatus;
+  error?: string;
+  found: boolean; // opencode knows the session
+}
+
+export interface ModelChoice {
+  providerID: string;
+  modelID: string;
+  label: string;
+}
+
+export const S = {
+  version: "",
+  repos: [] as Repo[],
+  clones: [] as Clone[],
+  github: null as { repos: GithubRepo[] } | { error: string } | null,
+  repo: null as string | null,
+  chats: {} as Record<string, Chat>,
+  chat: null as string | null,
+  messages: {} as Record<string, Message[]>,
+  loading: true,
+  stale: false,
+  sidebarOpen: false,
+  pickerOpen: false,
+  models: [] as ModelChoice[],
+  model: "" as string, // providerID/modelID
+  agents: [] as string[],
+  agent: "build",
+  notice: "" as string,
+  creating: false,
+};
+
+const listeners = new Set<() => void>();
+let scheduled = false;
+
+export function subscribe(fn: () => void): () => void {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+/** Request a render; many changes in one frame cost one render. */
+export function changed(): void {
+  if (scheduled) return;
+  scheduled = true;
+  const run = () => {
+    if (!scheduled) return;
+    scheduled = false;
+    listeners.forEach((fn) => fn());
+  };
+  // rAF pauses in background tabs; the timeout makes sure state still lands
+  requestAnimationFrame(run);
+  setTimeout(run, 100);
+}
+
+// ---------------------------------------------------------------- persistence on the device
+
+const LS = {
+  repo: "dancodes.repo",
+  chat: (repo: string) => `dancodes.chat.${repo}`,
+  model: "dancodes.model",
+  agent: "dancodes.agent",
+};
+
+function lsGet(key: string): string | null {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+function lsSet(key: string, value: string | null): void {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
+  } catch {
+    /* private mode */
+  }
+}
+
+export const saved = {
+  repo: () => lsGet(LS.repo),
+  setRepo: (repo: string | null) => lsSet(LS.repo, repo),
+  chat: (repo: string) => lsGet(LS.chat(repo)),
+  setChat: (repo: string, id: string | null) => lsSet(LS.chat(repo), id),
+  model: () => lsGet(LS.model),
+  setModel: (m: string) => lsSet(LS.model, m),
+  agent: () => lsGet(LS.agent),
+  setAgent: (a: string) => lsSet(LS.agent, a),
+};
+
+// ---------------------------------------------------------------- derived helpers
+
+export function chatsOfRepo(repo: string | null): Chat[] {
+  return Object.values(S.chats)
+    .filter((c) => c.found && c.repo === repo)
+    .sort((a, b) => b.created - a.created || (a.id < b.id ? -1 : 1));
+}
+
+export function currentChat(): Chat | null {
+  return (S.chat && S.chats[S.chat]) || null;
+}
+
+export function repoInfo(repo: string | null): Repo | undefined {
+  return S.repos.find((r) => r.repo === repo);
+}
+
+// ---------------------------------------------------------------- message mutations (from fetches and events)
+
+function msgList(sessionID: string): Message[] {
+  return (S.messages[sessionID] ??= []);
+}
+
+function findMsg(sessionID: string, messageID: string): Message | undefined {
+  return S.messages[sessionID]?.find((m) => m.info.id === messageID);
+}
+
+export function upsertMessageInfo(info: MessageInfo): void {
+  const list = msgList(info.sessionID);
+  const i = list.findIndex((m) => m.info.id === info.id);
+  if (i >= 0) list[i] = { ...list[i], info };
+  else {
+    list.push({ info, parts: [] });
+    list.sort((a, b) => (a.info.id < b.info.id ? -1 : a.info.id > b.info.id ? 1 : 0));
+  }
+  S.messages[info.sessionID] = [...list];
+}
+
+function ensureMsg(sessionID: string, messageID: string): Message {
+  let m = findMsg(sessionID, messageID);
+  if (!m) {
+    upsertMessageInfo({ id: messageID, sessionID, role: "assistant", time: { created: Date.now() } });
+    m = findMsg(sessionID, messageID)!;
+  }
+  return m;
+}
+
+function replaceMsg(sessionID: string, m: Message): void {
+  const list = msgList(sessionID);
+  S.messages[sessionID] = list.map((x) => (x.info.id === m.info.id ? m : x));
+}
+
+export function upsertPart(part: Part): void {
+  const m = ensureMsg(part.sessionID, part.messageID);
+  const i = m.parts.findIndex((p) => p.id === part.id);
+  const parts = [...m.parts];
+  if (i >= 0) parts[i] = part;
+  else {
+    parts.push(part);
+    parts.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+  replaceMsg(part.sessionID, { ...m, parts });
+}
+
+export function appendDelta(sessionID: string, messageID: string, partID: string, field: string, delta: string): void {
+  const m = ensureMsg(sessionID, messageID);
+  const i = m.parts.findIndex((p) => p.id === partID);
+  const parts = [...m.parts];
+  if (i >= 0) {
+    const p = { ...parts[i] } as Part & Record<string, unknown>;
+    p[field] = String(p[field] ?? "") + delta;
+    parts[i] = p;
+  } else {
+    parts.push({ id: partID, sessionID, messageID, type: "text", [field]: delta } as Part);
+    parts.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+  replaceMsg(sessionID, { ...m, parts });
+}
+
+export function removePart(sessionID: string, messageID: string, partID: string): void {
+  const m = findMsg(sessionID, messageID);
+  if (!m) return;
+  replaceMsg(sessionID, { ...m, parts: m.parts.filter((p) => p.id !== partID) });
+}
+
+export function removeMessage(sessionID: string, messageID: string): void {
+  const list = S.messages[sessionID];
+  if (list) S.messages[sessionID] = list.filter((m) => m.info.id !== messageID);
+}
+
+/** A message error that means something went wrong (an abort by the user does not). */
+export function realError(info: MessageInfo): string | undefined {
+  const e = info.error;
+  if (!e || e.name === "MessageAbortedError") return undefined;
+  return e.data?.message || e.name;
+}
