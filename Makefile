@@ -9,10 +9,11 @@ PY := .venv/bin/python
 INSTALL := scripts/install.sh
 PYTEST_ARGS ?=
 
-.PHONY: help install run test bench lint constraints clean
+.PHONY: help install web run test bench lint constraints clean
 
 help:
 	@echo "make install      install what is missing: Debian packages, .venv (with [dev]), node_modules (opencode)"
+	@echo "make web          build the web app into web/dist (only when web/ changed)"
 	@echo "make run          install, then run the daemon with conf/dev.toml (data in ./.dancodes)"
 	@echo "make test         install, then pytest; extra args: make test PYTEST_ARGS='-k reaper -x'"
 	@echo "make bench        install with --bench (.bench-venv with supervisord), then python -m bench"
@@ -23,7 +24,10 @@ help:
 install:
 	$(INSTALL)
 
-run: install
+web: install
+	scripts/build-web.sh
+
+run: web
 	eval "$$(scripts/dev-secrets.sh)"; exec .venv/bin/dancodes run --config conf/dev.toml
 
 # make itself exits 2 when a recipe fails; the line below names pytest's own exit code. The browser tests
@@ -46,5 +50,6 @@ constraints:
 	scripts/freeze-constraints.sh
 
 clean:
-	rm -rf .venv .bench-venv node_modules .mypy_cache .ruff_cache .pytest_cache build test-artifacts *.egg-info
+	rm -rf .venv .bench-venv node_modules web/node_modules web/dist web/.npm-stamp web/.build-stamp \
+		.mypy_cache .ruff_cache .pytest_cache .hypothesis build test-artifacts *.egg-info
 	find . \( -path ./.dancodes -o -path ./.git \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
