@@ -33,10 +33,12 @@ import httpx
 
 from bench import forward_auth
 from bench.procs import (
+    DAEMON_TOML,
     BenchError,
     Processes,
     all_pids,
     cmdline,
+    daemon_ports,
     find_child,
     free_ports,
     is_sleep_child,
@@ -53,19 +55,6 @@ TARGET_MEDIAN_MS = 5.0
 TARGET_RSS_MB = 60.0
 T = TypeVar("T")
 
-DANCODES_TOML = """\
-data_dir = "{data}"
-[ports]
-public = {p0}
-opencode = {p1}
-app = {p2}
-[daemon]
-health_requires = []
-[services.opencode]
-enabled = false
-[services.caddy]
-enabled = false
-"""
 CHILD_TOML = """\
 [services.child]
 argv = ["sleep", "3600"]
@@ -133,9 +122,8 @@ def start_dancodes(procs: Processes, tmp: Path, name: str, *, child: bool) -> tu
     """Start a daemon; return its pid and, with `child`, the supervised child's pid once running."""
     base = tmp / name
     base.mkdir()
-    ports = dict(zip(("p0", "p1", "p2"), free_ports(3), strict=True))
     conf = base / "dancodes.toml"
-    conf.write_text(DANCODES_TOML.format(data=base / "data", **ports) + (CHILD_TOML if child else ""))
+    conf.write_text(DAEMON_TOML.format(data=base / "data", **daemon_ports()) + (CHILD_TOML if child else ""))
     # the auth wall refuses to start without its secrets; nothing here logs in
     secret = secrets.token_urlsafe(32)
     env = {

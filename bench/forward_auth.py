@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.procs import BenchError, Processes, free_ports
+from bench.procs import DAEMON_TOML, BenchError, Processes, daemon_ports, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -44,19 +44,6 @@ TARGET_ADDED_P50_MS = 1.0
 TARGET_CHECKS_PER_S = 2000.0
 SITES = ("none", "fast", "app")
 
-DANCODES_TOML = """\
-data_dir = "{data}"
-[ports]
-public = {public}
-opencode = {opencode}
-app = {app}
-[daemon]
-health_requires = []
-[services.opencode]
-enabled = false
-[services.caddy]
-enabled = false
-"""
 CADDYFILE = """\
 {{
 	admin off
@@ -228,10 +215,10 @@ def _wait(what: str, check: Any, proc: Any, logfile: Path) -> Any:
 
 def start_daemon(procs: Processes, tmp: Path) -> tuple[int, int, Path, str]:
     """The daemon with no services; return its pid, app port, run dir and a logged-in cookie."""
-    ports = dict(zip(("public", "opencode", "app"), free_ports(3), strict=True))
+    ports = daemon_ports()
     data = tmp / "data"
     conf = tmp / "dancodes.toml"
-    conf.write_text(DANCODES_TOML.format(data=data, **ports))
+    conf.write_text(DAEMON_TOML.format(data=data, **ports))
     password = secrets.token_urlsafe(16)
     env = {
         k: v

@@ -25,6 +25,26 @@ class BenchError(Exception):
     """The bench itself failed (a supervisor would not start, a respawn never came)."""
 
 
+#: A daemon with no services at all, on free ports: `DAEMON_TOML.format(data=..., **daemon_ports())`.
+DAEMON_TOML = """\
+data_dir = "{data}"
+[ports]
+public = {public}
+opencode = {opencode}
+app = {app}
+[daemon]
+health_requires = []
+[services.opencode]
+enabled = false
+[services.caddy]
+enabled = false
+"""
+
+
+def daemon_ports() -> dict[str, int]:
+    return dict(zip(("public", "opencode", "app"), free_ports(3), strict=True))
+
+
 def free_ports(n: int) -> list[int]:
     """`n` distinct free loopback ports."""
     with ExitStack() as stack:

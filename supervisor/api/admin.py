@@ -9,44 +9,36 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import trio
-from quart import Blueprint, Response, abort, current_app, request
+from quart import Blueprint, Response, abort, request
 
 from supervisor import settings
-from supervisor.api.guard import require_auth
+from supervisor.api.guard import Json, current_daemon, require_auth
 from supervisor.config import SETTINGS_FILE
 
 if TYPE_CHECKING:
-    from supervisor.daemon import Daemon
     from supervisor.service import Service
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 admin.before_request(require_auth)
 
-Json = tuple[dict[str, Any], int] | dict[str, Any]
-
-
-def _daemon() -> Daemon:
-    daemon: Daemon = current_app.config["DANCODES_DAEMON"]
-    return daemon
-
 
 @admin.get("/health")
 async def health() -> Json:
-    ok, body = _daemon().health()
+    ok, body = current_daemon().health()
     return body, 200 if ok else 503
 
 
 @admin.get("/services")
 async def services() -> Json:
-    return {"services": [svc.as_json() for svc in _daemon().services.values()]}
+    return {"services": [svc.as_json() for svc in current_daemon().services.values()]}
 
 
 def _service(name: str) -> Service:
-    svc = _daemon().services.get(name)
+    svc = current_daemon().services.get(name)
     if svc is None:
         abort(404, f"no service named '{name}'")
     return svc
@@ -104,7 +96,7 @@ async def logs(name: str) -> Json | Response:
 
 @admin.get("/config")
 async def config() -> Json:
-    loaded = _daemon().loaded
+    loaded = current_daemon().loaded
     layers = [loaded.paths.conf_dir / "dancodes.toml", loaded.source, loaded.paths.data_dir / SETTINGS_FILE]
     return {
         "config": msgspec.to_builtins(loaded.config),
@@ -123,13 +115,13 @@ def _checked_key(key: str) -> str:
 
 @admin.get("/config/<key>")
 async def config_get(key: str) -> Json:
-    return {"key": key, "value": settings.lookup(_daemon().loaded, _checked_key(key))}
+    return {"key": key, "value": settings.lookup(current_daemon().loaded, _checked_key(key))}
 
 
 @admin.route("/config/<key>", methods=["PUT", "DELETE"])
 async def config_change(key: str) -> Json:
     _checked_key(key)
-    daemon = _daemon()
+    daemon = current_daemon()
     value = None
     if request.method == "PUT":
         body = await request.get_json(silent=True)
@@ -146,16 +138,16 @@ async def config_change(key: str) -> Json:
 
 @admin.get("/processes")
 async def processes() -> Json:
-    daemon = _daemon()
+    daemon = current_daemon()
     orphans = await trio.to_thread.run_sync(daemon.orphans)
     return {"orphans": [o.as_json() for o in orphans], "reaped": daemon.reaper.orphans_reaped}
 
 
 @admin.post("/processes/<int:pid>/kill")
 async def kill(pid: int) -> Json:
-    return {"killed": await _daemon().kill(pid)}
+    return {"killed": await current_daemon().kill(pid)}
 
 
 @admin.post("/processes/orphans/kill")
 async def kill_orphans() -> Json:
-    return {"killed": await _daemon().kill_orphans()}
+    return {"killed": await current_daemon().kill_orphans()}

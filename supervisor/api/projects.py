@@ -12,30 +12,22 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
-from quart import Blueprint, current_app
+from quart import Blueprint
 from quart_schema import validate_querystring, validate_request
 
 from supervisor import github
-from supervisor.api.guard import require_auth
+from supervisor.api.guard import Json, current_daemon, require_auth
 from supervisor.api.schemas import CloneRequest, ForceQuery, GcRequest, WorktreeRequest
 from supervisor.errors import UpstreamError
 from supervisor.projects.names import RepoName, validate_branch, validate_session_id
 
 if TYPE_CHECKING:
-    from supervisor.daemon import Daemon
     from supervisor.projects.store import CloneProgress
 
 log = structlog.get_logger("dancodes.api")
 
 projects = Blueprint("projects", __name__, url_prefix="/admin")
 projects.before_request(require_auth)
-
-Json = tuple[dict[str, Any], int] | dict[str, Any]
-
-
-def _daemon() -> Daemon:
-    daemon: Daemon = current_app.config["DANCODES_DAEMON"]
-    return daemon
 
 
 def _clone_json(repo: RepoName, progress: CloneProgress) -> dict[str, Any]:
@@ -45,7 +37,7 @@ def _clone_json(repo: RepoName, progress: CloneProgress) -> dict[str, Any]:
 @projects.get("/repos")
 async def list_repos() -> Json:
     """Cloned repos, and the clones running or recently failed with their progress."""
-    daemon = _daemon()
+    daemon = current_daemon()
     repos = await trio.to_thread.run_sync(daemon.store.list_repos)
     return {
         "repos": [r.as_json() for r in repos],
@@ -57,7 +49,7 @@ async def list_repos() -> Json:
 @validate_request(CloneRequest)
 async def clone(data: CloneRequest) -> Json:
     """Start a clone (202 with its progress); an existing repo answers 200, `wait` answers when done."""
-    daemon = _daemon()
+    daemon = current_daemon()
     repo = RepoName.parse(data.repo)
     if daemon.store.exists(repo) and daemon.clones.get(repo) is None:
         info = await trio.to_thread.run_sync(daemon.store.repo, repo)
@@ -77,7 +69,7 @@ async def clone(data: CloneRequest) -> Json:
 
 @projects.get("/repos/<owner>/<name>")
 async def get_repo(owner: str, name: str) -> Json:
-    daemon = _daemon()
+    daemon = current_daemon()
     repo = RepoName(owner, name)
     progress = daemon.clones.get(repo)
     if progress is not None:
@@ -90,7 +82,7 @@ async def get_repo(owner: str, name: str) -> Json:
 @validate_querystring(ForceQuery)
 async def delete_repo(owner: str, name: str, query_args: ForceQuery) -> Json:
     """Delete a clone; refused while it has worktrees unless `force` (which backs their work up)."""
-    daemon = _daemon()
+    daemon = current_daemon()
     repo = RepoName(owner, name)
     progress = daemon.clones.get(repo)
     if progress is not None and progress.phase not in ("done", "failed"):
@@ -108,7 +100,7 @@ async def delete_repo(owner: str, name: str, query_args: ForceQuery) -> Json:
 @projects.get("/repos/github")
 async def github_repos() -> Json:
     """The user's GitHub repos, newest push first, each marked if it is cloned here."""
-    daemon = _daemon()
+    daemon = current_daemon()
     repos = await github.list_repos(
         daemon.loaded.config.git.github_api,
         token=os.environ.get("GITHUB_TOKEN") or None,
@@ -126,7 +118,7 @@ async def create_worktree(data: WorktreeRequest) -> Json:
     If opencode knows the chat, the chat is moved into the worktree (`session_moved`): opencode
     runs a chat's turns in the directory stored on it, not the one a request names.
     """
-    daemon = _daemon()
+    daemon = current_daemon()
     repo = RepoName.parse(data.repo)
     session_id = validate_session_id(data.session_id)
     branch = validate_branch(data.branch) if data.branch is not None else None
@@ -144,14 +136,14 @@ async def create_worktree(data: WorktreeRequest) -> Json:
 
 @projects.get("/worktrees")
 async def list_worktrees() -> Json:
-    worktrees = await trio.to_thread.run_sync(_daemon().store.list_worktrees)
+    worktrees = await trio.to_thread.run_sync(current_daemon().store.list_worktrees)
     return {"worktrees": [wt.as_json() for wt in worktrees]}
 
 
 @projects.get("/worktrees/<owner>/<name>/<session_id>")
 async def get_worktree(owner: str, name: str, session_id: str) -> Json:
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
-    info = await trio.to_thread.run_sync(_daemon().store.worktree, repo, sid)
+    info = await trio.to_thread.run_sync(current_daemon().store.worktree, repo, sid)
     return {"worktree": info.as_json()}
 
 
@@ -160,13 +152,13 @@ async def get_worktree(owner: str, name: str, session_id: str) -> Json:
 async def delete_worktree(owner: str, name: str, session_id: str, query_args: ForceQuery) -> Json:
     """Dispose the chat's opencode instance, then delete; work on no remote needs `force` (backed up)."""
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
-    return {"deleted": await _daemon().housekeeper.delete_worktree(repo, sid, force=query_args.force)}
+    return {"deleted": await current_daemon().housekeeper.delete_worktree(repo, sid, force=query_args.force)}
 
 
 @projects.get("/disk")
 async def disk() -> Json:
     """The volume's total, used and free bytes, and the size of each repo and worktree."""
-    daemon = _daemon()
+    daemon = current_daemon()
     usage = shutil.disk_usage(daemon.loaded.paths.data_dir)
     sizes = await trio.to_thread.run_sync(daemon.store.disk_usage)
     return {"volume": {"total": usage.total, "used": usage.used, "free": usage.free}, **sizes}
@@ -176,5 +168,5 @@ async def disk() -> Json:
 @validate_request(GcRequest)
 async def gc(data: GcRequest) -> Json:
     """Prune worktrees whose chat is gone or idle, never losing work; `dry_run` changes nothing."""
-    report = await _daemon().housekeeper.gc(dry_run=data.dry_run, force=data.force)
+    report = await current_daemon().housekeeper.gc(dry_run=data.dry_run, force=data.force)
     return report.as_json()
