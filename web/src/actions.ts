@@ -135,7 +135,9 @@ export async function start(): Promise<void> {
   );
   const repo = (last && repoInfo(last)?.repo) || byActivity[0]?.repo || null;
   S.loading = false;
-  if (repo) {
+  if (S.repo !== null || S.chat !== null) {
+    // the user chose a repo or started a chat while the lists loaded: restoring would undo that
+  } else if (repo) {
     selectRepo(repo);
   } else {
     S.pickerOpen = true;
