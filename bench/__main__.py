@@ -17,7 +17,6 @@ import json
 import math
 import os
 import platform
-import secrets
 import signal
 import statistics
 import subprocess
@@ -33,16 +32,15 @@ import httpx
 
 from bench import forward_auth
 from bench.procs import (
-    DAEMON_TOML,
     BenchError,
     Processes,
     all_pids,
     cmdline,
-    daemon_ports,
     find_child,
     free_ports,
     is_sleep_child,
     rss_mb,
+    start_bare_daemon,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,23 +120,8 @@ def start_dancodes(procs: Processes, tmp: Path, name: str, *, child: bool) -> tu
     """Start a daemon; return its pid and, with `child`, the supervised child's pid once running."""
     base = tmp / name
     base.mkdir()
-    conf = base / "dancodes.toml"
-    conf.write_text(DAEMON_TOML.format(data=base / "data", **daemon_ports()) + (CHILD_TOML if child else ""))
-    # the auth wall refuses to start without its secrets; nothing here logs in
-    secret = secrets.token_urlsafe(32)
-    env = {
-        **os.environ,
-        "DANCODES_DATA_DIR": str(base / "data"),
-        "AUTH_PASSWORD": secret,
-        "AUTH_SECRET": secret,
-    }
-    logfile = base / "daemon.log"
-    proc = procs.start(
-        [str(ROOT / ".venv/bin/dancodes"), "run", "--config", str(conf), "--json-logs"],
-        log=logfile,
-        env=env,
-        cwd=base,
-    )
+    daemon = start_bare_daemon(procs, base, CHILD_TOML if child else "")
+    proc, logfile = daemon.proc, daemon.logfile
     transport = httpx.HTTPTransport(uds=str(base / "data/run/dancodes.sock"))
     with httpx.Client(transport=transport, base_url="http://x", timeout=2.0) as client:
         if not child:

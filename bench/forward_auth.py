@@ -22,7 +22,6 @@ import math
 import multiprocessing
 import os
 import platform
-import secrets
 import signal
 import socket
 import statistics
@@ -36,7 +35,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.procs import DAEMON_TOML, BenchError, Processes, daemon_ports, free_ports
+from bench.procs import BenchError, Processes, free_ports, start_bare_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -215,23 +214,13 @@ def _wait(what: str, check: Any, proc: Any, logfile: Path) -> Any:
 
 def start_daemon(procs: Processes, tmp: Path) -> tuple[int, int, Path, str]:
     """The daemon with no services; return its pid, app port, run dir and a logged-in cookie."""
-    ports = daemon_ports()
-    data = tmp / "data"
-    conf = tmp / "dancodes.toml"
-    conf.write_text(DAEMON_TOML.format(data=data, **ports))
-    password = secrets.token_urlsafe(16)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DANCODES_PUBLIC_ORIGIN", "AUTH_SECRET_PREVIOUS", "DANCODES_DATA_DIR")
-    }
-    env.update(AUTH_PASSWORD=password, AUTH_SECRET=secrets.token_urlsafe(32), DANCODES_DATA_DIR=str(data))
-    logfile = tmp / "daemon.log"
-    proc = procs.start(
-        [str(ROOT / ".venv/bin/dancodes"), "run", "--config", str(conf), "--json-logs"],
-        log=logfile,
-        env=env,
-        cwd=tmp,
+    daemon = start_bare_daemon(procs, tmp)
+    proc, logfile, ports, password, data = (
+        daemon.proc,
+        daemon.logfile,
+        daemon.ports,
+        daemon.password,
+        daemon.data,
     )
     app = f"http://127.0.0.1:{ports['app']}"
     _wait("dancodes", lambda: httpx.get(f"{app}/admin/health", timeout=2).status_code == 200, proc, logfile)

@@ -8,15 +8,19 @@ were not there before a kill are examined, so one poll costs about one `listdir(
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
 
 POLL = 0.0002  # seconds between polls while waiting for a respawn
 
@@ -25,8 +29,7 @@ class BenchError(Exception):
     """The bench itself failed (a supervisor would not start, a respawn never came)."""
 
 
-#: A daemon with no services at all, on free ports: `DAEMON_TOML.format(data=..., **daemon_ports())`.
-DAEMON_TOML = """\
+_DAEMON_TOML = """\
 data_dir = "{data}"
 [ports]
 public = {public}
@@ -41,8 +44,45 @@ enabled = false
 """
 
 
-def daemon_ports() -> dict[str, int]:
-    return dict(zip(("public", "opencode", "app"), free_ports(3), strict=True))
+@dataclass
+class BareDaemon:
+    """A `dancodes run` with no built-in services, on free ports, its state under `base`."""
+
+    proc: subprocess.Popen[bytes]
+    base: Path
+    ports: dict[str, int]
+    password: str
+
+    @property
+    def logfile(self) -> Path:
+        return self.base / "daemon.log"
+
+    @property
+    def data(self) -> Path:
+        return self.base / "data"
+
+
+def start_bare_daemon(procs: Processes, base: Path, extra_toml: str = "") -> BareDaemon:
+    """Start it with throwaway wall secrets (the wall refuses to start without them)."""
+    ports = dict(zip(("public", "opencode", "app"), free_ports(3), strict=True))
+    conf = base / "dancodes.toml"
+    conf.write_text(_DAEMON_TOML.format(data=base / "data", **ports) + extra_toml)
+    password = secrets.token_urlsafe(16)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DANCODES_PUBLIC_ORIGIN", "AUTH_SECRET_PREVIOUS", "DANCODES_DATA_DIR")
+    }
+    env.update(
+        AUTH_PASSWORD=password, AUTH_SECRET=secrets.token_urlsafe(32), DANCODES_DATA_DIR=str(base / "data")
+    )
+    proc = procs.start(
+        [str(ROOT / ".venv/bin/dancodes"), "run", "--config", str(conf), "--json-logs"],
+        log=base / "daemon.log",
+        env=env,
+        cwd=base,
+    )
+    return BareDaemon(proc=proc, base=base, ports=ports, password=password)
 
 
 def free_ports(n: int) -> list[int]:
