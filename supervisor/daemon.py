@@ -25,6 +25,7 @@ import trio
 
 from supervisor import __version__
 from supervisor.auth import AuthWall
+from supervisor.chats import ChatBoard
 from supervisor.config import LoadedConfig, load_config, start_order
 from supervisor.datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
 from supervisor.errors import DancodesError
@@ -65,6 +66,7 @@ class Daemon:
         )
         self.clones = Clones(self.store)
         self.opencode = OpencodeClient(f"http://127.0.0.1:{loaded.config.ports.opencode}")
+        self.chats = ChatBoard(self.opencode)
         self.housekeeper = Housekeeper(self.store, self.opencode, lambda: self.loaded.config.gc)
 
     def _make_service(self, name: str) -> Service:
@@ -159,6 +161,7 @@ class Daemon:
                     nursery.start_soon(self._start_when_ready, svc)
                 nursery.start_soon(self._orphan_policy)
                 await nursery.start(self.housekeeper.run)
+                await nursery.start(self.chats.run)
                 ports = self.loaded.config.ports
                 log.info(
                     "daemon_ready",

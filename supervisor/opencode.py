@@ -12,14 +12,23 @@ idle-instance janitor need, on loopback, with short timeouts. Anything unexpecte
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import trio
 
 from supervisor.errors import OpencodeError
 
 _DIRECTORY = "x-opencode-directory"
+
+
+#: opencode writes a heartbeat on its event streams every 10 s; three missed ones mean a dead stream
+EVENT_READ_TIMEOUT = 30.0
+#: for the answer to start; the probes' own per-try timeout while opencode starts is shorter still
+EVENT_ANSWER_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,8 @@ class Session:
     id: str
     directory: str
     updated: float  # epoch seconds
+    created: float = 0.0  # epoch seconds
+    title: str = ""
 
 
 class OpencodeClient:
@@ -64,7 +75,11 @@ class OpencodeClient:
         for item in items:
             try:
                 found[item["id"]] = Session(
-                    id=item["id"], directory=item.get("directory", ""), updated=item["time"]["updated"] / 1000
+                    id=item["id"],
+                    directory=item.get("directory", ""),
+                    updated=item["time"]["updated"] / 1000,
+                    created=item["time"].get("created", 0) / 1000,
+                    title=str(item.get("title", "")),
                 )
             except (KeyError, TypeError):
                 continue
@@ -102,3 +117,40 @@ class OpencodeClient:
     async def dispose(self, directory: str) -> None:
         """Dispose the per-directory instance: its watchers, LSP and MCP children, its tools."""
         await self._call("POST", "/instance/dispose", headers={_DIRECTORY: directory})
+
+    async def follow_events(
+        self, on_event: Callable[[str, dict[str, Any]], None], *, on_connected: Callable[[], None]
+    ) -> None:
+        """Feed `on_event(directory, event)` every event of every instance (`/global/event`).
+
+        Following it boots no instance. Returns when the stream ends (opencode stopped or went
+        silent past `EVENT_READ_TIMEOUT`); `on_connected` is called once the stream is open.
+        """
+        timeout = httpx.Timeout(self._client.timeout.connect, read=EVENT_READ_TIMEOUT)
+        request = self._client.build_request("GET", "/global/event", timeout=timeout)
+        response: httpx.Response | None = None
+        try:
+            # a request that reaches opencode in the instant before it serves is never answered
+            with trio.move_on_after(EVENT_ANSWER_TIMEOUT):
+                response = await self._client.send(request, stream=True)
+            if response is None:
+                raise OpencodeError("opencode did not answer GET /global/event")
+            if response.status_code != 200:
+                raise OpencodeError(f"opencode answered GET /global/event with {response.status_code}")
+            on_connected()
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                try:
+                    item = json.loads(line[5:])
+                    directory, event = item.get("directory") or "", item["payload"]
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue  # not one of opencode's events: nothing to learn from it
+                if isinstance(event, dict):
+                    on_event(str(directory), event)
+        except httpx.HTTPError as exc:
+            raise OpencodeError(f"opencode's event stream ended: {type(exc).__name__}") from None
+        finally:
+            if response is not None:
+                with trio.CancelScope(shield=True):
+                    await response.aclose()

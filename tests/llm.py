@@ -355,7 +355,9 @@ def _make_handler(llm: ScriptedLLM) -> type[BaseHTTPRequestHandler]:
                 if request.reply is None:
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
                 elif request.reply.status != 200:
-                    error = {"message": request.reply.error, "type": "server_error", "code": None}
+                    # as OpenAI types them; opencode retries a `server_error` and fails the turn on the other
+                    kind = "server_error" if request.reply.status >= 500 else "invalid_request_error"
+                    error = {"message": request.reply.error, "type": kind, "code": None}
                     self._json(request.reply.status, {"error": error})
                 elif body.get("stream"):
                     self._stream(request, request.reply, str(body.get("model", "m")))

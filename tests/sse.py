@@ -1,4 +1,7 @@
-"""An SSE reader for opencode's `/event` stream in tests, directly or through Caddy with the cookie."""
+"""An SSE reader for opencode's `/event` stream in tests, directly or through Caddy with the cookie.
+
+It reads `/global/event` too: each `{directory, payload}` there is kept as the payload with the
+`directory` added, so the same matchers work on both."""
 
 from __future__ import annotations
 
@@ -39,8 +42,11 @@ class EventStream:
             with self._client.stream("GET", self.url, headers=headers) as response:
                 for line in response.iter_lines():
                     if line.startswith("data: "):
+                        event = json.loads(line[len("data: ") :])
+                        if "payload" in event:  # /global/event
+                            event = {**event["payload"], "directory": event.get("directory")}
                         with self._cond:
-                            self.events.append(json.loads(line[len("data: ") :]))
+                            self.events.append(event)
                             self.arrived.append(time.monotonic())
                             self._cond.notify_all()
         except (httpx.HTTPError, RuntimeError, ValueError):

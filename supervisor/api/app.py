@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from supervisor import __version__
 from supervisor.api.admin import admin
+from supervisor.api.chats import chats
 from supervisor.api.projects import projects
 from supervisor.api.web import web
 from supervisor.auth import auth
@@ -52,6 +53,7 @@ def create_app(daemon: Daemon) -> Quart:
     app.register_blueprint(auth)
     app.register_blueprint(admin)
     app.register_blueprint(projects)
+    app.register_blueprint(chats)
     app.register_blueprint(web)
     _register_errors(app)
     return app

@@ -277,6 +277,10 @@ class ProjectStore:
                 continue  # deleted under us, or broken: worktree() names the problem
         return infos
 
+    def worktree_dirs(self) -> list[tuple[RepoName, str, Path]]:
+        """Every chat's worktree as (repo, session id, path), read from the directory names alone."""
+        return list(self._worktree_dirs())
+
     def worktree(self, repo: RepoName, session_id: str) -> WorktreeInfo:
         import pygit2
 
