@@ -15,7 +15,7 @@ help:
 	@echo "make install      install what is missing: Debian packages, .venv (with [dev]), node_modules (opencode)"
 	@echo "make web          build the web app into web/dist (only when web/ changed)"
 	@echo "make run          install, then run the daemon with conf/dev.toml (data in ./.dancodes)"
-	@echo "make test         install, then pytest; extra args: make test PYTEST_ARGS='-k reaper -x'"
+	@echo "make test         install, then vitest (web/) and pytest; extra args: make test PYTEST_ARGS='-k reaper -x'"
 	@echo "make bench        install with --bench (.bench-venv with supervisord), then python -m bench"
 	@echo "make lint         ruff check, ruff format --check, mypy"
 	@echo "make constraints  re-pin constraints.txt after changing dependencies in pyproject.toml"
@@ -30,11 +30,13 @@ web: install
 run: web
 	eval "$$(scripts/dev-secrets.sh)"; exec .venv/bin/dancodes run --config conf/dev.toml
 
-# make itself exits 2 when a recipe fails; the line below names pytest's own exit code. The browser tests
-# (tests/browser) drive Debian's chromium against the built web app: both are made first, when missing.
+# The web app's unit tests (vitest, web/src/*.test.ts) run before pytest; a failing one stops make test.
+# The browser tests (tests/browser) drive Debian's chromium against the built web app: both are made first,
+# when missing. make itself exits 2 when a recipe fails; the pytest line names pytest's own exit code.
 test:
 	$(INSTALL) --with-chromium
 	scripts/build-web.sh
+	cd web && npx --no-install vitest run
 	@$(PY) -m pytest $(PYTEST_ARGS) || { rc=$$?; echo "make test: pytest exited with status $$rc" >&2; exit $$rc; }
 
 bench:

@@ -122,7 +122,7 @@ function reconnectSoon(st: Stream, ms: number): void {
   }, ms);
 }
 
-function handleEvent(dir: string, type: string, p: Record<string, unknown>): void {
+export function handleEvent(dir: string, type: string, p: Record<string, unknown>): void {
   const sid = (p.sessionID as string | undefined) ?? undefined;
   const chat = sid ? S.chats[sid] : chatByDir(dir);
   switch (type) {
