@@ -312,7 +312,13 @@ def test_opencode_killed_mid_reply_recovers_without_reload(page: Page, stack: St
 
 def test_model_output_is_text_never_html(page: Page, stack: Stack) -> None:
     landed(page)
-    payload = "Careful: <img src=x onerror=window.__xss=1> and <script>window.__xss=2</script> the end."
+    payload = (
+        "Careful: <img src=x onerror=window.__xss=1> and <script>window.__xss=2</script>"
+        " <svg onload=window.__xss=3></svg>\n\n"
+        "A [markdown link](javascript:window.__xss=4), an ![image](x) and "
+        '<a href="javascript:window.__xss=5">a raw link</a>.\n\n'
+        "```html\n<iframe src=javascript:window.__xss=6></iframe>\n```\n\nthe end."
+    )
     stack.llm.reply_text(payload)
     new_chat(page)
     send(page, "say something dangerous")
@@ -320,8 +326,12 @@ def test_model_output_is_text_never_html(page: Page, stack: Stack) -> None:
     expect(messages).to_contain_text("the end.")
     expect(messages).to_contain_text("<img src=x onerror=window.__xss=1>")
     expect(messages).to_contain_text("<script>window.__xss=2</script>")
-    expect(messages.locator("img")).to_have_count(0)
-    expect(messages.locator("script")).to_have_count(0)
+    expect(messages).to_contain_text("<iframe src=javascript:window.__xss=6></iframe>")  # code stays code
+    for tag in ("img", "script", "svg", "iframe", "a[href^='javascript' i]"):
+        expect(messages.locator(tag)).to_have_count(0)
+    link = messages.get_by_text("markdown link")
+    expect(link).to_be_visible()
+    link.click()  # whatever is left of the link must not run script
     time.sleep(0.5)  # an error handler of a broken image would have run by now
     assert page.evaluate("() => window.__xss") is None
     shot(page, "11-untrusted-output")

@@ -10,7 +10,8 @@ import {
   type SessionInfo,
   type Worktree,
 } from "./api";
-import { fetchMessages, reconcileStreams, seedStatuses, startLifecycle, streamReady } from "./events";
+import { loadChats } from "./chats";
+import { fetchMessages, isWatched, reconcileStreams, startLifecycle, streamReady } from "./events";
 import { S, changed, chatsOfRepo, currentChat, repoInfo, saved, type Chat } from "./store";
 
 export function notify(msg: string): void {
@@ -41,41 +42,6 @@ export async function loadGithub(): Promise<void> {
   } catch (e) {
     S.github = { error: errText(e) };
   }
-  changed();
-}
-
-/** Every worktree joined with its opencode session (title, last update); ones opencode lost are hidden. */
-async function loadChats(): Promise<void> {
-  const { worktrees } = await api.get<{ worktrees: Worktree[] }>("/admin/worktrees");
-  const chats = await Promise.all(
-    worktrees.map(async (w): Promise<Chat> => {
-      const old = S.chats[w.session_id];
-      const base: Chat = {
-        id: w.session_id,
-        repo: w.repo,
-        path: w.path,
-        branch: w.branch,
-        title: old?.title ?? w.session_id,
-        updated: old?.updated ?? (w.last_activity ?? 0) * 1000,
-        created: old?.created ?? 0,
-        status: old?.status ?? "idle",
-        error: old?.error,
-        found: false,
-      };
-      try {
-        const s = await api.get<SessionInfo>(`/session/${encodeURIComponent(w.session_id)}`, w.path);
-        return { ...base, title: s.title, created: s.time.created, updated: Math.max(base.updated, s.time.updated), found: true };
-      } catch (e) {
-        // 404: a worktree without its chat; anything else: keep it, opencode may be restarting
-        return { ...base, found: !(e instanceof ApiError && e.status === 404) && !!old?.found };
-      }
-    }),
-  );
-  const next: Record<string, Chat> = {};
-  for (const c of chats) next[c.id] = c;
-  // a chat made in this tab a moment ago may not be listed yet
-  for (const c of Object.values(S.chats)) if (!next[c.id] && c.found) next[c.id] = c;
-  S.chats = next;
   changed();
 }
 
@@ -124,7 +90,7 @@ export async function start(): Promise<void> {
   void loadModels().catch((e) => notify(`models: ${errText(e)}`));
   void loadAgents().catch((e) => notify(`modes: ${errText(e)}`));
   try {
-    await Promise.all([loadRepos(), loadChats()]);
+    await Promise.all([loadRepos(), loadChats(isWatched)]);
   } catch (e) {
     notify(errText(e));
   }
@@ -144,12 +110,7 @@ export async function start(): Promise<void> {
     void loadGithub();
   }
   changed();
-  try {
-    await seedStatuses();
-  } catch {
-    /* the stream's re-seed will try again */
-  }
-  reconcileStreams();
+  reconcileStreams(); // each stream re-seeds once it is connected
   pollClones();
 }
 
@@ -269,7 +230,6 @@ export async function newChat(): Promise<Chat | null> {
       id: session.id,
       repo: repo.repo,
       path: worktree.path,
-      branch: worktree.branch,
       title: session.title,
       updated: Date.now(),
       created: session.time.created,

@@ -47,7 +47,7 @@ afterEach(() => {
 });
 
 function chat(id: string, over: Partial<Chat> = {}): Chat {
-  return { id, repo: "o/r", path: `/srv/wt/${id}`, branch: id, title: id, updated: 0, created: 0, status: "idle", found: true, ...over };
+  return { id, repo: "o/r", path: `/srv/wt/${id}`, title: id, updated: 0, created: 0, status: "idle", found: true, ...over };
 }
 
 function assistant(id: string, sessionID: string, over: Partial<MessageInfo> = {}): MessageInfo {
@@ -85,14 +85,30 @@ describe("message events", () => {
     ]);
   });
 
-  it("message.updated with a real error marks the chat as failed", () => {
+  it("a failed reply stored after the turn went idle marks the chat as failed", () => {
     const c = chat("s1", { status: "busy" });
     S.chats = { s1: c };
-    handleEvent(c.path, "message.updated", {
-      info: assistant("m1", "s1", { error: { name: "APIError", data: { message: "overloaded" } } }),
-    });
+    const failed = assistant("m1", "s1", { error: { name: "APIError", data: { message: "overloaded" } } });
+    handleEvent(c.path, "message.updated", { info: failed });
+    expect(c.status).toBe("busy"); // the turn is not over yet
+    handleEvent(c.path, "session.status", { sessionID: "s1", status: { type: "idle" } });
+    handleEvent(c.path, "message.updated", { info: { ...failed, time: { created: 1, completed: 2 } } });
     expect(c.status).toBe("error");
     expect(c.error).toBe("overloaded");
+  });
+
+  it("an older failed reply sent again does not mark a chat whose last reply is fine", () => {
+    const c = chat("s1", { status: "busy" });
+    S.chats = { s1: c };
+    const old = assistant("m1", "s1", { error: { name: "APIError", data: { message: "overloaded" } } });
+    upsertMessageInfo(old);
+    upsertMessageInfo(assistant("m2", "s1"));
+    handleEvent(c.path, "message.updated", { info: old }); // opencode re-sends it during the next turn
+    expect(c.status).toBe("busy");
+    handleEvent(c.path, "session.status", { sessionID: "s1", status: { type: "idle" } });
+    handleEvent(c.path, "message.updated", { info: old });
+    expect(c.status).toBe("idle");
+    expect(c.error).toBeUndefined();
   });
 
   it("message.updated with an abort leaves the status alone", () => {

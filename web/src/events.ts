@@ -3,9 +3,10 @@
 //
 // Only the current chat's worktree and the worktrees of busy chats are watched, at most MAX_STREAMS: over
 // HTTP/1.1 a browser keeps 6 connections per origin, and each open stream holds one for good. The status of
-// the other chats is polled from /session/status.
+// the other chats comes from the daemon's /admin/chats, polled.
 import { api, type Message, type MessageInfo, type Part, type SessionInfo, type StatusMap } from "./api";
-import { S, appendDelta, changed, realError, removeMessage, removePart, upsertMessageInfo, upsertPart } from "./store";
+import { loadChats, SENT_GRACE_MS } from "./chats";
+import { S, type Chat, appendDelta, changed, realError, removeMessage, removePart, upsertMessageInfo, upsertPart } from "./store";
 
 const MAX_STREAMS = 4;
 const HEARTBEAT_TIMEOUT = 25_000;
@@ -20,6 +21,11 @@ interface Stream {
 }
 
 const streams = new Map<string, Stream>();
+
+/** The worktree's stream is open: its chats' statuses come from their own events. */
+export function isWatched(dir: string): boolean {
+  return streams.has(dir);
+}
 
 export function chatByDir(dir: string) {
   return Object.values(S.chats).find((c) => c.path === dir);
@@ -149,11 +155,9 @@ export function handleEvent(dir: string, type: string, p: Record<string, unknown
       const c = S.chats[info.sessionID];
       if (c) {
         c.updated = Math.max(c.updated, info.time.completed ?? info.time.created);
-        const err = realError(info);
-        if (err) {
-          c.status = "error";
-          c.error = err;
-        }
+        // a failed reply may be stored after the turn went idle; opencode also sends older messages again
+        // during a turn: only the chat's last message, once the turn is over, decides
+        if (c.status !== "busy") settle(c);
       }
       break;
     }
@@ -166,7 +170,7 @@ export function handleEvent(dir: string, type: string, p: Record<string, unknown
         if (st === "busy" || st === "retry") {
           chat.status = "busy";
           chat.error = undefined;
-        } else if (chat.status === "busy") chat.status = lastError(chat.id) ? "error" : "idle";
+        } else if (chat.status === "busy") settle(chat);
         if (st !== "busy") chat.sentAt = undefined;
         chat.updated = Date.now();
       }
@@ -175,7 +179,7 @@ export function handleEvent(dir: string, type: string, p: Record<string, unknown
     }
     case "session.idle":
       if (chat) chat.sentAt = undefined;
-      if (chat && chat.status === "busy") chat.status = lastError(chat.id) ? "error" : "idle";
+      if (chat && chat.status === "busy") settle(chat);
       reconcileStreams();
       break;
     case "session.error": {
@@ -200,6 +204,12 @@ export function handleEvent(dir: string, type: string, p: Record<string, unknown
       return;
   }
   changed();
+}
+
+/** A turn is over: the chat is idle, or in error when its last message failed. */
+function settle(chat: Chat): void {
+  chat.error = lastError(chat.id);
+  chat.status = chat.error ? "error" : "idle";
 }
 
 function lastError(sessionID: string): string | undefined {
@@ -231,26 +241,26 @@ export async function fetchMessages(sessionID: string): Promise<void> {
   if (!chat) return;
   const list = await api.get<Message[]>(`/session/${encodeURIComponent(sessionID)}/message`, chat.path);
   S.messages[sessionID] = list;
-  const err = lastError(sessionID);
-  if (chat.status !== "busy") chat.status = err ? "error" : "idle";
-  if (err) chat.error = err;
+  if (chat.status !== "busy") settle(chat);
   changed();
 }
 
-/** Seed statuses of every chat from /session/status (one call per worktree directory). */
+/** Seed every chat's status: all of them from the daemon's /admin/chats, then those whose stream is open from
+ * opencode's /session/status in their worktree (their instance is loaded anyway). */
 export async function seedStatuses(): Promise<void> {
-  const chats = Object.values(S.chats).filter((c) => c.found);
-  const dirs = [...new Set(chats.map((c) => c.path))];
+  await loadChats(isWatched);
+  const dirs = [...streams.keys()];
   const results = await Promise.all(
     dirs.map((d) => api.get<StatusMap>("/session/status", d).then((m) => [d, m] as const)),
   );
+  const chats = Object.values(S.chats);
   for (const [dir, map] of results) {
     for (const c of chats) {
       if (c.path !== dir) continue;
       const st = map[c.id]?.type;
       if (st === "busy" || st === "retry") c.status = "busy";
       // a prompt sent a moment ago may not show as busy yet
-      else if (c.status === "busy" && Date.now() - (c.sentAt ?? 0) > 5000) c.status = lastError(c.id) ? "error" : "idle";
+      else if (c.status === "busy" && Date.now() - (c.sentAt ?? 0) > SENT_GRACE_MS) settle(c);
     }
   }
   changed();

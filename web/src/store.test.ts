@@ -40,7 +40,7 @@ function part(id: string, messageID: string, over: Partial<Part> = {}): Part {
 }
 
 function chat(id: string, over: Partial<Chat> = {}): Chat {
-  return { id, repo: "o/r", path: `/wt/${id}`, branch: id, title: id, updated: 0, created: 0, status: "idle", found: true, ...over };
+  return { id, repo: "o/r", path: `/wt/${id}`, title: id, updated: 0, created: 0, status: "idle", found: true, ...over };
 }
 
 const ids = (sessionID = "s1") => (S.messages[sessionID] ?? []).map((m) => m.info.id);

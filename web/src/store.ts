@@ -7,7 +7,6 @@ export interface Chat {
   id: string;
   repo: string;
   path: string; // the worktree: every opencode call for this chat names it
-  branch: string;
   title: string;
   updated: number; // ms, last activity
   created: number; // ms

@@ -1,0 +1,63 @@
+// The chat list: every worktree's chat with its title and status, from the daemon's /admin/chats.
+//
+// The daemon follows opencode's global event stream, so this one call costs nothing in opencode. Asking
+// opencode itself about each chat would boot every worktree's instance and keep them all in memory.
+import { api } from "./api";
+import { S, changed, type Chat, type ChatStatus } from "./store";
+
+export interface ChatRow {
+  repo: string;
+  session_id: string;
+  path: string;
+  title: string | null;
+  created: number | null; // epoch seconds
+  found: boolean | null; // null: opencode could not be asked
+  status: ChatStatus;
+  error: string | null;
+  updated: number; // epoch seconds
+}
+
+export interface ChatList {
+  chats: ChatRow[];
+  opencode: boolean; // the daemon could read opencode's session list
+  following: boolean; // the daemon sees opencode's events: its statuses are current
+}
+
+/** How long a chat stays busy after a prompt went out from here, whatever a poll says: the turn may not have
+ * started yet when the poll was answered. */
+export const SENT_GRACE_MS = 5000;
+
+/** Merge one answer of /admin/chats into S.chats. A chat in `watched` (its stream is open) keeps the status
+ * its own events gave it; chats opencode does not know are hidden; ones made here a moment ago are kept. */
+export function mergeChats(list: ChatList, watched: (dir: string) => boolean, now = Date.now()): void {
+  const next: Record<string, Chat> = {};
+  for (const row of list.chats) {
+    const old = S.chats[row.session_id];
+    const chat: Chat = {
+      id: row.session_id,
+      repo: row.repo,
+      path: row.path,
+      title: row.title ?? old?.title ?? row.session_id,
+      created: row.created !== null ? row.created * 1000 : (old?.created ?? 0),
+      updated: Math.max(old?.updated ?? 0, row.updated * 1000),
+      sentAt: old?.sentAt,
+      status: old?.status ?? "idle",
+      error: old?.error,
+      found: row.found ?? old?.found ?? true,
+    };
+    const justSent = chat.sentAt !== undefined && now - chat.sentAt < SENT_GRACE_MS;
+    if (list.following && !watched(row.path) && !(justSent && row.status !== "busy")) {
+      chat.status = row.status;
+      chat.error = row.error ?? undefined;
+      if (row.status !== "busy") chat.sentAt = undefined;
+    }
+    next[chat.id] = chat;
+  }
+  for (const c of Object.values(S.chats)) if (!next[c.id] && c.found && c.created > now - 60_000) next[c.id] = c;
+  S.chats = next;
+  changed();
+}
+
+export async function loadChats(watched: (dir: string) => boolean): Promise<void> {
+  mergeChats(await api.get<ChatList>("/admin/chats"), watched);
+}
