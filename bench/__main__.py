@@ -1,10 +1,12 @@
-"""`python -m bench [--kills N] [--json]`: dancodes against supervisord, side by side, in one run.
+"""`python -m bench [--kills N] [--chats N] [--json]`: dancodes against supervisord, side by side, in one run.
 
 1. respawn latency: `kill -9` of the supervised `sleep 3600` → a new child has exec'd, N kills each;
 2. idle RSS of the supervisor process after ~3 s idle: dancodes, supervisord, supervisord plus a
    FastAPI/uvicorn sidecar (the design dancodes replaces), and dancodes with no service at all;
 3. the auth wall through a real Caddy (bench.forward_auth): latency it adds and checks per second.
-   `python -m bench forward_auth` runs this part alone.
+   `python -m bench forward_auth` runs this part alone;
+4. the web app's sidebar refresh against real opencode (bench.sidebar): `GET /admin/chats` against
+   the old per-chat opencode calls, latency and opencode's RSS. `python -m bench sidebar` runs it alone.
 
 supervisord, FastAPI and uvicorn come from `.bench-venv` (supervisord's package is also called
 `supervisor`). Everything started here is stopped here, by pid, also on error or Ctrl-C.
@@ -25,12 +27,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 import httpx
 
-from bench import forward_auth
+from bench import forward_auth, sidebar
 from bench.procs import (
     BenchError,
     Processes,
@@ -38,6 +39,7 @@ from bench.procs import (
     cmdline,
     find_child,
     free_ports,
+    interrupt_on_sigterm,
     is_sleep_child,
     rss_mb,
     start_bare_daemon,
@@ -316,30 +318,30 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through the finally blocks that stop what was started
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["forward_auth"]:
         return forward_auth.main(argv[1:])
+    if argv[:1] == ["sidebar"]:
+        return sidebar.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--kills", type=int, default=50, metavar="N", help="kills per supervisor (default 50)"
     )
     forward_auth.add_arguments(parser)
+    sidebar.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    if args.kills < 1:
-        parser.error("--kills must be at least 1")
+    if args.kills < 1 or args.chats < 1:
+        parser.error("--kills and --chats must be at least 1")
     if not (BENCH_VENV / "bin/supervisord").exists():
         print(f"bench: {BENCH_VENV} with supervisord is missing: run `make bench`", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupt_on_sigterm()
     try:
         result = measure(args.kills)
         wall = forward_auth.run(args.requests, args.seconds, args.conns)
+        side = sidebar.run(args.chats)
     except BenchError as exc:
         print(f"bench: failed: {exc}", file=sys.stderr)
         return 1
@@ -347,12 +349,14 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: interrupted; everything it started is stopped", file=sys.stderr)
         return 130
     if args.json:
-        print(json.dumps({**result, "forward_auth": wall}, indent=2))
+        print(json.dumps({**result, "forward_auth": wall, "sidebar": side}, indent=2))
     else:
         print(render(result))
         if wall is not None:
             print("\n" + forward_auth.render(wall))
-    return 0 if wall is not None else 1
+        if side is not None:
+            print("\n" + sidebar.render(side))
+    return 0 if wall is not None and side is not None else 1
 
 
 if __name__ == "__main__":

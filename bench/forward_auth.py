@@ -22,20 +22,18 @@ import math
 import multiprocessing
 import os
 import platform
-import signal
 import socket
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
 import psutil
 
-from bench.procs import BenchError, Processes, free_ports, start_bare_daemon
+from bench.procs import BenchError, Processes, free_ports, interrupt_on_sigterm, start_bare_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -397,10 +395,6 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through the finally blocks that stop what was started
-
-
 def run(requests: int, seconds: float, conns: int) -> dict[str, Any] | None:
     """Measure; None (after saying why on stderr) if the bench itself failed."""
     try:
@@ -425,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.requests < 1 or args.seconds <= 0 or args.conns < 1:
         parser.error("--requests, --seconds and --conns must be positive")
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupt_on_sigterm()
     try:
         result = run(args.requests, args.seconds, args.conns)
     except KeyboardInterrupt:

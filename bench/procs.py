@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import psutil
 
@@ -35,10 +36,14 @@ data_dir = "{data}"
 public = {public}
 opencode = {opencode}
 app = {app}
+"""
+_NO_OPENCODE = """\
 [daemon]
 health_requires = []
 [services.opencode]
 enabled = false
+"""
+_NO_CADDY = """\
 [services.caddy]
 enabled = false
 """
@@ -46,7 +51,7 @@ enabled = false
 
 @dataclass
 class BareDaemon:
-    """A `dancodes run` with no built-in services, on free ports, its state under `base`."""
+    """A `dancodes run` with no built-in service (or opencode alone), on free ports, its state in `base`."""
 
     proc: subprocess.Popen[bytes]
     base: Path
@@ -62,11 +67,23 @@ class BareDaemon:
         return self.base / "data"
 
 
-def start_bare_daemon(procs: Processes, base: Path, extra_toml: str = "") -> BareDaemon:
-    """Start it with throwaway wall secrets (the wall refuses to start without them)."""
+def start_bare_daemon(
+    procs: Processes,
+    base: Path,
+    extra_toml: str = "",
+    *,
+    opencode: bool = False,
+    env_extra: Mapping[str, str] | None = None,
+) -> BareDaemon:
+    """Start it with throwaway wall secrets (the wall refuses to start without them).
+
+    With `opencode`, its opencode service runs (and `/admin/health` waits for it); Caddy never does.
+    `env_extra` is added to the daemon's environment, which its services inherit.
+    """
     ports = dict(zip(("public", "opencode", "app"), free_ports(3), strict=True))
     conf = base / "dancodes.toml"
-    conf.write_text(_DAEMON_TOML.format(data=base / "data", **ports) + extra_toml)
+    services = _NO_CADDY if opencode else _NO_OPENCODE + _NO_CADDY
+    conf.write_text(_DAEMON_TOML.format(data=base / "data", **ports) + services + extra_toml)
     password = secrets.token_urlsafe(16)
     env = {
         k: v
@@ -76,6 +93,7 @@ def start_bare_daemon(procs: Processes, base: Path, extra_toml: str = "") -> Bar
     env.update(
         AUTH_PASSWORD=password, AUTH_SECRET=secrets.token_urlsafe(32), DANCODES_DATA_DIR=str(base / "data")
     )
+    env.update(env_extra or {})
     proc = procs.start(
         [str(ROOT / ".venv/bin/dancodes"), "run", "--config", str(conf), "--json-logs"],
         log=base / "daemon.log",
@@ -188,3 +206,12 @@ class Processes:
     def stop_all(self) -> None:
         for proc in reversed(list(self.procs)):
             self.stop(proc)
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, through the finally blocks that stop what a bench started."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
