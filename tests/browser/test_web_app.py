@@ -337,6 +337,44 @@ def test_model_output_is_text_never_html(page: Page, stack: Stack) -> None:
     shot(page, "11-untrusted-output")
 
 
+def test_an_edit_shows_its_diff_and_collapses(page: Page, stack: Stack) -> None:
+    landed(page)
+    new_chat(page)
+    session_id = open_chat_id(page)
+    readme = stack.daemon.data_dir / "projects" / "worktrees" / f"acme__rocket__{session_id}" / "README.md"
+    stack.llm.reply_tool_call("read", {"filePath": str(readme)})  # opencode edits only files read before
+    stack.llm.reply_tool_call(
+        "edit", {"filePath": str(readme), "oldString": "# rocket", "newString": "# rocket ship"}
+    )
+    stack.llm.reply_text("Renamed it.")
+    send(page, "rename the rocket")
+    expect(tid(page, "messages")).to_contain_text("Renamed it.")
+    assert readme.read_text() == "# rocket ship\n"  # the edit ran in the chat's worktree
+
+    tool = page.locator('[data-testid="part-tool"][data-tool="edit"]')
+    expect(tool).to_have_attribute("data-state", "completed")
+    expect(tool.locator(".diff .del")).to_have_text("-# rocket\n")
+    expect(tool.locator(".diff .add")).to_have_text("+# rocket ship\n")
+    shot(page, "12-edit-diff")
+    tool.locator(".tool-head").click()  # tap to collapse, tap again to see it all
+    expect(tool.locator(".diff")).to_have_count(0)
+    tool.locator(".tool-head").click()
+    expect(tool.locator(".diff .add")).to_be_visible()
+
+
+def test_a_failed_reply_shows_as_an_error(page: Page, stack: Stack) -> None:
+    landed(page)
+    new_chat(page)
+    session_id = open_chat_id(page)
+    stack.llm.reply_error(400, "the scripted model refuses this one")
+    send(page, "this will fail")
+    expect(page.locator(".msg-error")).to_contain_text("the scripted model refuses this one")
+    open_sidebar(page)
+    expect(chat_item(page, session_id)).to_have_attribute("data-status", "error")
+    shot(page, "13-failed-reply")
+    close_sidebar(page)
+
+
 def swipe(page: Page, x0: float, x1: float, y: float) -> None:
     """A one-finger horizontal swipe, as real touch events (CDP), in about 0.1 s."""
     cdp = page.context.new_cdp_session(page)
