@@ -355,6 +355,7 @@ def test_an_edit_shows_its_diff_and_collapses(page: Page, stack: Stack) -> None:
     expect(tool).to_have_attribute("data-state", "completed")
     expect(tool.locator(".diff .del")).to_have_text("-# rocket\n")
     expect(tool.locator(".diff .add")).to_have_text("+# rocket ship\n")
+    expect(tid(page, "messages")).to_contain_text("changed: README.md")  # relative to the worktree
     shot(page, "12-edit-diff")
     tool.locator(".tool-head").click()  # tap to collapse, tap again to see it all
     expect(tool.locator(".diff")).to_have_count(0)

@@ -48,7 +48,7 @@ export function Messages({ chat }: { chat: Chat | null }) {
         )}
         {chat && list.length === 0 && <div class="empty dim">new chat in {chat.repo}: type below</div>}
         {list.map((m) => (
-          <MessageView key={m.info.id} m={m} />
+          <MessageView key={m.info.id} m={m} root={chat?.path ?? ""} />
         ))}
         {chat?.status === "busy" && <div class="working dim">working…</div>}
       </div>
@@ -61,14 +61,14 @@ export function Messages({ chat }: { chat: Chat | null }) {
   );
 }
 
-const MessageView = memo(function MessageView({ m }: { m: Message }) {
+const MessageView = memo(function MessageView({ m, root }: { m: Message; root: string }) {
   const err = realError(m.info);
   const aborted = m.info.error?.name === "MessageAbortedError";
   return (
     <div class={"message " + m.info.role} data-testid="message" data-role={m.info.role}>
       {m.info.role === "user" && <div class="who">&gt; you</div>}
       {m.parts.map((p) => (
-        <PartView key={p.id} p={p} role={m.info.role} />
+        <PartView key={p.id} p={p} role={m.info.role} root={root} />
       ))}
       {err && <div class="msg-error">error: {err}</div>}
       {aborted && <div class="dim">(stopped)</div>}
@@ -76,7 +76,12 @@ const MessageView = memo(function MessageView({ m }: { m: Message }) {
   );
 });
 
-const PartView = memo(function PartView({ p, role }: { p: Part; role: string }) {
+/** `path` relative to the chat's worktree, when it lies inside it. */
+function relative(path: string, root: string): string {
+  return root && path.startsWith(root + "/") ? path.slice(root.length + 1) : path;
+}
+
+const PartView = memo(function PartView({ p, role, root }: { p: Part; role: string; root: string }) {
   switch (p.type) {
     case "text":
       if (!p.text) return null;
@@ -94,7 +99,7 @@ const PartView = memo(function PartView({ p, role }: { p: Part; role: string }) 
     case "file":
       return <div class="file dim">[file] {p.filename ?? p.mime ?? ""}</div>;
     case "patch":
-      return <div class="dim">changed: {(p.files ?? []).join(", ")}</div>;
+      return <div class="dim">changed: {(p.files ?? []).map((f) => relative(f, root)).join(", ")}</div>;
     default:
       return null;
   }
