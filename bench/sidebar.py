@@ -40,6 +40,8 @@ import httpx
 import psutil
 
 from bench.procs import BareDaemon, BenchError, Processes, interrupt_on_sigterm, start_bare_daemon
+from tests.gitutil import make_remote
+from tests.llm import opencode_config, opencode_xdg
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 90.0  # the daemon up and opencode healthy
@@ -48,75 +50,14 @@ SETTLE = 2.0  # seconds after each phase before RSS is read
 POLLS = 20
 REPO = ("acme", "bench")
 DIRECTORY = "x-opencode-directory"
-OPENCODE_PLUGIN = "1.18.33"  # the version pinned in package.json
 T = TypeVar("T")
-
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "Bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "Bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-# -- setup: a remote, opencode's config, the daemon ------------------------------------------------
-
-
-def git(cwd: Path, *args: str) -> None:
-    done = subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, timeout=60)
-    if done.returncode != 0:
-        raise BenchError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
-
-
-def make_remote(remotes: Path, seed: Path) -> None:
-    """A bare `remotes/acme/bench.git` with one commit on main (as tests.gitutil.make_remote does)."""
-    owner, name = REPO
-    bare = remotes / owner / f"{name}.git"
-    bare.parent.mkdir(parents=True)
-    git(remotes, "init", "-q", "--bare", "-b", "main", str(bare))
-    seed.mkdir()
-    git(seed, "init", "-q", "-b", "main")
-    (seed / "README.md").write_text(f"# {name}\n")
-    git(seed, "add", "README.md")
-    git(seed, "commit", "-q", "-m", "add README.md")
-    git(seed, "push", "-q", str(bare), "main")
-
-
-def opencode_env(xdg_root: Path) -> dict[str, str]:
-    """`OPENCODE_CONFIG_CONTENT` for the daemon to pass on, and opencode's XDG dirs pre-seeded.
-
-    As tests.llm's opencode_config and opencode_xdg: a provider on a closed loopback port (no prompt
-    is sent), and a config dir whose plugin check passes, so no npm install reaches the network.
-    """
-    config_dir = xdg_root / "config" / "opencode"
-    (config_dir / "node_modules").mkdir(parents=True)
-    dependencies = {"@opencode-ai/plugin": OPENCODE_PLUGIN}
-    (config_dir / "package.json").write_text(json.dumps({"dependencies": dependencies}))
-    lock = {"lockfileVersion": 3, "packages": {"": {"dependencies": dependencies}}}
-    (config_dir / "package-lock.json").write_text(json.dumps(lock))
-    config = {
-        "$schema": "https://opencode.ai/config.json",
-        "provider": {
-            "none": {
-                "name": "None",
-                "npm": "@ai-sdk/openai-compatible",
-                "options": {"baseURL": "http://127.0.0.1:9/v1", "apiKey": "x"},
-                "models": {"m": {"name": "No model"}},
-            }
-        },
-        "model": "none/m",
-        "small_model": "none/m",
-        "share": "disabled",
-        "autoupdate": False,
-    }
-    return {"OPENCODE_CONFIG_CONTENT": json.dumps(config)}
+# -- waiting on the daemon, reading opencode ------------------------------------------------------
 
 
 def wait_for(what: str, check: Callable[[], T | None], daemon: BareDaemon, timeout: float) -> T:
@@ -295,7 +236,10 @@ def measure(n: int) -> dict[str, Any]:
         boots: Boots | None = None
         try:
             log(f"starting dancodes with opencode; a bare repo and {n} chats")
-            make_remote(tmp / "remotes", tmp / "seed")
+            try:
+                make_remote(tmp / "remotes", tmp / "seed", *REPO)
+            except subprocess.CalledProcessError as exc:
+                raise BenchError(f"making the bare repo failed: {exc.stderr.strip()}") from None
             base = tmp / "daemon"
             base.mkdir()
             remote_url = f"file://{tmp / 'remotes'}/{{owner}}/{{name}}.git"
@@ -305,9 +249,10 @@ def measure(n: int) -> dict[str, Any]:
                 # touch instances
                 "[gc]\ninterval_minutes = 0\ndispose_idle_minutes = 0\n"
             )
-            daemon = start_bare_daemon(
-                procs, base, extra, opencode=True, env_extra=opencode_env(base / "data" / "opencode")
-            )
+            # a provider on a closed port (no prompt is sent); the plugin check passes, so no npm install
+            opencode_xdg(base / "data" / "opencode")
+            no_model = {"OPENCODE_CONFIG_CONTENT": opencode_config("http://127.0.0.1:9/v1")}
+            daemon = start_bare_daemon(procs, base, extra, opencode=True, env_extra=no_model)
             transport = httpx.HTTPTransport(uds=str(daemon.data / "run" / "dancodes.sock"))
             admin = httpx.Client(transport=transport, base_url="http://dancodes", timeout=60)
             clients.append(admin)
