@@ -152,27 +152,27 @@ def chat_of(client: httpx.Client, session_id: str) -> dict[str, Any] | None:
 
 
 def wait_chat(
-    client: httpx.Client, session_id: str, match: Callable[[dict[str, Any]], bool], what: str
+    stack: Stack,
+    client: httpx.Client,
+    session_id: str,
+    match: Callable[[dict[str, Any]], bool],
+    what: str,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while True:
+    def check() -> dict[str, Any] | None:
         found = chat_of(client, session_id)
-        if found is not None and match(found):
-            return found
-        assert time.monotonic() < deadline, f"chat never {what}: {found}"
-        time.sleep(0.1)
+        return found if found is not None and match(found) else None
+
+    found: dict[str, Any] = stack.daemon.wait_for(check, 30, f"the chat {what}")
+    return found
 
 
-def wait_reply_stored(client: httpx.Client, session_id: str, path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        messages = client.get(
-            f"/session/{session_id}/message", headers={"x-opencode-directory": str(path)}
-        ).json()
-        if messages[-1]["info"]["role"] == "assistant" and messages[-1]["info"]["time"].get("completed"):
-            return
-        assert time.monotonic() < deadline, f"the last reply was never stored: {messages[-1]['info']}"
-        time.sleep(0.1)
+def wait_reply_stored(stack: Stack, client: httpx.Client, session_id: str, path: Path) -> None:
+    def stored() -> bool:
+        url, headers = f"/session/{session_id}/message", {"x-opencode-directory": str(path)}
+        last = client.get(url, headers=headers).json()[-1]["info"]
+        return last["role"] == "assistant" and bool(last["time"].get("completed"))
+
+    stack.daemon.wait_for(stored, 30, "the last reply stored")
 
 
 def prompt(client: httpx.Client, session_id: str, path: Path, text: str) -> None:
@@ -184,9 +184,11 @@ def prompt(client: httpx.Client, session_id: str, path: Path, text: str) -> None
     assert sent.status_code == 204, sent.text
 
 
-def test_the_list_joins_worktree_session_and_status(client: httpx.Client, chat: tuple[str, Path]) -> None:
+def test_the_list_joins_worktree_session_and_status(
+    stack: Stack, client: httpx.Client, chat: tuple[str, Path]
+) -> None:
     session_id, path = chat
-    listed = wait_chat(client, session_id, lambda c: c["found"] is True, "found")
+    listed = wait_chat(stack, client, session_id, lambda c: c["found"] is True, "found")
     assert listed["repo"] == "acme/board"
     assert listed["path"] == str(path)
     assert listed["status"] == "idle"
@@ -204,23 +206,23 @@ def test_busy_idle_and_error_follow_the_turns(
     try:
         stack.llm.reply_text("held back for a moment", chunk_size=4)
         prompt(client, session_id, path, "first")
-        busy = wait_chat(client, session_id, lambda c: c["status"] == "busy", "busy")
+        busy = wait_chat(stack, client, session_id, lambda c: c["status"] == "busy", "busy")
         assert busy["error"] is None
     finally:
         stack.llm.release()
-    idle = wait_chat(client, session_id, lambda c: c["status"] == "idle", "idle again")
+    idle = wait_chat(stack, client, session_id, lambda c: c["status"] == "idle", "idle again")
     assert idle["updated"] >= busy["updated"]
 
     stack.llm.reply_error(400, "the scripted model refuses this one")
     prompt(client, session_id, path, "second")
-    failed = wait_chat(client, session_id, lambda c: c["status"] == "error", "an error")
+    failed = wait_chat(stack, client, session_id, lambda c: c["status"] == "error", "an error")
     assert "refuses this one" in failed["error"]
     # opencode goes idle before it stores the failed reply; a prompt in between is dropped (1.18.33)
-    wait_reply_stored(client, session_id, path)
+    wait_reply_stored(stack, client, session_id, path)
 
     stack.llm.reply_text("fine again")
     prompt(client, session_id, path, "third")
-    fine = wait_chat(client, session_id, lambda c: c["status"] == "idle", "idle after the error")
+    fine = wait_chat(stack, client, session_id, lambda c: c["status"] == "idle", "idle after the error")
     assert fine["error"] is None
 
 
@@ -230,8 +232,8 @@ def test_a_worktree_whose_session_is_gone_is_not_found(
     made = client.post("/admin/worktrees", json={"repo": "acme/board", "session_id": LOST})
     assert made.status_code == 201, made.text
     try:
-        wait_chat(client, LOST, lambda c: c["found"] is False, "not found")
-        wait_chat(client, chat[0], lambda c: c["found"] is True, "found")
+        wait_chat(stack, client, LOST, lambda c: c["found"] is False, "not found")
+        wait_chat(stack, client, chat[0], lambda c: c["found"] is True, "found")
     finally:
         gone = client.delete(f"/admin/worktrees/acme/board/{LOST}")
         assert gone.status_code == 200, gone.text
@@ -246,11 +248,11 @@ def test_polling_the_list_boots_no_instance(
     disposed = httpx.post(f"{opencode}/instance/dispose", headers=headers, timeout=10)
     assert disposed.status_code == 200, disposed.text
     # opencode's session list boots the instance of its own cwd, once
-    wait_chat(client, session_id, lambda c: True, "listed")
+    wait_chat(stack, client, session_id, lambda c: True, "listed")
     events = EventStream(f"{opencode}/global/event", path).start()
     try:
         for _ in range(3):
-            wait_chat(client, session_id, lambda c: True, "listed")
+            wait_chat(stack, client, session_id, lambda c: True, "listed")
         time.sleep(1.5)
         assert [e for e in events.events if e["type"] == "project.updated"] == []
         # the control: asking the worktree's instance anything does boot it, and that shows
