@@ -17,7 +17,6 @@ need, so the clients are not what limits them.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
 import os
@@ -33,7 +32,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.procs import BenchError, Processes, free_ports, interrupt_on_sigterm, start_bare_daemon
+from bench.procs import BenchError, Processes, free_ports, part_main, run_part, start_bare_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -397,11 +396,7 @@ def render(r: dict[str, Any]) -> str:
 
 def run(requests: int, seconds: float, conns: int) -> dict[str, Any] | None:
     """Measure; None (after saying why on stderr) if the bench itself failed."""
-    try:
-        return measure(requests, seconds, conns)
-    except BenchError as exc:
-        print(f"bench: forward_auth failed: {exc}", file=sys.stderr)
-        return None
+    return run_part("forward_auth", lambda: measure(requests, seconds, conns))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -419,13 +414,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.requests < 1 or args.seconds <= 0 or args.conns < 1:
         parser.error("--requests, --seconds and --conns must be positive")
-    interrupt_on_sigterm()
-    try:
-        result = run(args.requests, args.seconds, args.conns)
-    except KeyboardInterrupt:
-        print("bench: interrupted; everything it started is stopped", file=sys.stderr)
-        return 130
-    if result is None:
-        return 1
-    print(json.dumps(result, indent=2) if args.json else render(result))
-    return 0
+    return part_main(
+        "forward_auth", lambda: measure(args.requests, args.seconds, args.conns), render, as_json=args.json
+    )

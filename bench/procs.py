@@ -7,17 +7,20 @@ were not there before a kill are examined, so one poll costs about one `listdir(
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import psutil
 
@@ -215,3 +218,32 @@ def interrupt_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+
+
+def run_part(name: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    """Measure one part of the bench; None (after saying why on stderr) if the bench itself failed."""
+    try:
+        return measure()
+    except BenchError as exc:
+        print(f"bench: {name} failed: {exc}", file=sys.stderr)
+        return None
+
+
+def part_main(
+    name: str,
+    measure: Callable[[], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+    *,
+    as_json: bool,
+) -> int:
+    """`python -m bench <name>` once its arguments are read: measure, print, and the exit status."""
+    interrupt_on_sigterm()
+    try:
+        result = run_part(name, measure)
+    except KeyboardInterrupt:
+        print("bench: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    if result is None:
+        return 1
+    print(json.dumps(result, indent=2) if as_json else render(result))
+    return 0

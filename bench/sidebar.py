@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 
-from bench.procs import BareDaemon, BenchError, Processes, interrupt_on_sigterm, start_bare_daemon
+from bench.procs import BareDaemon, BenchError, Processes, part_main, run_part, start_bare_daemon
 from tests.gitutil import make_remote
 from tests.llm import opencode_config, opencode_xdg
 
@@ -408,11 +408,7 @@ def render(r: dict[str, Any]) -> str:
 
 def run(chats: int) -> dict[str, Any] | None:
     """Measure; None (after saying why on stderr) if the bench itself failed."""
-    try:
-        return measure(chats)
-    except BenchError as exc:
-        print(f"bench: sidebar failed: {exc}", file=sys.stderr)
-        return None
+    return run_part("sidebar", lambda: measure(chats))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -428,13 +424,4 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.chats < 1:
         parser.error("--chats must be at least 1")
-    interrupt_on_sigterm()
-    try:
-        result = run(args.chats)
-    except KeyboardInterrupt:
-        print("bench: interrupted; everything it started is stopped", file=sys.stderr)
-        return 130
-    if result is None:
-        return 1
-    print(json.dumps(result, indent=2) if args.json else render(result))
-    return 0
+    return part_main("sidebar", lambda: measure(args.chats), render, as_json=args.json)
