@@ -91,6 +91,9 @@ class ServiceConfig(_Table):
     stop_signal: str = "SIGTERM"
     stop_grace: Positive = 3.0
     dispose_url: str | None = None  # POSTed before the stop signal so the service can stop its tools
+    # The agent: code the user did not write, steered by text from repos and the web. It runs as
+    # `agent.user` (when the daemon is root) with an allowlisted environment (supervisor.agent).
+    agent: bool = False
 
 
 class AppSettings(_Table):
@@ -115,6 +118,17 @@ class GitSettings(_Table):
     github_api: str = "https://api.github.com"
 
 
+class AgentSettings(_Table):
+    # When the daemon runs as root, services with `agent = true` (opencode and every tool it runs) run
+    # as this unprivileged user, created if missing. "root" opts out: then the agent can read every
+    # secret the daemon holds and reach its sockets (README, "The agent's boundary").
+    user: Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "dancodes-agent"
+    # Environment variables passed to the agent beyond the built-in allowlist (names, or NAME_* prefixes)
+    env: list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\*?$")]] = msgspec.field(
+        default_factory=list
+    )
+
+
 class GcSettings(_Table):
     interval_minutes: NonNegative = 60.0  # 0: only on demand (POST /admin/gc)
     idle_days: Positive = 14.0  # a worktree whose session is idle this long may go
@@ -131,6 +145,7 @@ class Config(_Table):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     git: GitSettings = msgspec.field(default_factory=GitSettings)
     gc: GcSettings = msgspec.field(default_factory=GcSettings)
+    agent: AgentSettings = msgspec.field(default_factory=AgentSettings)
     services: dict[ServiceName, ServiceConfig] = msgspec.field(default_factory=dict)
 
 
@@ -158,6 +173,14 @@ class Paths:
     @property
     def worktrees_dir(self) -> Path:
         return self.data_dir / "projects" / "worktrees"  # owner__name__<session id>: one per chat
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"  # 0700, the daemon's own: opencode's server password
+
+    @property
+    def agent_home(self) -> Path:
+        return self.data_dir / "home"  # $HOME of the agent when it runs as its own user
 
 
 @dataclass(frozen=True)

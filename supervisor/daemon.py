@@ -23,20 +23,21 @@ import psutil
 import structlog
 import trio
 
-from supervisor import __version__
+from supervisor import __version__, opencode_config, secretstore
+from supervisor.agent import AgentUser, agent_environment, check_reachable, give_to_agent, resolve_agent_user
 from supervisor.auth import AuthWall
 from supervisor.chats import ChatBoard
-from supervisor.config import LoadedConfig, load_config, start_order
+from supervisor.config import LoadedConfig, ServiceConfig, load_config, start_order
 from supervisor.datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
 from supervisor.errors import DancodesError
 from supervisor.logs import Redactor, ServiceLog, secret_values
-from supervisor.opencode import OpencodeClient
+from supervisor.opencode import OpencodeClient, basic_auth
 from supervisor.orphans import Orphan, check_killable, kill_tree, list_orphans
 from supervisor.projects.clones import Clones
 from supervisor.projects.housekeeping import Housekeeper
 from supervisor.projects.store import ProjectStore
 from supervisor.reaper import Mode, Reaper, become_reaper
-from supervisor.service import RESTING, Service
+from supervisor.service import RESTING, Launch, Service
 
 log = structlog.get_logger("dancodes.daemon")
 
@@ -54,6 +55,9 @@ class Daemon:
         self.stopping = False
         self._redactor = Redactor(secret_values())
         self._nursery: trio.Nursery | None = None
+        #: set by `run`: the agent's own user (None: it shares ours), opencode's server password
+        self.agent_user: AgentUser | None = None
+        self.opencode_password = ""
         for name in start_order(loaded):
             self.services[name] = self._make_service(name)
         self.auth = AuthWall.from_config(loaded, os.environ)  # MissingSecret: refuse to start
@@ -77,7 +81,37 @@ class Daemon:
             reaper=self.reaper,
             home=self.loaded.paths.home,
             log=ServiceLog(name, cfg.daemon.log_tail, self._redactor),
+            prepare=lambda config: self._launch(name, config),
         )
+
+    def _launch(self, name: str, config: ServiceConfig) -> Launch:
+        """What a start of service `name` gets: the agent's allowlisted environment and user for an
+        agent service, the daemon's environment otherwise; opencode's password where it is needed."""
+        loaded = self.loaded
+        if config.agent:
+            env = agent_environment(
+                os.environ,
+                extra=tuple(loaded.config.agent.env),
+                user=self.agent_user,
+                home=loaded.paths.agent_home,
+            )
+        else:
+            env = dict(os.environ)
+        env.update(config.env)
+        user = (self.agent_user.uid, self.agent_user.gid) if config.agent and self.agent_user else None
+        headers: dict[str, str] = {}
+        if name == "opencode":
+            env["OPENCODE_SERVER_PASSWORD"] = self.opencode_password
+            env.pop("OPENCODE_SERVER_USERNAME", None)  # the daemon and Caddy use opencode's default
+            env.pop("OPENCODE_CONFIG", None)  # merged into the content below: the agent need not read it
+            env["OPENCODE_CONFIG_CONTENT"] = opencode_config.compose(
+                conf_dir=loaded.paths.conf_dir, data_dir=loaded.paths.data_dir, environ=os.environ
+            )
+            headers["Authorization"] = basic_auth(self.opencode_password)
+        elif name == "caddy":
+            # Caddy puts it on every request it proxies to opencode, after the wall let it through
+            env["DANCODES_OPENCODE_AUTH"] = basic_auth(self.opencode_password)
+        return Launch(env=env, user=user, headers=headers)
 
     # -- what the API reads -------------------------------------------------------------------
 
@@ -131,9 +165,40 @@ class Daemon:
         prepare_data_dir(self.loaded.paths)
         lock = lock_data_dir(self.loaded.paths)
         try:
+            self._prepare_agent()
             await self._run(task_status)
         finally:
             unlock_data_dir(lock)
+
+    def _prepare_agent(self) -> None:
+        """The agent's user and what it owns; opencode's password. Before any child runs."""
+        paths = self.loaded.paths
+        self.agent_user = user = resolve_agent_user(self.loaded.config.agent.user, home=paths.agent_home)
+        self.store.agent = user
+        self.store.git_home = paths.agent_home
+        if user is not None:
+            check_reachable(paths.data_dir, user)
+            give_to_agent(
+                user,
+                [
+                    paths.agent_home,
+                    paths.data_dir / "opencode",  # its XDG state: the SQLite db, config, plugins
+                    paths.repos_dir,
+                    paths.worktrees_dir,
+                    self.store.backups_dir,
+                ],
+                private=(paths.agent_home,),
+            )
+        else:
+            paths.agent_home.mkdir(mode=0o700, exist_ok=True)
+        self.opencode_password = secretstore.load_or_make(paths.secrets_dir, secretstore.OPENCODE_PASSWORD)
+        self._redactor.secrets.append(self.opencode_password)
+        self.opencode.authenticate(self.opencode_password)
+        log.info(
+            "agent_boundary",
+            user=user.name if user else None,
+            uid=user.uid if user else os.geteuid(),
+        )
 
     async def _run(self, task_status: trio.TaskStatus[Daemon]) -> None:
         from supervisor.api.server import serve_app  # the web stack loads only for a daemon

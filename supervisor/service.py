@@ -19,6 +19,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,25 @@ RESTING = frozenset({State.STOPPED, State.EXITED, State.FATAL})
 #: States a service only passes through.
 TRANSIENT = frozenset({State.STARTING, State.STOPPING})
 
+
+@dataclass(frozen=True)
+class Launch:
+    """What one run of a service starts with, worked out just before it starts (by `Service.prepare`).
+
+    The environment and the user are runtime values (the agent's allowlist, a merged opencode config,
+    a generated password), so they are computed per start rather than stored in the config.
+    """
+
+    env: Mapping[str, str]
+    user: tuple[int, int] | None = None  # (uid, gid) to run as; None: the daemon's own
+    headers: Mapping[str, str] = field(default_factory=dict)  # sent with its probes and dispose call
+
+
+def plain_launch(config: ServiceConfig) -> Launch:
+    """The daemon's environment with the service's own `env` on top, as the daemon's own user."""
+    return Launch(env={**os.environ, **config.env})
+
+
 _START_RETRY = 0.1  # seconds between readiness probes while starting
 _DRAIN = 0.5  # seconds to read what a dead child left in its pipes; orphans may hold them open
 
@@ -67,14 +87,17 @@ class Service:
         reaper: Reaper,
         log: ServiceLog,
         home: Path,
-        environ: Mapping[str, str] | None = None,
+        prepare: Callable[[ServiceConfig], Launch] = plain_launch,
     ) -> None:
+        """`prepare` gives each start its environment and user; it may raise SpawnError (shown as the
+        reason the start failed)."""
         self.name = name
         self.config = config
         self.output = log
         self._reaper = reaper
         self._home = home
-        self._environ = environ
+        self._prepare = prepare
+        self._launch = Launch(env={})
         self._log = structlog.get_logger("dancodes.service").bind(service=name)
 
         self.state = State.STOPPED
@@ -239,12 +262,12 @@ class Service:
         if exe is None:
             raise SpawnError(f"executable '{argv[0]}' not found")
         argv[0] = exe
+        self._launch = launch = self._prepare(self.config)
         self.run_id = uuid.uuid4().hex[:12]
-        env = dict(os.environ if self._environ is None else self._environ)
-        env.update(self.config.env)
+        env = dict(launch.env)
         env["DANCODES_SERVICE"] = self.name
         env["DANCODES_SERVICE_RUN"] = self.run_id
-        child = spawn(self._reaper, argv, env=env, cwd=self.config.cwd)
+        child = spawn(self._reaper, argv, env=env, cwd=self.config.cwd, user=launch.user)
         self.pid = child.pid
         self.starts += 1
         self.started_at = trio.current_time()
@@ -257,7 +280,7 @@ class Service:
     async def _watch(self, child: Child) -> str | None:
         """Wait for readiness, then watch health; return why to stop it, or None once it exited."""
         probe_cfg = self.config.probe
-        probe = HttpProbe(probe_cfg) if probe_cfg.url else None
+        probe = HttpProbe(probe_cfg, headers=self._launch.headers) if probe_cfg.url else None
         try:
             ready = await self._wait_ready(child, probe)
             if not child.alive:
@@ -333,7 +356,7 @@ class Service:
         assert self.config.dispose_url is not None
         with trio.move_on_after(timeout):
             try:
-                async with httpx.AsyncClient(timeout=timeout) as client:
+                async with httpx.AsyncClient(timeout=timeout, headers=dict(self._launch.headers)) as client:
                     await client.post(self.config.dispose_url)
                     return
             except httpx.HTTPError as exc:

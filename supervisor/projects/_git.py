@@ -16,15 +16,31 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import (
     CheckoutStrategy,
+    ConfigLevel,
     CredentialType,
     FetchPrune,
     FileMode,
     FileStatus,
+    Option,
     ReferenceType,
     RepositoryOpenFlag,
 )
 
 from supervisor.projects.progress import CloneProgress
+
+# The clones and worktrees belong to the agent's user while the daemon runs as root: libgit2 would
+# refuse them as "not owned by current user". The daemon opens only paths it built itself from
+# validated names, under its own data_dir, so the ownership check protects nothing here.
+pygit2.option(Option.SET_OWNER_VALIDATION, False)
+
+
+def use_home(home: Path) -> None:
+    """Read the global git config from `home` (the agent's home), not the daemon's $HOME: the
+    daemon's git then sees what the agent's git sees, and never trips over a /root it may not
+    read while it acts as the agent."""
+    pygit2.settings.search_path[ConfigLevel.GLOBAL] = str(home)
+    pygit2.settings.search_path[ConfigLevel.XDG] = str(home / ".config" / "git")
+
 
 ORIGIN = "origin"
 BACKUP_PREFIX = "refs/dancodes/backup/"

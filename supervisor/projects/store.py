@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from supervisor.agent import OwnedByAgent, acting_as_daemon, as_agent
 from supervisor.errors import Conflict, GitFailed, InvalidName, NotFound
 from supervisor.projects.info import (
     DeleteResult,
@@ -51,12 +52,15 @@ BRANCH_PREFIX = "dancodes/"
 _TEMP_PREFIX = ".clone-"
 
 
-class ProjectStore:
+class ProjectStore(OwnedByAgent):
     """Clones under `repos_dir`, worktrees under `worktrees_dir`, backups of deleted clones beside them.
 
     `remote_url` is a template such as `https://github.com/{owner}/{name}.git`; `token`, when set,
     is offered to https remotes only, through libgit2's credential callback, and never written to
     a clone's config.
+
+    The trees belong to the agent (`self.agent`, set by the daemon when it runs the agent as its own
+    user): every public method that touches them runs with the agent's file-system identity.
     """
 
     def __init__(self, repos_dir: Path, worktrees_dir: Path, remote_url: str, token: str | None) -> None:
@@ -67,6 +71,15 @@ class ProjectStore:
         self._token = token or None
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
+
+    #: the agent's home: where the daemon's git reads its global config (set with `agent`)
+    git_home: Path | None = None
+
+    def load_modules(self) -> None:
+        from supervisor.projects import _git  # pygit2 and what it imports
+
+        if self.git_home is not None:
+            _git.use_home(self.git_home)
 
     # -- names and paths ---------------------------------------------------------------------
 
@@ -117,6 +130,7 @@ class ProjectStore:
         """Whether the clone is on disk (a clone in progress is not, until it is complete)."""
         return self.repo_path(repo).is_dir()
 
+    @as_agent
     def clone(self, repo: RepoName, progress: CloneProgress | None = None) -> RepoInfo:
         """Clone into a temporary directory beside the target and rename it into place, so a failed
         or cancelled clone leaves nothing behind."""
@@ -160,6 +174,7 @@ class ProjectStore:
             progress.finish()
             return self._repo_info(repo, path, self._worktree_counts())
 
+    @as_agent
     def list_repos(self) -> list[RepoInfo]:
         import pygit2
 
@@ -172,6 +187,7 @@ class ProjectStore:
                 continue  # deleted or half-written under us
         return infos
 
+    @as_agent
     def repo(self, repo: RepoName) -> RepoInfo:
         import pygit2
 
@@ -181,6 +197,7 @@ class ProjectStore:
         except pygit2.GitError as exc:
             raise self._failed(f"reading {repo}", exc) from None
 
+    @as_agent
     def fetch(self, repo: RepoName) -> RepoInfo:
         """Fetch origin (pruning branches gone upstream) and refresh origin/HEAD."""
         with self._locked(repo), self._git_errors(f"fetch of {repo}"):
@@ -188,6 +205,7 @@ class ProjectStore:
             self._fetch(repo, path)
             return self._repo_info(repo, path, self._worktree_counts())
 
+    @as_agent
     def delete_repo(self, repo: RepoName, *, force: bool = False) -> RepoDeleteResult:
         """Delete a clone. Without force: refused while it has worktrees or holds work that is on no
         remote. With force: its worktrees are deleted (backed up into the clone's refs), then every
@@ -235,6 +253,7 @@ class ProjectStore:
 
     # -- worktrees ---------------------------------------------------------------------------
 
+    @as_agent
     def create_worktree(self, repo: RepoName, session_id: str, branch: str | None = None) -> WorktreeInfo:
         """A worktree for one chat on `branch` (default `dancodes/<session id>`), from a fresh fetch:
         an existing local branch is reused (fast-forwarded when origin is strictly ahead), else one
@@ -266,6 +285,7 @@ class ProjectStore:
                     raise
             return self._worktree_info(repo, session_id, wt_path)
 
+    @as_agent
     def list_worktrees(self) -> list[WorktreeInfo]:
         import pygit2
 
@@ -277,10 +297,12 @@ class ProjectStore:
                 continue  # deleted under us, or broken: worktree() names the problem
         return infos
 
+    @as_agent
     def worktree_dirs(self) -> list[tuple[RepoName, str, Path]]:
         """Every chat's worktree as (repo, session id, path), read from the directory names alone."""
         return list(self._worktree_dirs())
 
+    @as_agent
     def worktree(self, repo: RepoName, session_id: str) -> WorktreeInfo:
         import pygit2
 
@@ -292,6 +314,7 @@ class ProjectStore:
         except pygit2.GitError as exc:
             raise self._failed(f"reading worktree {session_id} of {repo}", exc) from None
 
+    @as_agent
     def delete_worktree(self, repo: RepoName, session_id: str, *, force: bool = False) -> DeleteResult:
         """Remove a worktree, its metadata and its `dancodes/...` branch. Uncommitted changes or
         commits on no remote refuse the delete unless `force`, which first saves them as
@@ -300,6 +323,7 @@ class ProjectStore:
         with self._locked(repo), self._git_errors(f"deleting worktree {session_id} of {repo}"):
             return self._delete_worktree(repo, session_id, force=force)
 
+    @as_agent
     def disk_usage(self) -> DiskUsage:
         repos: list[RepoUsage] = [{"repo": str(repo), "size": _du(path)} for repo, path in self._repo_dirs()]
         worktrees: list[WorktreeUsage] = [
@@ -614,4 +638,5 @@ def _rmtree(path: Path) -> None:
         if os.path.islink(path):
             os.unlink(path)
         else:
-            shutil.rmtree(path, onerror=retry)
+            with acting_as_daemon():  # files root made by hand in a worktree go too
+                shutil.rmtree(path, onerror=retry)
