@@ -17,10 +17,19 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 
 from supervisor import agent, opencode_config
-from supervisor.errors import SpawnError
-from tests.conftest import ONLY_TEST_SERVICES, TEST_PASSWORD, TEST_SECRET, DaemonProc, daemon_env
+from supervisor.errors import DataDirError, SpawnError
+from tests.conftest import (
+    ONLY_TEST_SERVICES,
+    TEST_PASSWORD,
+    TEST_SECRET,
+    DaemonProc,
+    daemon_env,
+    reachable_by_agent,
+)
 from tests.gitutil import git
 from tests.stack import Stack, running_stack
 
@@ -362,3 +371,32 @@ def test_an_agent_service_runs_as_the_agent_user(
     assert "CORP_REGISTRY" not in env  # not named in agent.env
     for name in ("AUTH_PASSWORD", "AUTH_SECRET", "GITHUB_TOKEN"):
         assert name not in env
+
+
+def test_a_daemon_that_is_not_root_warns_that_the_boundary_is_off(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with structlog.testing.capture_logs() as logged:
+        assert agent.resolve_agent_user("dancodes-agent", home=tmp_path) is None
+    warnings = [e for e in logged if e["event"] == "agent_boundary_off"]
+    assert len(warnings) == 1
+    assert "not root" in warnings[0]["reason"]
+    assert warnings[0]["log_level"] == "warning"
+
+
+@needs_root
+def test_a_data_dir_out_of_the_agents_reach_is_named(tmp_path: Path) -> None:
+    user = agent.resolve_agent_user("dancodes-agent", home=tmp_path / "home")
+    assert user is not None
+    locked = tmp_path / "locked"
+    (locked / "data").mkdir(parents=True)
+    locked.chmod(0o700)
+    os.chown(locked, 0, 0)
+    with pytest.raises(DataDirError) as caught:
+        agent.check_reachable(locked / "data", user)
+    assert str(locked) in str(caught.value)
+    assert "0700" in str(caught.value)
+    locked.chmod(0o711)
+    reachable_by_agent(locked / "data")
+    agent.check_reachable(locked / "data", user)
