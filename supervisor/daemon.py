@@ -71,7 +71,12 @@ class Daemon:
         self.clones = Clones(self.store)
         self.opencode = OpencodeClient(f"http://127.0.0.1:{loaded.config.ports.opencode}")
         self.chats = ChatBoard(self.opencode)
-        self.housekeeper = Housekeeper(self.store, self.opencode, lambda: self.loaded.config.gc)
+        self.housekeeper = Housekeeper(
+            self.store,
+            self.opencode,
+            lambda: self.loaded.config.gc,
+            busy_chats=lambda: {sid for sid, chat in self.chats.sessions.items() if chat.status == "busy"},
+        )
 
     def _make_service(self, name: str) -> Service:
         cfg = self.loaded.config
