@@ -1,5 +1,9 @@
 """The daemon: ordered start, signals, config reload, the orphan policy and ordered stop.
 
+Before anything starts: the data_dir's lock, then whatever a predecessor killed with SIGKILL left
+running is ended (supervisor.predecessors), then every port the daemon and its services must own is
+checked free (supervisor.ports); a taken one is a one-line refusal.
+
 async with trio.open_nursery() as nursery:
     reaper           the one waiter (supervisor.reaper)
     clones           background clones with progress (supervisor.projects.clones)
@@ -32,6 +36,8 @@ from supervisor.errors import DancodesError
 from supervisor.logs import Redactor, ServiceLog, secret_values
 from supervisor.opencode import OpencodeClient
 from supervisor.orphans import Orphan, check_killable, kill_tree, list_orphans
+from supervisor.ports import check_free, daemon_ports, port_label
+from supervisor.predecessors import RECORD_FILE, Recorder, end_predecessors
 from supervisor.projects.clones import Clones
 from supervisor.projects.housekeeping import Housekeeper
 from supervisor.projects.store import ProjectStore
@@ -54,6 +60,7 @@ class Daemon:
         self.stopping = False
         self._redactor = Redactor(secret_values())
         self._nursery: trio.Nursery | None = None
+        self._recorder: Recorder | None = None
         for name in start_order(loaded):
             self.services[name] = self._make_service(name)
         self.auth = AuthWall.from_config(loaded, os.environ)  # MissingSecret: refuse to start
@@ -71,13 +78,20 @@ class Daemon:
 
     def _make_service(self, name: str) -> Service:
         cfg = self.loaded.config
-        return Service(
+        svc = Service(
             name,
             cfg.services[name],
             reaper=self.reaper,
             home=self.loaded.paths.home,
             log=ServiceLog(name, cfg.daemon.log_tail, self._redactor),
+            describe_port=lambda port: port_label(self.loaded, port, name),
         )
+        svc.on_spawn(self._record_spawn)
+        return svc
+
+    def _record_spawn(self, svc: Service) -> None:
+        if self._recorder is not None and svc.pid is not None and svc.run_id is not None:
+            self._recorder.spawned(svc.name, svc.pid, svc.run_id)
 
     # -- what the API reads -------------------------------------------------------------------
 
@@ -128,9 +142,14 @@ class Daemon:
     # -- running --------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:
-        prepare_data_dir(self.loaded.paths)
-        lock = lock_data_dir(self.loaded.paths)
+        paths = self.loaded.paths
+        prepare_data_dir(paths)
+        lock = lock_data_dir(paths)
         try:
+            # the lock says the last daemon here is gone; what it started may not be
+            await end_predecessors(paths.run_dir / RECORD_FILE)
+            check_free(daemon_ports(self.loaded))  # ListenError: refuse to start
+            self._recorder = Recorder(paths.run_dir / RECORD_FILE)
             await self._run(task_status)
         finally:
             unlock_data_dir(lock)
