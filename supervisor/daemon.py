@@ -43,6 +43,7 @@ from supervisor.projects.housekeeping import Housekeeper
 from supervisor.projects.store import ProjectStore
 from supervisor.reaper import Mode, Reaper, become_reaper
 from supervisor.service import RESTING, Service
+from supervisor.settings import discard_temp_files
 
 log = structlog.get_logger("dancodes.daemon")
 
@@ -148,6 +149,7 @@ class Daemon:
         try:
             # the lock says the last daemon here is gone; what it started may not be
             await end_predecessors(paths.run_dir / RECORD_FILE)
+            discard_temp_files(paths.data_dir)
             check_free(daemon_ports(self.loaded))  # ListenError: refuse to start
             self._recorder = Recorder(paths.run_dir / RECORD_FILE)
             await self._run(task_status)

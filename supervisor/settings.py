@@ -12,6 +12,7 @@ import copy
 import errno
 import os
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -74,6 +75,13 @@ def _prune(table: dict[str, Any]) -> None:
         _prune(table[name])
         if not table[name]:
             del table[name]
+
+
+def discard_temp_files(data_dir: os.PathLike[str]) -> None:
+    """Remove temp files a daemon killed mid-write left; call it holding the data_dir's lock."""
+    for leftover in Path(data_dir).glob(f"{SETTINGS_FILE}.tmp-*"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 def _write_atomically(path: os.PathLike[str], text: str) -> None:

@@ -439,9 +439,12 @@ def test_config_set_on_a_full_disk_is_one_line_and_leaves_nothing_half_written(t
         pytest.skip(f"cannot mount a 1 MB tmpfs as the data_dir (needs root): {mount.stderr.strip()}")
     daemon: DaemonProc | None = None
     try:
+        settings = data / "settings.toml"
+        stale = data / "settings.toml.tmp-99999"  # what a daemon killed mid-write would leave
+        stale.write_text("half")
         daemon = launch_daemon(root, SLEEPER, wait_healthy=False)
         running(daemon)
-        settings = data / "settings.toml"
+        assert not stale.exists()
         assert daemon.ctl("config", "set", "orphans.kill_after_minutes", "30").returncode == 0
         before = settings.read_bytes()
 
