@@ -24,7 +24,6 @@ import os
 import pwd
 import shutil
 import stat
-import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -133,45 +132,39 @@ def _shell() -> str:
 # -- the user ---------------------------------------------------------------------------------------
 
 
-def resolve_agent_user(name: str, *, home: Path) -> AgentUser | None:
-    """The agent's user, created if missing; None when the agent shares the daemon's uid.
+def boundary_off(name: str) -> bool:
+    """Does the agent share the daemon's uid? Logged as a warning when it does.
 
     That is the case when the daemon is not root (a developer's `make run`: it cannot switch users) or
-    when `agent.user = "root"` opts out; both are logged as a warning, since the agent can then read the
-    daemon's secrets and reach its sockets.
+    when `agent.user = "root"` opts out: the agent can then read the daemon's secrets through /proc
+    and reach its sockets.
     """
     if os.geteuid() != 0:
-        log.warning(
-            "agent_boundary_off",
-            reason="the daemon is not root, so opencode and its tools run as the daemon's own user",
-        )
-        return None
-    if name == SAME_USER:
-        log.warning("agent_boundary_off", reason='agent.user = "root": opencode and its tools run as root')
-        return None
+        reason = "the daemon is not root, so opencode and its tools run as the daemon's own user"
+    elif name == SAME_USER:
+        reason = 'agent.user = "root": opencode and its tools run as root'
+    else:
+        return False
+    log.warning("agent_boundary_off", reason=reason)
+    return True
+
+
+def find_user(name: str) -> AgentUser | None:
+    """The user `name`, None if it does not exist; DataDirError if it is privileged."""
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        entry = _create_user(name, home)
+        return None
     if entry.pw_uid == 0:
         raise DataDirError(f"agent.user {name} has uid 0; name an unprivileged user, or root to opt out")
     return AgentUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid)
 
 
-def _create_user(name: str, home: Path) -> pwd.struct_passwd:
+def useradd_argv(name: str, home: Path) -> list[str]:
+    """The command that creates the agent's user: a system user with a group of its own, no login."""
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-    argv = [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", str(home)]
-    argv += ["--shell", _shell(), name]
-    try:
-        # Runs before the daemon's reaper exists (Daemon.run), so no other waiter can take its status.
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    except OSError as exc:
-        raise DataDirError(f"cannot create the agent user {name}: {exc.strerror or exc}") from None
-    if done.returncode != 0:
-        reason = " ".join(done.stderr.split()) or f"useradd exited {done.returncode}"
-        raise DataDirError(f"cannot create the agent user {name}: {reason}")
-    log.info("agent_user_created", user=name)
-    return pwd.getpwnam(name)
+    home_dir = ["--no-create-home", "--home-dir", str(home)]
+    return [useradd, "--system", "--user-group", *home_dir, "--shell", _shell(), name]
 
 
 # -- what it owns -----------------------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """The daemon: ordered start, signals, config reload, the orphan policy and ordered stop.
 
+Before anything starts: the data_dir's lock, then whatever a predecessor killed with SIGKILL left
+running is ended (supervisor.predecessors), then every port the daemon and its services must own is
+checked free (supervisor.ports); a taken one is a one-line refusal.
+
 async with trio.open_nursery() as nursery:
     reaper           the one waiter (supervisor.reaper)
     clones           background clones with progress (supervisor.projects.clones)
@@ -23,21 +27,25 @@ import psutil
 import structlog
 import trio
 
-from supervisor import __version__, opencode_config, secretstore
-from supervisor.agent import AgentUser, agent_environment, check_reachable, give_to_agent, resolve_agent_user
+from supervisor import __version__, agent, opencode_config, secretstore
+from supervisor.agent import AgentUser, agent_environment
 from supervisor.auth import AuthWall
 from supervisor.chats import ChatBoard
 from supervisor.config import LoadedConfig, ServiceConfig, load_config, start_order
 from supervisor.datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
-from supervisor.errors import DancodesError
+from supervisor.errors import DancodesError, DataDirError
 from supervisor.logs import Redactor, ServiceLog, secret_values
 from supervisor.opencode import OpencodeClient, basic_auth
 from supervisor.orphans import Orphan, check_killable, kill_tree, list_orphans
+from supervisor.ports import check_free, daemon_ports, port_label
+from supervisor.predecessors import RECORD_FILE, Recorder, end_predecessors
 from supervisor.projects.clones import Clones
 from supervisor.projects.housekeeping import Housekeeper
 from supervisor.projects.store import ProjectStore
 from supervisor.reaper import Mode, Reaper, become_reaper
 from supervisor.service import RESTING, Launch, Service
+from supervisor.settings import discard_temp_files
+from supervisor.spawn import spawn
 
 log = structlog.get_logger("dancodes.daemon")
 
@@ -58,6 +66,7 @@ class Daemon:
         #: set by `run`: the agent's own user (None: it shares ours), opencode's server password
         self.agent_user: AgentUser | None = None
         self.opencode_password = ""
+        self._recorder: Recorder | None = None
         for name in start_order(loaded):
             self.services[name] = self._make_service(name)
         self.auth = AuthWall.from_config(loaded, os.environ)  # MissingSecret: refuse to start
@@ -80,14 +89,21 @@ class Daemon:
 
     def _make_service(self, name: str) -> Service:
         cfg = self.loaded.config
-        return Service(
+        svc = Service(
             name,
             cfg.services[name],
             reaper=self.reaper,
             home=self.loaded.paths.home,
             log=ServiceLog(name, cfg.daemon.log_tail, self._redactor),
             prepare=lambda config: self._launch(name, config),
+            describe_port=lambda port: port_label(self.loaded, port, name),
         )
+        svc.on_spawn(self._record_spawn)
+        return svc
+
+    def _record_spawn(self, svc: Service) -> None:
+        if self._recorder is not None and svc.pid is not None and svc.run_id is not None:
+            self._recorder.spawned(svc.name, svc.pid, svc.run_id)
 
     def _launch(self, name: str, config: ServiceConfig) -> Launch:
         """What a start of service `name` gets: the agent's allowlisted environment and user for an
@@ -167,23 +183,34 @@ class Daemon:
     # -- running --------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:
-        prepare_data_dir(self.loaded.paths)
-        lock = lock_data_dir(self.loaded.paths)
+        paths = self.loaded.paths
+        prepare_data_dir(paths)
+        lock = lock_data_dir(paths)
         try:
-            self._prepare_agent()
+            # the lock says the last daemon here is gone; what it started may not be
+            await end_predecessors(paths.run_dir / RECORD_FILE)
+            discard_temp_files(paths.data_dir)
+            check_free(daemon_ports(self.loaded))  # ListenError: refuse to start
+            self._recorder = Recorder(paths.run_dir / RECORD_FILE)
             await self._run(task_status)
         finally:
             unlock_data_dir(lock)
 
-    def _prepare_agent(self) -> None:
-        """The agent's user and what it owns; opencode's password. Before any child runs."""
+    async def _prepare_agent(self) -> None:
+        """The agent's user (created if missing) and what it owns; opencode's password. Runs once the
+        reaper does (useradd is a child like any other) and before any service starts."""
         paths = self.loaded.paths
-        self.agent_user = user = resolve_agent_user(self.loaded.config.agent.user, home=paths.agent_home)
-        self.store.agent = user
-        self.store.git_home = paths.agent_home
-        if user is not None:
-            check_reachable(paths.data_dir, user)
-            give_to_agent(
+        name = self.loaded.config.agent.user
+        user = None
+        if not agent.boundary_off(name):
+            user = agent.find_user(name)
+            if user is None:
+                await self._create_agent_user(name)
+                user = agent.find_user(name)
+            if user is None:
+                raise DataDirError(f"the agent user {name} is still missing after useradd")
+            agent.check_reachable(paths.data_dir, user)
+            agent.give_to_agent(
                 user,
                 [
                     paths.agent_home,
@@ -196,14 +223,24 @@ class Daemon:
             )
         else:
             paths.agent_home.mkdir(mode=0o700, exist_ok=True)
+        self.agent_user = self.store.agent = user
+        self.store.git_home = paths.agent_home
         self.opencode_password = secretstore.load_or_make(paths.secrets_dir, secretstore.OPENCODE_PASSWORD)
         self._redactor.secrets.append(self.opencode_password)
         self.opencode.authenticate(self.opencode_password)
-        log.info(
-            "agent_boundary",
-            user=user.name if user else None,
-            uid=user.uid if user else os.geteuid(),
-        )
+        log.info("agent_boundary", user=user.name if user else None, uid=user.uid if user else os.geteuid())
+
+    async def _create_agent_user(self, name: str) -> None:
+        child = spawn(self.reaper, agent.useradd_argv(name, self.loaded.paths.agent_home), env=os.environ)
+        errors = b""
+        async with child.stdout, child.stderr:
+            while chunk := await child.stderr.receive_some(4096):
+                errors += chunk
+        status = await child.wait()
+        if not status.success:
+            reason = " ".join(errors.decode(errors="replace").split()) or status.describe()
+            raise DataDirError(f"cannot create the agent user {name}: {reason}")
+        log.info("agent_user_created", user=name)
 
     async def _run(self, task_status: trio.TaskStatus[Daemon]) -> None:
         from supervisor.api.server import serve_app  # the web stack loads only for a daemon
@@ -223,6 +260,7 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self.reaper.run)
+                await self._prepare_agent()
                 await nursery.start(self.clones.run)
                 app_stop = trio.Event()
                 await nursery.start(serve_app, self, app_stop)

@@ -32,6 +32,7 @@ from supervisor.backoff import Backoff
 from supervisor.config import ServiceConfig, resolve_executable
 from supervisor.errors import SpawnError
 from supervisor.logs import ServiceLog, Stream
+from supervisor.ports import busy_reason
 from supervisor.probe import HttpProbe
 from supervisor.reaper import ExitStatus, Reaper
 from supervisor.spawn import Child, spawn
@@ -88,6 +89,7 @@ class Service:
         log: ServiceLog,
         home: Path,
         prepare: Callable[[ServiceConfig], Launch] = plain_launch,
+        describe_port: Callable[[int], str] | None = None,
     ) -> None:
         """`prepare` gives each start its environment and user; it may raise SpawnError (shown as the
         reason the start failed)."""
@@ -98,6 +100,7 @@ class Service:
         self._home = home
         self._prepare = prepare
         self._launch = Launch(env={})
+        self._describe_port = describe_port or (lambda port: f"services.{name}.owns_ports")
         self._log = structlog.get_logger("dancodes.service").bind(service=name)
 
         self.state = State.STOPPED
@@ -122,6 +125,7 @@ class Service:
         self._transition = trio.Event()
         self._scope: trio.CancelScope | None = None
         self._listeners: list[Callable[[Service], None]] = []
+        self._spawn_listeners: list[Callable[[Service], None]] = []
 
     # -- steering --------------------------------------------------------------------------
 
@@ -169,6 +173,10 @@ class Service:
 
     def on_change(self, listener: Callable[[Service], None]) -> None:
         self._listeners.append(listener)
+
+    def on_spawn(self, listener: Callable[[Service], None]) -> None:
+        """Call `listener` right after each process is spawned (pid and run_id are set)."""
+        self._spawn_listeners.append(listener)
 
     @property
     def uptime(self) -> float | None:
@@ -231,11 +239,17 @@ class Service:
     async def _run_once(self) -> None:
         self._attempts += 1
         self._set(State.STARTING)
+        taken = self._taken_port()
+        if taken is not None:  # starting anyway would share the port (SO_REUSEPORT) or crash on it
+            self._finish(None, failure=taken)
+            return
         try:
             child = self._spawn()
         except SpawnError as exc:
             self._finish(None, failure=str(exc))
             return
+        for listener in self._spawn_listeners:
+            listener(self)
         failure: str | None = None
         try:
             async with trio.open_nursery() as pumps:
@@ -276,6 +290,14 @@ class Service:
         self.healthy_since = None
         self._log.info("spawned", pid=child.pid, argv=argv, run=self.run_id)
         return child
+
+    def _taken_port(self) -> str | None:
+        """Why this start must not happen: a port the service owns is held by someone else."""
+        for port in self.config.owned_ports():
+            reason = busy_reason(port, self._describe_port(port))
+            if reason is not None:
+                return reason
+        return None
 
     async def _watch(self, child: Child) -> str | None:
         """Wait for readiness, then watch health; return why to stop it, or None once it exited."""
@@ -399,10 +421,15 @@ class Service:
                 self.settled.set()
                 self._set(State.FATAL, f"{loop}; last: {why}")
                 return
-            self._next_delay = policy.slow_retry
-            why = f"{loop}, retrying every {policy.slow_retry:g}s; last: {why}"
-        else:
-            self._next_delay = self._backoff.delay()
+            why = f"{loop}, retrying every {self._backoff.slow_delay():g}s; last: {why}"
+        self._next_delay = self._backoff.pause()
+        if self._next_delay > 0:
+            self._log.info(
+                "backoff",
+                delay=round(self._next_delay, 3),
+                failures=self._backoff.consecutive,
+                crash_loop=self._backoff.crash_looping,
+            )
         if failed:
             self.settled.set()
         self._set(State.BACKOFF if self._next_delay > 0 else State.STARTING, why)

@@ -88,6 +88,8 @@ def spawn(
     except OSError as exc:
         for fd in (out_r, out_w, err_r, err_w):
             os.close(fd)
+        if cwd and exc.filename == cwd:  # e.g. a file where a directory was expected
+            raise SpawnError(f"working directory '{cwd}': {exc.strerror or exc}") from None
         raise SpawnError(f"cannot start '{argv[0]}': {exc.strerror or exc}") from None
     exit_ = reaper.register(popen.pid, on_exit=lambda status: setattr(popen, "returncode", status.code))
     os.close(out_w)

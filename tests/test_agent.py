@@ -378,7 +378,7 @@ def test_a_daemon_that_is_not_root_warns_that_the_boundary_is_off(
 ) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with structlog.testing.capture_logs() as logged:
-        assert agent.resolve_agent_user("dancodes-agent", home=tmp_path) is None
+        assert agent.boundary_off("dancodes-agent")
     warnings = [e for e in logged if e["event"] == "agent_boundary_off"]
     assert len(warnings) == 1
     assert "not root" in warnings[0]["reason"]
@@ -387,8 +387,7 @@ def test_a_daemon_that_is_not_root_warns_that_the_boundary_is_off(
 
 @needs_root
 def test_a_data_dir_out_of_the_agents_reach_is_named(tmp_path: Path) -> None:
-    user = agent.resolve_agent_user("dancodes-agent", home=tmp_path / "home")
-    assert user is not None
+    user = agent.find_user("dancodes-agent") or agent.AgentUser("dancodes-agent", 999, 999)
     locked = tmp_path / "locked"
     (locked / "data").mkdir(parents=True)
     locked.chmod(0o700)
