@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from supervisor.agent import AgentUser, acting_as
+
+
+def _global_config() -> str:
+    """A global git config for the tests, readable by every user: the tests' git runs as root and as
+    the agent's user in each other's repositories (the remotes are root's, the worktrees the agent's),
+    and git refuses "dubious ownership" unless safe.directory says otherwise. It must be a file:
+    `git push` to a local path drops GIT_CONFIG_COUNT before it starts receive-pack."""
+    fd, path = tempfile.mkstemp(prefix="dancodes-tests-", suffix=".gitconfig")
+    with os.fdopen(fd, "w") as f:
+        f.write("[safe]\n\tdirectory = *\n")
+    os.chmod(path, 0o644)
+    atexit.register(os.unlink, path)
+    return path
+
 
 GIT_ENV = {
     **os.environ,
@@ -13,17 +34,38 @@ GIT_ENV = {
     "GIT_AUTHOR_EMAIL": "test@example.com",
     "GIT_COMMITTER_NAME": "Test",
     "GIT_COMMITTER_EMAIL": "test@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_GLOBAL": _global_config(),
     "GIT_CONFIG_NOSYSTEM": "1",
-    # the tests run git as root inside clones and worktrees that belong to the agent's user
-    "GIT_CONFIG_COUNT": "1",
-    "GIT_CONFIG_KEY_0": "safe.directory",
-    "GIT_CONFIG_VALUE_0": "*",
 }
 
 
+def as_owner_of(cwd: Path) -> dict[str, Any]:
+    """`subprocess` arguments that run a command as the owner of `cwd`, when the tests are root and a
+    clone or worktree belongs to the agent's user: the test then acts as the agent would, and what it
+    writes stays the agent's (root's files there are what only an operator's hand leaves)."""
+    owner = cwd.stat().st_uid
+    if os.geteuid() != 0 or owner == 0:
+        return {"env": GIT_ENV}
+    gid = cwd.stat().st_gid
+    # the agent cannot read root's home: an empty one
+    env = {**GIT_ENV, "HOME": "/nonexistent", "XDG_CONFIG_HOME": "/nonexistent"}
+    return {"env": env, "user": owner, "group": gid, "extra_groups": []}
+
+
+@contextmanager
+def writing_as_owner_of(path: Path) -> Iterator[None]:
+    """Files this thread writes in the block belong to the owner of `path` and are checked with its
+    rights (setfsuid), so a test builds a worktree's state as the agent would have."""
+    info = path.stat()
+    user = None if os.geteuid() != 0 or info.st_uid == 0 else AgentUser("owner", info.st_uid, info.st_gid)
+    with acting_as(user):
+        yield
+
+
 def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, check=True, capture_output=True, text=True)
+    done: subprocess.CompletedProcess[str] = subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, **as_owner_of(cwd)
+    )
     return done.stdout.strip()
 
 
@@ -56,7 +98,8 @@ def make_remote(remotes: Path, dev: Path, owner: str, name: str) -> Remote:
     """A bare repo at `remotes/owner/name.git` with two commits on main, and a clone of it at `dev`."""
     bare = remotes / owner / f"{name}.git"
     bare.parent.mkdir(parents=True, exist_ok=True)
-    git(remotes, "init", "-q", "--bare", "-b", "main", str(bare))
+    # --shared=0777: the agent's user pushes to it too, as it would to GitHub
+    git(remotes, "init", "-q", "--bare", "--shared=0777", "-b", "main", str(bare))
     git(remotes, "clone", "-q", str(bare), str(dev))
     git(dev, "checkout", "-q", "-b", "main")
     commit_file(dev, "README.md", f"# {name}\n")

@@ -19,7 +19,7 @@ import pytest
 
 from supervisor.projects import ProjectStore, RepoName, WorktreeInfo, plan_gc
 from supervisor.projects._git import REGENERABLE, _RefPaths, regenerable
-from tests.gitutil import GIT_ENV, Remote, commit_file, git, make_remote
+from tests.gitutil import Remote, as_owner_of, commit_file, git, make_remote, writing_as_owner_of
 from tests.stack import Stack, running_stack
 from tests.test_gc import GC_CONFIG, decisions, forget, new_chat
 
@@ -232,94 +232,95 @@ def test_every_state_is_kept_by_gc_backed_up_when_forced_and_carried_by_a_forced
     def sid(state: str) -> str:
         return chats[state][0]
 
-    # ignored files: a secret, build output, and a clone inside build/ with a commit of its own;
-    # caches beside them, which do not count
-    w = chat("ignored")
-    (w / ".env").write_text("SECRET=1\n")
-    (w / "build" / "out").mkdir(parents=True)
-    (w / "build" / "out" / "app.bin").write_bytes(b"\x00built\x01")
-    (w / "node_modules" / "pkg").mkdir(parents=True)
-    (w / "node_modules" / "pkg" / "index.js").write_text("cache\n")
-    git(w, "clone", "-q", str(lib.bare), "build/dep")
-    dep_commit = commit_file(w / "build" / "dep", "dep.txt", "a commit in a clone under build/\n")
+    with writing_as_owner_of(repo_path):  # as the agent: the trees are its own
+        # ignored files: a secret, build output, and a clone inside build/ with a commit of its own;
+        # caches beside them, which do not count
+        w = chat("ignored")
+        (w / ".env").write_text("SECRET=1\n")
+        (w / "build" / "out").mkdir(parents=True)
+        (w / "build" / "out" / "app.bin").write_bytes(b"\x00built\x01")
+        (w / "node_modules" / "pkg").mkdir(parents=True)
+        (w / "node_modules" / "pkg" / "index.js").write_text("cache\n")
+        git(w, "clone", "-q", str(lib.bare), "build/dep")
+        dep_commit = commit_file(w / "build" / "dep", "dep.txt", "a commit in a clone under build/\n")
 
-    w = chat("caches")  # nothing but regenerable caches: nothing to keep
-    (w / "node_modules" / "pkg").mkdir(parents=True)
-    (w / "node_modules" / "pkg" / "index.js").write_text("cache\n")
-    (w / "src" / "__pycache__").mkdir(parents=True)
-    (w / "src" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\x00pyc")
+        w = chat("caches")  # nothing but regenerable caches: nothing to keep
+        (w / "node_modules" / "pkg").mkdir(parents=True)
+        (w / "node_modules" / "pkg" / "index.js").write_text("cache\n")
+        (w / "src" / "__pycache__").mkdir(parents=True)
+        (w / "src" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\x00pyc")
 
-    # a submodule whose side branch holds a commit on none of its remote-tracking refs; its HEAD is
-    # back where the superproject records it, so the superproject itself shows nothing
-    w = chat("submodule")
-    add_submodule(w, lib, "with-lib")
-    git(w / "lib", "switch", "-q", "-c", "side")
-    side_commit = commit_file(w / "lib", "side.txt", "submodule work\n")
-    git(w / "lib", "switch", "-q", "-")
-    assert git(w, "status", "--porcelain") == ""
-    # the submodule's git dir lives in the worktree's metadata and goes with the worktree
-    assert (repo_path / ".git" / "worktrees" / sid("submodule") / "modules" / "lib").is_dir()
+        # a submodule whose side branch holds a commit on none of its remote-tracking refs; its HEAD is
+        # back where the superproject records it, so the superproject itself shows nothing
+        w = chat("submodule")
+        add_submodule(w, lib, "with-lib")
+        git(w / "lib", "switch", "-q", "-c", "side")
+        side_commit = commit_file(w / "lib", "side.txt", "submodule work\n")
+        git(w / "lib", "switch", "-q", "-")
+        assert git(w, "status", "--porcelain") == ""
+        # the submodule's git dir lives in the worktree's metadata and goes with the worktree
+        assert (repo_path / ".git" / "worktrees" / sid("submodule") / "modules" / "lib").is_dir()
 
-    w = chat("submodule_dirty")  # a commit on its detached HEAD, and an uncommitted file in it
-    add_submodule(w, lib, "with-lib-2")
-    git(w / "lib", "switch", "-q", "--detach")
-    detached_sub = commit_file(w / "lib", "mine.txt", "detached in the submodule\n")
-    (w / "lib" / "notes.txt").write_text("uncommitted in the submodule\n")
+        w = chat("submodule_dirty")  # a commit on its detached HEAD, and an uncommitted file in it
+        add_submodule(w, lib, "with-lib-2")
+        git(w / "lib", "switch", "-q", "--detach")
+        detached_sub = commit_file(w / "lib", "mine.txt", "detached in the submodule\n")
+        (w / "lib" / "notes.txt").write_text("uncommitted in the submodule\n")
 
-    w = chat("nested")  # an agent's repo inside the worktree, untracked: two branches and a tag
-    tool = w / "vendor" / "tool"
-    tool.mkdir(parents=True)
-    git(tool, "init", "-q", "-b", "main")
-    first = commit_file(tool, "a.txt", "one\n")
-    git(tool, "switch", "-q", "-c", "exp")
-    exp = commit_file(tool, "b.txt", "two\n")
-    git(tool, "tag", "v0")
-    git(tool, "switch", "-q", "main")
+        w = chat("nested")  # an agent's repo inside the worktree, untracked: two branches and a tag
+        tool = w / "vendor" / "tool"
+        tool.mkdir(parents=True)
+        git(tool, "init", "-q", "-b", "main")
+        first = commit_file(tool, "a.txt", "one\n")
+        git(tool, "switch", "-q", "-c", "exp")
+        exp = commit_file(tool, "b.txt", "two\n")
+        git(tool, "tag", "v0")
+        git(tool, "switch", "-q", "main")
 
-    w = chat("untracked")
-    (w / "notes.md").write_text("a draft\n")
+        w = chat("untracked")
+        (w / "notes.md").write_text("a draft\n")
 
-    w = chat("detached")
-    git(w, "switch", "-q", "--detach")
-    detached = commit_file(w, "detached.txt", "on no branch\n")
+        w = chat("detached")
+        git(w, "switch", "-q", "--detach")
+        detached = commit_file(w, "detached.txt", "on no branch\n")
 
-    w = chat("rebase")  # stopped on a conflict
-    mine = commit_file(w, "README.md", "mine\n")
-    git(w, "switch", "-q", "-c", "rebase-base", "origin/main")
-    commit_file(w, "README.md", "theirs\n")
-    git(w, "switch", "-q", "-")
-    rebase = subprocess.run(
-        ["git", "rebase", "rebase-base"], cwd=w, env=GIT_ENV, capture_output=True, text=True
-    )
-    assert rebase.returncode != 0
-    assert (repo_path / ".git" / "worktrees" / sid("rebase") / "rebase-merge").is_dir()
+        w = chat("rebase")  # stopped on a conflict
+        mine = commit_file(w, "README.md", "mine\n")
+        git(w, "switch", "-q", "-c", "rebase-base", "origin/main")
+        commit_file(w, "README.md", "theirs\n")
+        git(w, "switch", "-q", "-")
+        rebase = subprocess.run(
+            ["git", "rebase", "rebase-base"], cwd=w, capture_output=True, text=True, **as_owner_of(w)
+        )
+        assert rebase.returncode != 0
+        assert (repo_path / ".git" / "worktrees" / sid("rebase") / "rebase-merge").is_dir()
 
-    w = chat("big")  # sparse: its size is what matters, not the disk it takes
-    with (w / "data.bin").open("wb") as f:
-        f.truncate(200 * MiB)
+        w = chat("big")  # sparse: its size is what matters, not the disk it takes
+        with (w / "data.bin").open("wb") as f:
+            f.truncate(200 * MiB)
 
-    w = chat("symlinks")  # links out of the data dir, one untracked and one ignored
-    (w / "link-out").symlink_to(outside)
-    (w / "precious.log").symlink_to(outside / "precious.txt")
+        w = chat("symlinks")  # links out of the data dir, one untracked and one ignored
+        (w / "link-out").symlink_to(outside)
+        (w / "precious.log").symlink_to(outside / "precious.txt")
 
-    # clean worktrees whose work lives on in the clone's refs or on the remote
-    w = chat("stashes")
-    (w / "README.md").write_text("first stash\n")
-    git(w, "stash", "-q")
-    (w / "README.md").write_text("second stash\n")
-    git(w, "stash", "-q")
-    w = chat("second_branch")
-    git(w, "switch", "-q", "-c", "second")
-    second = commit_file(w, "second.txt", "on a second branch\n")
-    git(w, "switch", "-q", "-")
-    w = chat("pushed_elsewhere")
-    pushed = commit_file(w, "pushed.txt", "pushed under another name\n")
-    git(w, "push", "-q", "origin", "HEAD:refs/heads/other-name")
-    w = chat("notes")
-    git(w, "notes", "add", "-m", "a note", "HEAD")
+        # clean worktrees whose work lives on in the clone's refs or on the remote
+        w = chat("stashes")
+        (w / "README.md").write_text("first stash\n")
+        git(w, "stash", "-q")
+        (w / "README.md").write_text("second stash\n")
+        git(w, "stash", "-q")
+        w = chat("second_branch")
+        git(w, "switch", "-q", "-c", "second")
+        second = commit_file(w, "second.txt", "on a second branch\n")
+        git(w, "switch", "-q", "-")
+        w = chat("pushed_elsewhere")
+        pushed = commit_file(w, "pushed.txt", "pushed under another name\n")
+        git(w, "push", "-q", "origin", "HEAD:refs/heads/other-name")
+        w = chat("notes")
+        git(w, "notes", "add", "-m", "a note", "HEAD")
 
-    for session, path in chats.values():
-        forget(client, session, path)
+        for session, path in chats.values():
+            forget(client, session, path)
 
     # plain GC: what holds work is kept, what holds none goes
     kept = [

@@ -28,6 +28,7 @@ from pygit2.enums import (
     RepositoryOpenFlag,
 )
 
+from supervisor.agent import acting_as_daemon
 from supervisor.projects.info import describe_work, plural
 from supervisor.projects.progress import CloneProgress
 
@@ -623,7 +624,10 @@ def add_worktree(repo: pygit2.Repository, name: str, path: Path, branch: pygit2.
 
 def prune_worktree(repo: pygit2.Repository, name: str) -> None:
     if name in repo.list_worktrees():
-        repo.lookup_worktree(name).prune(True)
+        # as the daemon: files root made by hand in the worktree's metadata (an operator's git) go too;
+        # libgit2 removes the directory without following symlinks
+        with acting_as_daemon():
+            repo.lookup_worktree(name).prune(True)
 
 
 def push_refs(repo: pygit2.Repository, dest: Path, refs: Iterable[str]) -> None:
