@@ -14,6 +14,7 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from supervisor.api.app import create_app
+from supervisor.api.response_end import shield_response_end
 from supervisor.auth import FORWARD_AUTH_SOCKET, serve_forward_auth
 from supervisor.errors import ListenError
 
@@ -34,7 +35,9 @@ async def serve_app(
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")  # through structlog's pipeline, not its own
     config.graceful_timeout = 1.0
-    config.keep_alive_timeout = 30.0
+    # Longer than Caddy's upstream idle timeout (2 min by default): Caddy, not we, ends an idle
+    # connection, so it never sends a request on one we are closing at that moment (a 502).
+    config.keep_alive_timeout = 150.0
     try:
         sockets = config.create_sockets()
     except OSError as exc:
@@ -43,7 +46,8 @@ async def serve_app(
     os.chmod(sock, 0o600)
     for listener in sockets.insecure_sockets:
         listener.listen(config.backlog)
-    app = wrap_app(create_app(daemon), config.wsgi_max_body_size, None)
+    # hypercorn must finish each response's end even when the app cancels it (supervisor.api.response_end)
+    app = wrap_app(shield_response_end(create_app(daemon)), config.wsgi_max_body_size, "asgi")
     try:
         async with trio.open_nursery() as nursery:
             # Caddy's forward_auth asks the wall here rather than through hypercorn (supervisor.auth.forward)
