@@ -15,6 +15,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import h11
@@ -111,6 +112,27 @@ def test_a_connection_answered_before_its_body_arrived_is_closed(daemon: DaemonP
     assert status == 401  # no cookie: refused from the headers alone
     assert seen[0] == "Response"
     assert seen[-2:] == ["EndOfMessage", "ConnectionClosed"]  # the whole refusal, then the close
+
+
+def _close_wait_sockets(port: int) -> int:
+    """Sockets listening side on `port` whose peer has closed them and that are still open (CLOSE_WAIT)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            count += int(local.rsplit(":", 1)[1], 16) == port and state == "08"
+    return count
+
+
+def test_a_connection_its_client_closed_is_closed_at_once(daemon: DaemonProc) -> None:
+    """Once a request has armed hypercorn's keep-alive timer (it works since the fix above), a
+    connection its client then closes must not wait for that timer: hypercorn kept each one open
+    for keep_alive_timeout (150 s), a socket and a task per `dancodes-ctl` call."""
+    port = daemon.ports["app"]
+    for _ in range(20):
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as client:
+            assert client.get("/admin/health").status_code == 200
+    daemon.wait_for(lambda: _close_wait_sockets(port) == 0, 10, "the daemon closing the 20 connections")
 
 
 @pytest.mark.parametrize(("more_body", "sent"), [(False, True), (True, False)])
