@@ -196,8 +196,9 @@ def _chown_tree(root: Path, user: AgentUser) -> None:
                 continue
 
 
-def check_reachable(path: Path, user: AgentUser) -> None:
-    """Raise DataDirError unless the agent can walk down to `path` (every ancestor searchable)."""
+def check_reachable(path: Path, user: AgentUser, what: str = "data_dir") -> None:
+    """Raise DataDirError unless the agent can walk down to the directory `path` (every ancestor and
+    itself searchable); `what` names it in the message."""
     for parent in reversed([path, *path.parents]):
         info = parent.stat()
         mode = info.st_mode
@@ -209,8 +210,8 @@ def check_reachable(path: Path, user: AgentUser) -> None:
             ok = bool(mode & stat.S_IXOTH)
         if not ok:
             raise DataDirError(
-                f"data_dir {path} is out of the agent user {user.name}'s reach: {parent} is mode "
-                f"{stat.S_IMODE(mode):04o}; make it searchable (chmod o+x {parent}) or move data_dir"
+                f"{what} {path} is out of the agent user {user.name}'s reach: {parent} is mode "
+                f"{stat.S_IMODE(mode):04o}; make it searchable (chmod o+x {parent}) or move {what}"
             )
 
 

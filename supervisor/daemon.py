@@ -210,6 +210,8 @@ class Daemon:
             if user is None:
                 raise DataDirError(f"the agent user {name} is still missing after useradd")
             agent.check_reachable(paths.data_dir, user)
+            # opencode's binary and our plugin for it are read by the agent's user too
+            agent.check_reachable(paths.conf_dir, user, "the install's conf dir")
             agent.give_to_agent(
                 user,
                 [

@@ -23,11 +23,19 @@ DANCODES = str(VENV_BIN / "dancodes")
 DANCODES_CTL = str(VENV_BIN / "dancodes-ctl")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free loopback port, never one handed out before in this run: a config naming one port twice
+    is refused, and the kernel may offer a just-closed port again."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 DEFAULT_PORTS = {"public": 8080, "opencode": 4096, "app": 4097}
