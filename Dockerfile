@@ -16,6 +16,10 @@ RUN scripts/install.sh --prod \
     && scripts/build-web.sh \
     && rm -rf web/node_modules /var/lib/apt/lists/* /root/.npm /root/.cache
 
+# The agent's own user (opencode and its tools run as it; README, "The agent's boundary"). The daemon
+# would create it at start too; made here, its uid is fixed by the image.
+RUN useradd --system --user-group --no-create-home --home-dir /vol/home --shell /bin/bash dancodes-agent
+
 ENV PATH=/opt/dancodes/.venv/bin:/opt/dancodes/node_modules/.bin:$PATH \
     DANCODES_DATA_DIR=/vol
 

@@ -69,6 +69,11 @@ class BareDaemon:
     def data(self) -> Path:
         return self.base / "data"
 
+    @property
+    def opencode_auth(self) -> tuple[str, str]:
+        """opencode's server password, which the daemon made: for talking to opencode directly."""
+        return ("opencode", (self.data / "secrets" / "opencode-server-password").read_text().strip())
+
 
 def start_bare_daemon(
     procs: Processes,
@@ -84,6 +89,9 @@ def start_bare_daemon(
     `env_extra` is added to the daemon's environment, which its services inherit.
     """
     ports = dict(zip(("public", "opencode", "app"), free_ports(3), strict=True))
+    for parent in [base, *base.parents]:  # a root daemon's agent user must reach its data_dir
+        if not parent.stat().st_mode & 0o001:
+            parent.chmod(parent.stat().st_mode | 0o011)
     conf = base / "dancodes.toml"
     services = _NO_CADDY if opencode else _NO_OPENCODE + _NO_CADDY
     conf.write_text(_DAEMON_TOML.format(data=base / "data", **ports) + services + extra_toml)

@@ -124,6 +124,7 @@ class Boots:
     """
 
     url: str
+    auth: tuple[str, str]
     seen: int = 0
     _connected: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -131,7 +132,7 @@ class Boots:
     _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(10, read=None))
+        self._client = httpx.Client(timeout=httpx.Timeout(10, read=None), auth=self.auth)
 
     def start(self) -> Boots:
         self._thread = threading.Thread(target=self._read, name="opencode-events", daemon=True)
@@ -261,7 +262,7 @@ def measure(n: int) -> dict[str, Any]:
             pid = wait_for("opencode's pid", lambda: opencode_pid(admin), daemon, READY_TIMEOUT)
             started = psutil.Process(pid).create_time()
             opencode_url = f"http://127.0.0.1:{daemon.ports['opencode']}"
-            opencode = httpx.Client(base_url=opencode_url, timeout=30)
+            opencode = httpx.Client(base_url=opencode_url, timeout=30, auth=daemon.opencode_auth)
             clients.append(opencode)
             version = str(expect(opencode.get("/global/health"), "GET /global/health").get("version", "?"))
             time.sleep(SETTLE)
@@ -269,7 +270,7 @@ def measure(n: int) -> dict[str, Any]:
 
             clone, chats = make_chats(admin, opencode, n)
             wait_for("every chat listed by /admin/chats", lambda: listed(admin, chats), daemon, READY_TIMEOUT)
-            boots = Boots(f"{opencode_url}/global/event").start()
+            boots = Boots(f"{opencode_url}/global/event", daemon.opencode_auth).start()
             time.sleep(SETTLE)
             rss_booted = tree_rss_mb(pid)
 

@@ -45,10 +45,24 @@ class Backoff:
 
         The first failure after a stable run restarts at once, as supervisord does: one crash is
         not a pattern, and a service's downtime is what the user feels. Then it doubles from
-        `backoff_initial` up to `backoff_max`.
+        `backoff_initial` up to `backoff_max`. Jitter spreads it, but never past `backoff_max`:
+        that is the longest a service waits between two tries, whatever happens.
         """
         if self.consecutive <= 1:
             return 0.0
-        base = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (self.consecutive - 2))
+        cap = self.policy.backoff_max
+        base = min(cap, self.policy.backoff_initial * 2 ** (self.consecutive - 2))
         spread = self.policy.backoff_jitter
-        return float(base * (1 + self.rng.uniform(-spread, spread)))
+        return float(min(cap, base * (1 + self.rng.uniform(-spread, spread))))
+
+    def slow_delay(self) -> float:
+        """The pause between retries once in a crash loop ("slow" mode): `slow_retry`, else `backoff_max`.
+
+        Never more than `backoff_max` (the config refuses a longer slow_retry; this holds anyway).
+        """
+        cap = self.policy.backoff_max
+        return float(min(cap, self.policy.slow_retry or cap))
+
+    def pause(self) -> float:
+        """Seconds before the next try: the slow pace once in a crash loop, else the backoff."""
+        return self.slow_delay() if self._looping else self.delay()

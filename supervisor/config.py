@@ -77,7 +77,9 @@ class RestartPolicy(_Table):
     crash_loop_failures: Count = 5
     crash_loop_window: Positive = 60.0
     on_crash_loop: Literal["fatal", "slow"] = "slow"
-    slow_retry: Positive = 300.0
+    # seconds between retries once in a crash loop; unset: backoff_max. Never more than backoff_max:
+    # a crash-looping service must not stay down longer than that per retry.
+    slow_retry: Positive | None = None
 
 
 class ServiceConfig(_Table):
@@ -91,6 +93,17 @@ class ServiceConfig(_Table):
     stop_signal: str = "SIGTERM"
     stop_grace: Positive = 3.0
     dispose_url: str | None = None  # POSTed before the stop signal so the service can stop its tools
+    # The agent: code the user did not write, steered by text from repos and the web. It runs as
+    # `agent.user` (when the daemon is root) with an allowlisted environment (supervisor.agent).
+    agent: bool = False
+    # TCP ports this service listens on, which nothing else may hold: each start is refused while one
+    # is taken (Caddy binds with SO_REUSEPORT and would share it silently). A number or a placeholder
+    # such as "{ports.public}".
+    owns_ports: list[int | str] = msgspec.field(default_factory=list)
+
+    def owned_ports(self) -> list[int]:
+        """`owns_ports` as numbers (placeholders are expanded and checked at load); 0 owns nothing."""
+        return [port for port in (int(p) for p in self.owns_ports) if port]
 
 
 class AppSettings(_Table):
@@ -115,6 +128,17 @@ class GitSettings(_Table):
     github_api: str = "https://api.github.com"
 
 
+class AgentSettings(_Table):
+    # When the daemon runs as root, services with `agent = true` (opencode and every tool it runs) run
+    # as this unprivileged user, created if missing. "root" opts out: then the agent can read every
+    # secret the daemon holds and reach its sockets (README, "The agent's boundary").
+    user: Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "dancodes-agent"
+    # Environment variables passed to the agent beyond the built-in allowlist (names, or NAME_* prefixes)
+    env: list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\*?$")]] = msgspec.field(
+        default_factory=list
+    )
+
+
 class GcSettings(_Table):
     interval_minutes: NonNegative = 60.0  # 0: only on demand (POST /admin/gc)
     idle_days: Positive = 14.0  # a worktree whose session is idle this long may go
@@ -131,6 +155,7 @@ class Config(_Table):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     git: GitSettings = msgspec.field(default_factory=GitSettings)
     gc: GcSettings = msgspec.field(default_factory=GcSettings)
+    agent: AgentSettings = msgspec.field(default_factory=AgentSettings)
     services: dict[ServiceName, ServiceConfig] = msgspec.field(default_factory=dict)
 
 
@@ -158,6 +183,14 @@ class Paths:
     @property
     def worktrees_dir(self) -> Path:
         return self.data_dir / "projects" / "worktrees"  # owner__name__<session id>: one per chat
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"  # 0700, the daemon's own: opencode's server password
+
+    @property
+    def agent_home(self) -> Path:
+        return self.data_dir / "home"  # $HOME of the agent when it runs as its own user
 
 
 @dataclass(frozen=True)
@@ -334,6 +367,19 @@ def _check_semantics(config: Config, label: str) -> None:
             raise fail(f"services.{name}.stop_signal", f"'{svc.stop_signal}' is not a signal name")
         if svc.probe.unix_socket and not svc.probe.url:
             raise fail(f"services.{name}.probe.unix_socket", "needs probe.url as well")
+        restart = svc.restart
+        if restart.slow_retry is not None and restart.slow_retry > restart.backoff_max:
+            raise fail(
+                f"services.{name}.restart.slow_retry",
+                f"{restart.slow_retry:g}s is longer than backoff_max ({restart.backoff_max:g}s): "
+                "a crash loop must not keep the service down longer than backoff_max per retry",
+            )
+    seen: dict[int, str] = {}
+    for key in ("public", "opencode", "app"):
+        port = getattr(config.ports, key)
+        if port and port in seen:
+            raise fail(f"ports.{key}", f"{port} is also ports.{seen[port]}: each port has one owner")
+        seen[port] = key
     for dep in config.daemon.health_requires:
         if dep not in names:
             raise fail("daemon.health_requires", f"no service named '{dep}'")
@@ -362,6 +408,14 @@ def _topological_order(services: dict[str, ServiceConfig], label: str) -> list[s
     for name in services:
         visit(name)
     return order
+
+
+def _port(key: str, text: str, label: str) -> int:
+    if not text.isdecimal() or int(text) > 65535:
+        raise ConfigError(
+            f"config {label}: {key}: '{text}' is not a port number (0-65535)", path=label, key=key
+        )
+    return int(text)
 
 
 def start_order(loaded: LoadedConfig) -> list[str]:
@@ -404,5 +458,9 @@ def _expand(config: Config, paths: Paths, label: str) -> Config:
             cwd=fill(f"{key}.cwd", svc.cwd) if svc.cwd else None,
             dispose_url=fill(f"{key}.dispose_url", svc.dispose_url) if svc.dispose_url else None,
             probe=probe,
+            owns_ports=[
+                _port(f"{key}.owns_ports.{i}", fill(f"{key}.owns_ports.{i}", str(p)), label)
+                for i, p in enumerate(svc.owns_ports)
+            ],
         )
     return msgspec.structs.replace(config, services=services, data_dir=str(paths.data_dir))

@@ -475,6 +475,8 @@ def cmd_gc(daemon: DaemonClient, args: argparse.Namespace) -> int:
         else len(report["deleted"])
     )
     out(f"{verb} {count} worktree(s)")
+    for name, ref in report.get("backups", {}).items():
+        out(f"backed up: {name}: {ref}")
     for name, error in report["errors"].items():
         out(f"failed: {name}: {error}")
     return EXIT_ERROR if report["errors"] else EXIT_OK

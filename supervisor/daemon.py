@@ -1,5 +1,9 @@
 """The daemon: ordered start, signals, config reload, the orphan policy and ordered stop.
 
+Before anything starts: the data_dir's lock, then whatever a predecessor killed with SIGKILL left
+running is ended (supervisor.predecessors), then every port the daemon and its services must own is
+checked free (supervisor.ports); a taken one is a one-line refusal.
+
 async with trio.open_nursery() as nursery:
     reaper           the one waiter (supervisor.reaper)
     clones           background clones with progress (supervisor.projects.clones)
@@ -23,20 +27,25 @@ import psutil
 import structlog
 import trio
 
-from supervisor import __version__
+from supervisor import __version__, agent, opencode_config, secretstore
+from supervisor.agent import AgentUser, agent_environment
 from supervisor.auth import AuthWall
 from supervisor.chats import ChatBoard
-from supervisor.config import LoadedConfig, load_config, start_order
+from supervisor.config import LoadedConfig, ServiceConfig, load_config, start_order
 from supervisor.datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
-from supervisor.errors import DancodesError
+from supervisor.errors import DancodesError, DataDirError
 from supervisor.logs import Redactor, ServiceLog, secret_values
-from supervisor.opencode import OpencodeClient
+from supervisor.opencode import OpencodeClient, basic_auth
 from supervisor.orphans import Orphan, check_killable, kill_tree, list_orphans
+from supervisor.ports import check_free, daemon_ports, port_label
+from supervisor.predecessors import RECORD_FILE, Recorder, end_predecessors
 from supervisor.projects.clones import Clones
 from supervisor.projects.housekeeping import Housekeeper
 from supervisor.projects.store import ProjectStore
 from supervisor.reaper import Mode, Reaper, become_reaper
-from supervisor.service import RESTING, Service
+from supervisor.service import RESTING, Launch, Service
+from supervisor.settings import discard_temp_files
+from supervisor.spawn import spawn
 
 log = structlog.get_logger("dancodes.daemon")
 
@@ -54,6 +63,10 @@ class Daemon:
         self.stopping = False
         self._redactor = Redactor(secret_values())
         self._nursery: trio.Nursery | None = None
+        #: set by `run`: the agent's own user (None: it shares ours), opencode's server password
+        self.agent_user: AgentUser | None = None
+        self.opencode_password = ""
+        self._recorder: Recorder | None = None
         for name in start_order(loaded):
             self.services[name] = self._make_service(name)
         self.auth = AuthWall.from_config(loaded, os.environ)  # MissingSecret: refuse to start
@@ -67,17 +80,59 @@ class Daemon:
         self.clones = Clones(self.store)
         self.opencode = OpencodeClient(f"http://127.0.0.1:{loaded.config.ports.opencode}")
         self.chats = ChatBoard(self.opencode)
-        self.housekeeper = Housekeeper(self.store, self.opencode, lambda: self.loaded.config.gc)
+        self.housekeeper = Housekeeper(
+            self.store,
+            self.opencode,
+            lambda: self.loaded.config.gc,
+            busy_chats=lambda: {sid for sid, chat in self.chats.sessions.items() if chat.status == "busy"},
+        )
 
     def _make_service(self, name: str) -> Service:
         cfg = self.loaded.config
-        return Service(
+        svc = Service(
             name,
             cfg.services[name],
             reaper=self.reaper,
             home=self.loaded.paths.home,
             log=ServiceLog(name, cfg.daemon.log_tail, self._redactor),
+            prepare=lambda config: self._launch(name, config),
+            describe_port=lambda port: port_label(self.loaded, port, name),
         )
+        svc.on_spawn(self._record_spawn)
+        return svc
+
+    def _record_spawn(self, svc: Service) -> None:
+        if self._recorder is not None and svc.pid is not None and svc.run_id is not None:
+            self._recorder.spawned(svc.name, svc.pid, svc.run_id)
+
+    def _launch(self, name: str, config: ServiceConfig) -> Launch:
+        """What a start of service `name` gets: the agent's allowlisted environment and user for an
+        agent service, the daemon's environment otherwise; opencode's password where it is needed."""
+        loaded = self.loaded
+        if config.agent:
+            env = agent_environment(
+                os.environ,
+                extra=tuple(loaded.config.agent.env),
+                user=self.agent_user,
+                home=loaded.paths.agent_home,
+            )
+        else:
+            env = dict(os.environ)
+        env.update(config.env)
+        user = (self.agent_user.uid, self.agent_user.gid) if config.agent and self.agent_user else None
+        headers: dict[str, str] = {}
+        if name == "opencode":
+            env["OPENCODE_SERVER_PASSWORD"] = self.opencode_password
+            env.pop("OPENCODE_SERVER_USERNAME", None)  # the daemon and Caddy use opencode's default
+            env.pop("OPENCODE_CONFIG", None)  # merged into the content below: the agent need not read it
+            env["OPENCODE_CONFIG_CONTENT"] = opencode_config.compose(
+                conf_dir=loaded.paths.conf_dir, data_dir=loaded.paths.data_dir, environ=os.environ
+            )
+            headers["Authorization"] = basic_auth(self.opencode_password)
+        elif name == "caddy":
+            # Caddy puts it on every request it proxies to opencode, after the wall let it through
+            env["DANCODES_OPENCODE_AUTH"] = basic_auth(self.opencode_password)
+        return Launch(env=env, user=user, headers=headers)
 
     # -- what the API reads -------------------------------------------------------------------
 
@@ -128,12 +183,64 @@ class Daemon:
     # -- running --------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:
-        prepare_data_dir(self.loaded.paths)
-        lock = lock_data_dir(self.loaded.paths)
+        paths = self.loaded.paths
+        prepare_data_dir(paths)
+        lock = lock_data_dir(paths)
         try:
+            # the lock says the last daemon here is gone; what it started may not be
+            await end_predecessors(paths.run_dir / RECORD_FILE)
+            discard_temp_files(paths.data_dir)
+            check_free(daemon_ports(self.loaded))  # ListenError: refuse to start
+            self._recorder = Recorder(paths.run_dir / RECORD_FILE)
             await self._run(task_status)
         finally:
             unlock_data_dir(lock)
+
+    async def _prepare_agent(self) -> None:
+        """The agent's user (created if missing) and what it owns; opencode's password. Runs once the
+        reaper does (useradd is a child like any other) and before any service starts."""
+        paths = self.loaded.paths
+        name = self.loaded.config.agent.user
+        user = None
+        if not agent.boundary_off(name):
+            user = agent.find_user(name)
+            if user is None:
+                await self._create_agent_user(name)
+                user = agent.find_user(name)
+            if user is None:
+                raise DataDirError(f"the agent user {name} is still missing after useradd")
+            agent.check_reachable(paths.data_dir, user)
+            agent.give_to_agent(
+                user,
+                [
+                    paths.agent_home,
+                    paths.data_dir / "opencode",  # its XDG state: the SQLite db, config, plugins
+                    paths.repos_dir,
+                    paths.worktrees_dir,
+                    self.store.backups_dir,
+                ],
+                private=(paths.agent_home,),
+            )
+        else:
+            paths.agent_home.mkdir(mode=0o700, exist_ok=True)
+        self.agent_user = self.store.agent = user
+        self.store.git_home = paths.agent_home
+        self.opencode_password = secretstore.load_or_make(paths.secrets_dir, secretstore.OPENCODE_PASSWORD)
+        self._redactor.secrets.append(self.opencode_password)
+        self.opencode.authenticate(self.opencode_password)
+        log.info("agent_boundary", user=user.name if user else None, uid=user.uid if user else os.geteuid())
+
+    async def _create_agent_user(self, name: str) -> None:
+        child = spawn(self.reaper, agent.useradd_argv(name, self.loaded.paths.agent_home), env=os.environ)
+        errors = b""
+        async with child.stdout, child.stderr:
+            while chunk := await child.stderr.receive_some(4096):
+                errors += chunk
+        status = await child.wait()
+        if not status.success:
+            reason = " ".join(errors.decode(errors="replace").split()) or status.describe()
+            raise DataDirError(f"cannot create the agent user {name}: {reason}")
+        log.info("agent_user_created", user=name)
 
     async def _run(self, task_status: trio.TaskStatus[Daemon]) -> None:
         from supervisor.api.server import serve_app  # the web stack loads only for a daemon
@@ -153,6 +260,7 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self.reaper.run)
+                await self._prepare_agent()
                 await nursery.start(self.clones.run)
                 app_stop = trio.Event()
                 await nursery.start(serve_app, self, app_stop)

@@ -5,6 +5,7 @@
     │   ├── UnknownKey         a dotted key that names no setting (or, to unset, none the settings file sets)
     │   └── MissingSecret      a secret the environment must provide is unset or too short
     ├── DataDirError         the data directory cannot be created or written
+    ├── SaveError            a file could not be saved (disk full: 507, anything else: 500)
     ├── SpawnError           a service's process could not be started (missing binary, bad cwd)
     ├── ListenError          the daemon could not bind its own listener
     ├── ProcessError         an orphan kill refused or impossible
@@ -44,6 +45,18 @@ class UnknownKey(ConfigError):
 
 class DataDirError(DancodesError):
     """The data directory cannot be created or written."""
+
+
+class SaveError(DancodesError):
+    """A file the daemon writes for the user (settings.toml) could not be saved; nothing was changed.
+
+    `status` is 507 Insufficient Storage when the disk or the quota is full: the request was fine and
+    will work once space is freed. Any other OS error (read-only, I/O, permissions) is a 500.
+    """
+
+    def __init__(self, message: str, *, status: int = 500) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class SpawnError(DancodesError):

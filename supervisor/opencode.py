@@ -12,6 +12,7 @@ idle-instance janitor need, on loopback, with short timeouts. Anything unexpecte
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,13 @@ import trio
 from supervisor.errors import OpencodeError
 
 _DIRECTORY = "x-opencode-directory"
+#: The user name opencode expects with OPENCODE_SERVER_PASSWORD (its OPENCODE_SERVER_USERNAME default)
+OPENCODE_USER = "opencode"
+
+
+def basic_auth(password: str) -> str:
+    """The Authorization header value for opencode's server password."""
+    return "Basic " + base64.b64encode(f"{OPENCODE_USER}:{password}".encode()).decode("ascii")
 
 
 #: opencode writes a heartbeat on its event streams every 10 s; three missed ones mean a dead stream
@@ -46,6 +54,10 @@ class OpencodeClient:
     def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
         self.base_url = base_url
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+
+    def authenticate(self, password: str) -> None:
+        """Send opencode's server password (HTTP Basic, user `opencode`) with every call."""
+        self._client.auth = httpx.BasicAuth(OPENCODE_USER, password)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -6,6 +6,7 @@ the timeout bounds the whole exchange, not each step of it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -23,14 +24,18 @@ class ProbeResult:
 class HttpProbe:
     """Probes one URL, over TCP or a unix socket; call `aclose` when done."""
 
-    def __init__(self, probe: Probe) -> None:
+    def __init__(self, probe: Probe, *, headers: Mapping[str, str] | None = None) -> None:
+        """`headers` go with every probe (opencode's Basic auth)."""
         assert probe.url is not None
         self.url = probe.url
         self.timeout = probe.timeout
         transport = httpx.AsyncHTTPTransport(uds=probe.unix_socket) if probe.unix_socket else None
         # No keep-alive: every probe proves that the service still accepts and answers.
         self._client = httpx.AsyncClient(
-            transport=transport, timeout=probe.timeout, limits=httpx.Limits(max_keepalive_connections=0)
+            transport=transport,
+            timeout=probe.timeout,
+            limits=httpx.Limits(max_keepalive_connections=0),
+            headers=dict(headers or {}),
         )
 
     async def check(self, timeout: float | None = None) -> ProbeResult:

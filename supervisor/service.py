@@ -19,6 +19,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from supervisor.backoff import Backoff
 from supervisor.config import ServiceConfig, resolve_executable
 from supervisor.errors import SpawnError
 from supervisor.logs import ServiceLog, Stream
+from supervisor.ports import busy_reason
 from supervisor.probe import HttpProbe
 from supervisor.reaper import ExitStatus, Reaper
 from supervisor.spawn import Child, spawn
@@ -52,6 +54,25 @@ RESTING = frozenset({State.STOPPED, State.EXITED, State.FATAL})
 #: States a service only passes through.
 TRANSIENT = frozenset({State.STARTING, State.STOPPING})
 
+
+@dataclass(frozen=True)
+class Launch:
+    """What one run of a service starts with, worked out just before it starts (by `Service.prepare`).
+
+    The environment and the user are runtime values (the agent's allowlist, a merged opencode config,
+    a generated password), so they are computed per start rather than stored in the config.
+    """
+
+    env: Mapping[str, str]
+    user: tuple[int, int] | None = None  # (uid, gid) to run as; None: the daemon's own
+    headers: Mapping[str, str] = field(default_factory=dict)  # sent with its probes and dispose call
+
+
+def plain_launch(config: ServiceConfig) -> Launch:
+    """The daemon's environment with the service's own `env` on top, as the daemon's own user."""
+    return Launch(env={**os.environ, **config.env})
+
+
 _START_RETRY = 0.1  # seconds between readiness probes while starting
 _DRAIN = 0.5  # seconds to read what a dead child left in its pipes; orphans may hold them open
 
@@ -67,14 +88,19 @@ class Service:
         reaper: Reaper,
         log: ServiceLog,
         home: Path,
-        environ: Mapping[str, str] | None = None,
+        prepare: Callable[[ServiceConfig], Launch] = plain_launch,
+        describe_port: Callable[[int], str] | None = None,
     ) -> None:
+        """`prepare` gives each start its environment and user; it may raise SpawnError (shown as the
+        reason the start failed)."""
         self.name = name
         self.config = config
         self.output = log
         self._reaper = reaper
         self._home = home
-        self._environ = environ
+        self._prepare = prepare
+        self._launch = Launch(env={})
+        self._describe_port = describe_port or (lambda port: f"services.{name}.owns_ports")
         self._log = structlog.get_logger("dancodes.service").bind(service=name)
 
         self.state = State.STOPPED
@@ -99,6 +125,7 @@ class Service:
         self._transition = trio.Event()
         self._scope: trio.CancelScope | None = None
         self._listeners: list[Callable[[Service], None]] = []
+        self._spawn_listeners: list[Callable[[Service], None]] = []
 
     # -- steering --------------------------------------------------------------------------
 
@@ -146,6 +173,10 @@ class Service:
 
     def on_change(self, listener: Callable[[Service], None]) -> None:
         self._listeners.append(listener)
+
+    def on_spawn(self, listener: Callable[[Service], None]) -> None:
+        """Call `listener` right after each process is spawned (pid and run_id are set)."""
+        self._spawn_listeners.append(listener)
 
     @property
     def uptime(self) -> float | None:
@@ -208,11 +239,17 @@ class Service:
     async def _run_once(self) -> None:
         self._attempts += 1
         self._set(State.STARTING)
+        taken = self._taken_port()
+        if taken is not None:  # starting anyway would share the port (SO_REUSEPORT) or crash on it
+            self._finish(None, failure=taken)
+            return
         try:
             child = self._spawn()
         except SpawnError as exc:
             self._finish(None, failure=str(exc))
             return
+        for listener in self._spawn_listeners:
+            listener(self)
         failure: str | None = None
         try:
             async with trio.open_nursery() as pumps:
@@ -239,12 +276,12 @@ class Service:
         if exe is None:
             raise SpawnError(f"executable '{argv[0]}' not found")
         argv[0] = exe
+        self._launch = launch = self._prepare(self.config)
         self.run_id = uuid.uuid4().hex[:12]
-        env = dict(os.environ if self._environ is None else self._environ)
-        env.update(self.config.env)
+        env = dict(launch.env)
         env["DANCODES_SERVICE"] = self.name
         env["DANCODES_SERVICE_RUN"] = self.run_id
-        child = spawn(self._reaper, argv, env=env, cwd=self.config.cwd)
+        child = spawn(self._reaper, argv, env=env, cwd=self.config.cwd, user=launch.user)
         self.pid = child.pid
         self.starts += 1
         self.started_at = trio.current_time()
@@ -254,10 +291,18 @@ class Service:
         self._log.info("spawned", pid=child.pid, argv=argv, run=self.run_id)
         return child
 
+    def _taken_port(self) -> str | None:
+        """Why this start must not happen: a port the service owns is held by someone else."""
+        for port in self.config.owned_ports():
+            reason = busy_reason(port, self._describe_port(port))
+            if reason is not None:
+                return reason
+        return None
+
     async def _watch(self, child: Child) -> str | None:
         """Wait for readiness, then watch health; return why to stop it, or None once it exited."""
         probe_cfg = self.config.probe
-        probe = HttpProbe(probe_cfg) if probe_cfg.url else None
+        probe = HttpProbe(probe_cfg, headers=self._launch.headers) if probe_cfg.url else None
         try:
             ready = await self._wait_ready(child, probe)
             if not child.alive:
@@ -333,7 +378,7 @@ class Service:
         assert self.config.dispose_url is not None
         with trio.move_on_after(timeout):
             try:
-                async with httpx.AsyncClient(timeout=timeout) as client:
+                async with httpx.AsyncClient(timeout=timeout, headers=dict(self._launch.headers)) as client:
                     await client.post(self.config.dispose_url)
                     return
             except httpx.HTTPError as exc:
@@ -376,10 +421,15 @@ class Service:
                 self.settled.set()
                 self._set(State.FATAL, f"{loop}; last: {why}")
                 return
-            self._next_delay = policy.slow_retry
-            why = f"{loop}, retrying every {policy.slow_retry:g}s; last: {why}"
-        else:
-            self._next_delay = self._backoff.delay()
+            why = f"{loop}, retrying every {self._backoff.slow_delay():g}s; last: {why}"
+        self._next_delay = self._backoff.pause()
+        if self._next_delay > 0:
+            self._log.info(
+                "backoff",
+                delay=round(self._next_delay, 3),
+                failures=self._backoff.consecutive,
+                crash_loop=self._backoff.crash_looping,
+            )
         if failed:
             self.settled.set()
         self._set(State.BACKOFF if self._next_delay > 0 else State.STARTING, why)

@@ -7,16 +7,19 @@ never reaches the disk and a crash never leaves half a file.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import os
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import tomli_w
 
 from supervisor.config import SETTINGS_FILE, LoadedConfig, load_config
-from supervisor.errors import ConfigError, UnknownKey
+from supervisor.errors import ConfigError, SaveError, UnknownKey
 
 _HEADER = "# Written by `dancodes-ctl config set`; the top layer over conf/dancodes.toml and --config.\n"
 
@@ -74,11 +77,25 @@ def _prune(table: dict[str, Any]) -> None:
             del table[name]
 
 
+def discard_temp_files(data_dir: os.PathLike[str]) -> None:
+    """Remove temp files a daemon killed mid-write left; call it holding the data_dir's lock."""
+    for leftover in Path(data_dir).glob(f"{SETTINGS_FILE}.tmp-*"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+
+
 def _write_atomically(path: os.PathLike[str], text: str) -> None:
+    """Write `text` to `path` whole or not at all; SaveError (no temp file left) when it cannot be."""
     target = os.fspath(path)
     tmp = f"{target}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise SaveError(f"cannot save {target}: {exc.strerror or exc}", status=507 if full else 500) from None

@@ -47,8 +47,18 @@ class Child:
         return True
 
 
-def spawn(reaper: Reaper, argv: list[str], *, env: Mapping[str, str], cwd: str | None = None) -> Child:
+def spawn(
+    reaper: Reaper,
+    argv: list[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    user: tuple[int, int] | None = None,
+) -> Child:
     """Start `argv` in a new session with piped output; register it with `reaper` before returning.
+
+    `user`: (uid, gid) to run it as, with no supplementary groups (the daemon's root groups would
+    otherwise come along).
 
     Synchronous on purpose: no checkpoint lies between the fork and the registration, so the
     reaper cannot collect the child's status before its owner is known.
@@ -65,6 +75,9 @@ def spawn(reaper: Reaper, argv: list[str], *, env: Mapping[str, str], cwd: str |
             cwd=cwd,
             start_new_session=True,
             close_fds=True,
+            user=None if user is None else user[0],
+            group=None if user is None else user[1],
+            extra_groups=None if user is None else [],
         )
     except FileNotFoundError as exc:
         for fd in (out_r, out_w, err_r, err_w):
@@ -75,6 +88,8 @@ def spawn(reaper: Reaper, argv: list[str], *, env: Mapping[str, str], cwd: str |
     except OSError as exc:
         for fd in (out_r, out_w, err_r, err_w):
             os.close(fd)
+        if cwd and exc.filename == cwd:  # e.g. a file where a directory was expected
+            raise SpawnError(f"working directory '{cwd}': {exc.strerror or exc}") from None
         raise SpawnError(f"cannot start '{argv[0]}': {exc.strerror or exc}") from None
     exit_ = reaper.register(popen.pid, on_exit=lambda status: setattr(popen, "returncode", status.code))
     os.close(out_w)

@@ -34,7 +34,12 @@ DEFAULT_PORTS = {"public": 8080, "opencode": 4096, "app": 4097}
 
 
 def defaults_if_free() -> dict[str, int]:
-    """The production ports when nothing listens on them (CI), else free ones (a dev's `make run`)."""
+    """The production ports when nothing listens on them (CI), else free ones (a dev's `make run`).
+
+    DANCODES_TEST_FREE_PORTS=1 always takes free ones (several test runs on one machine at once).
+    """
+    if os.environ.get("DANCODES_TEST_FREE_PORTS"):
+        return {}
     for port in DEFAULT_PORTS.values():
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -62,6 +67,12 @@ class DaemonProc:
     @property
     def socket(self) -> Path:
         return self.data_dir / "run" / "dancodes.sock"
+
+    @property
+    def opencode_auth(self) -> httpx.BasicAuth:
+        """opencode's server password (the daemon made it): for a test that talks to opencode directly."""
+        password = (self.data_dir / "secrets" / "opencode-server-password").read_text().strip()
+        return httpx.BasicAuth("opencode", password)
 
     def client(self, timeout: float = 10.0) -> httpx.Client:
         return httpx.Client(
@@ -151,6 +162,15 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def reachable_by_agent(path: Path) -> None:
+    """Let the agent's user walk down to `path`: pytest makes its temporary directories 0700, and a
+    daemon running as root refuses a data_dir its agent cannot reach (production dirs are 0755)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o011)
+
+
 def launch_daemon(
     root: Path,
     extra: str = "",
@@ -162,6 +182,7 @@ def launch_daemon(
 ) -> DaemonProc:
     """Start `dancodes run` with its data, config and log under `root`; the caller stops it."""
     root.mkdir(parents=True, exist_ok=True)
+    reachable_by_agent(root)
     data_dir = root / "data"
     ports = {"public": free_port(), "opencode": free_port(), "app": free_port(), **(ports or {})}
     config = root / "dancodes.toml"

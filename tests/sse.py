@@ -23,13 +23,14 @@ class EventStream:
     url: str
     directory: Path
     cookies: httpx.Cookies | None = None  # the login cookie, for a stream through Caddy
+    auth: httpx.Auth | None = None  # opencode's password, for a stream straight from opencode
     events: list[dict[str, Any]] = field(default_factory=list)
     arrived: list[float] = field(default_factory=list)  # monotonic time each event was read
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(5, read=None), cookies=self.cookies)
+        self._client = httpx.Client(timeout=httpx.Timeout(5, read=None), cookies=self.cookies, auth=self.auth)
 
     def start(self) -> EventStream:
         threading.Thread(target=self._read, name="opencode-events", daemon=True).start()

@@ -54,12 +54,29 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    root: Path, extra: str = "", *, env: dict[str, str] | None = None, production_ports: bool = True
+    root: Path,
+    extra: str = "",
+    *,
+    env: dict[str, str] | None = None,
+    production_ports: bool = True,
+    provider_file: Path | None = None,
 ) -> Iterator[Stack]:
-    """Start the stack under `root`; stop the daemon (by pid) and the LLM after."""
+    """Start the stack under `root`; stop the daemon (by pid) and the LLM after.
+
+    The scripted provider reaches opencode as `OPENCODE_CONFIG_CONTENT`, or, with `provider_file`, as
+    the user's `OPENCODE_CONFIG` file written there (JSONC, readable by root alone, asking for sharing,
+    which the daemon must keep disabled).
+    """
     with ScriptedLLM() as llm:
         env = {**daemon_env(root), **(env or {})}
-        env["OPENCODE_CONFIG_CONTENT"] = opencode_config(llm.base_url)
+        if provider_file is None:
+            env["OPENCODE_CONFIG_CONTENT"] = opencode_config(llm.base_url)
+        else:
+            user_config = opencode_config(llm.base_url, share="auto", autoupdate=True)
+            provider_file.write_text("// the user's own providers\n" + user_config)
+            provider_file.chmod(0o600)
+            env["OPENCODE_CONFIG"] = str(provider_file)
+            env.pop("OPENCODE_CONFIG_CONTENT", None)
         remote_url = f"file://{root / 'remotes'}/{{owner}}/{{name}}.git"
         # the daemon's XDG layout for opencode, pre-seeded so no plugin install reaches the network
         opencode_xdg(root / "daemon" / "data" / "opencode")

@@ -245,11 +245,12 @@ def test_polling_the_list_boots_no_instance(
     session_id, path = chat
     opencode = f"http://127.0.0.1:{stack.daemon.ports['opencode']}"
     headers = {"x-opencode-directory": str(path)}
-    disposed = httpx.post(f"{opencode}/instance/dispose", headers=headers, timeout=10)
+    auth = stack.daemon.opencode_auth
+    disposed = httpx.post(f"{opencode}/instance/dispose", headers=headers, timeout=10, auth=auth)
     assert disposed.status_code == 200, disposed.text
     # opencode's session list boots the instance of its own cwd, once
     wait_chat(stack, client, session_id, lambda c: True, "listed")
-    events = EventStream(f"{opencode}/global/event", path).start()
+    events = EventStream(f"{opencode}/global/event", path, auth=auth).start()
     try:
         for _ in range(3):
             wait_chat(stack, client, session_id, lambda c: True, "listed")

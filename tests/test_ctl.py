@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import pytest
 
 from supervisor.config import load_config
 from supervisor.ctl import human_bytes, human_duration, last_exit
-from tests.conftest import DANCODES_CTL, ONLY_TEST_SERVICES, DaemonProc
+from tests.conftest import DANCODES_CTL, ONLY_TEST_SERVICES, DaemonProc, launch_daemon
 
 SLEEPER = (
     ONLY_TEST_SERVICES
@@ -415,3 +416,90 @@ def test_config_set_on_a_service_restarts_it_with_the_new_setting(sleeper: Daemo
     assert result.returncode == 0, result.stderr
     new = sleeper.wait_for(lambda: (s := running(sleeper))["pid"] != old and s, 30, "sleeper restarted")
     assert psutil.Process(new["pid"]).environ()["GREETING"] == "hello"
+
+
+def fill(path: Path) -> None:
+    """Write zeros to `path` until the volume has no byte left (raises the OSError that says so)."""
+    with path.open("wb") as f:
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+
+
+def test_config_set_on_a_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    root = tmp_path / "full"
+    data = root / "data"
+    data.mkdir(parents=True)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "dancodes-full-test", str(data)],
+        capture_output=True,
+        text=True,
+    )
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a 1 MB tmpfs as the data_dir (needs root): {mount.stderr.strip()}")
+    daemon: DaemonProc | None = None
+    try:
+        settings = data / "settings.toml"
+        stale = data / "settings.toml.tmp-99999"  # what a daemon killed mid-write would leave
+        stale.write_text("half")
+        daemon = launch_daemon(root, SLEEPER, wait_healthy=False)
+        running(daemon)
+        assert not stale.exists()
+        assert daemon.ctl("config", "set", "orphans.kill_after_minutes", "30").returncode == 0
+        before = settings.read_bytes()
+
+        filler = data / "filler"
+        with pytest.raises(OSError) as full:
+            fill(filler)
+        assert full.value.errno == errno.ENOSPC
+
+        result = daemon.ctl("config", "set", "orphans.kill_after_minutes", "45")
+        assert result.returncode == 1  # the daemon failed the request
+        assert one_error_line(result) == f"dancodes-ctl: cannot save {settings}: No space left on device"
+        with daemon.client() as client:
+            answer = client.put("/admin/config/orphans.kill_after_minutes", json={"value": "45"})
+        assert answer.status_code == 507
+        assert answer.json() == {"error": f"cannot save {settings}: No space left on device"}
+        assert sorted(p.name for p in data.iterdir() if p.name.startswith("settings")) == ["settings.toml"]
+        assert settings.read_bytes() == before  # the old settings, whole
+        assert daemon.ctl("config", "get", "orphans.kill_after_minutes").stdout == "30.0\n"  # not applied
+
+        filler.unlink()  # space again: the same command works
+        done = daemon.ctl("config", "set", "orphans.kill_after_minutes", "45")
+        assert (done.returncode, done.stdout) == (0, "orphans.kill_after_minutes = 45.0 (applied)\n")
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        if subprocess.run(["umount", str(data)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(data)], check=True)
+
+
+def test_a_service_that_cannot_start_shows_why_in_status_and_health(start_daemon: Start) -> None:
+    extra = ONLY_TEST_SERVICES + "".join(
+        f"[services.{name}]\nargv = {json.dumps(argv)}\n{cwd}"
+        f"[services.{name}.restart]\nbackoff_initial = 60.0\n"
+        for name, argv, cwd in (
+            ("noexe", ["/nonexistent/dancodes-exe"], ""),
+            ("nocwd", ["true"], 'cwd = "/nonexistent/dancodes-cwd"\n'),
+            ("filecwd", ["true"], 'cwd = "/etc/hostname"\n'),
+        )
+    )
+    daemon = start_daemon(extra, wait_healthy=False)
+    reasons = {
+        "noexe": "executable '/nonexistent/dancodes-exe' not found",
+        "nocwd": "working directory '/nonexistent/dancodes-cwd' not found",
+        "filecwd": "working directory '/etc/hostname': Not a directory",
+    }
+    daemon.wait_for(
+        lambda: all(daemon.service(name)["state"] == "backoff" for name in reasons), 20, "all in backoff"
+    )
+    status = daemon.ctl("status")
+    assert status.returncode == 3
+    lines = status.stdout.splitlines()
+    for name, reason in reasons.items():
+        row = next(i for i, line in enumerate(lines) if line.split()[:2] == [name, "backoff"])
+        assert lines[row + 1] == f"  {reason}"
+    health = daemon.get("/admin/health").json()  # the detailed body (control socket)
+    for name, reason in reasons.items():
+        assert health["services"][name]["reason"] == reason
+        assert health["services"][name]["pid"] is None

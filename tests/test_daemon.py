@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.conftest import ONLY_TEST_SERVICES, DaemonProc, daemon_env, free_port
+from tests.conftest import ONLY_TEST_SERVICES, DaemonProc, daemon_env, free_port, launch_daemon
+from tests.llm import opencode_xdg
 
 WEB = """
 [services.web]
@@ -336,3 +337,49 @@ start_timeout = 600.0
     assert [e["state"] for e in daemon.events() if e.get("service") == "slow" and e.get("event") == "state"][
         -2:
     ] == ["stopping", "stopped"]
+
+
+def test_five_quick_kills_of_opencode_leave_it_down_at_most_backoff_max(tmp_path: Path) -> None:
+    """The measured crash loop (5 SIGKILLs in 8 s left opencode down 302 s), with the real opencode.
+
+    backoff_max is small so the test is quick; what is checked is the pause the daemon chose (its
+    `backoff` events) and that opencode comes back healthy, not how long anything took.
+    """
+    root = tmp_path / "daemon"
+    opencode_xdg(root / "data" / "opencode")  # no plugin install: opencode starts and stops cleanly
+    extra = "[services.caddy]\nenabled = false\n[services.opencode.restart]\nbackoff_max = 2.0\n"
+    daemon = launch_daemon(root, extra)
+    try:
+        killed: list[int] = []
+        for i in range(5):
+            pid = daemon.wait_for(
+                lambda: (p := daemon.service("opencode")["pid"]) not in (None, *killed) and p,
+                60,
+                f"opencode run {i + 1}",
+            )
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+        def pauses() -> list[dict[str, object]]:
+            return [
+                e for e in daemon.events() if e.get("event") == "backoff" and e.get("service") == "opencode"
+            ]
+
+        loop = daemon.wait_for(lambda: [e for e in pauses() if e["crash_loop"]], 60, "the crash loop")
+        assert loop[0]["delay"] == 2.0  # the slow retry is backoff_max, not minutes
+        back = daemon.wait_for(
+            lambda: (s := daemon.service("opencode"))["healthy"] is True and s["pid"] not in killed and s,
+            60,
+            "opencode back",
+        )
+        assert back["state"] == "running"
+        assert back["restarts"] == 5
+        assert back["last_exit"]["signal"] == "SIGKILL"
+        assert all(float(str(e["delay"])) <= 2.0 for e in pauses())  # no pause ever passed backoff_max
+        states = [e for e in daemon.events() if e.get("event") == "state" and e.get("service") == "opencode"]
+        assert any(
+            "crash loop: 5 failures in 60s, retrying every 2s" in (e.get("reason") or "") for e in states
+        )
+        assert daemon.get("/admin/health").status_code == 200
+    finally:
+        daemon.stop()

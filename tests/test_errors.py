@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from collections.abc import Callable
@@ -11,12 +12,21 @@ import pytest
 
 from supervisor.config import load_config
 from supervisor.errors import ConfigError
-from tests.conftest import DANCODES, ONLY_TEST_SERVICES, DaemonProc, daemon_env, free_port, write_config
+from tests.conftest import (
+    DANCODES,
+    ONLY_TEST_SERVICES,
+    DaemonProc,
+    daemon_env,
+    free_port,
+    reachable_by_agent,
+    write_config,
+)
 
 
 def run_daemon(tmp_path: Path, config_text: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "bad.toml"
     config.write_text(config_text)
+    reachable_by_agent(tmp_path)
     return subprocess.run(
         [DANCODES, "run", "--config", str(config)],
         capture_output=True,
@@ -55,6 +65,14 @@ def assert_one_line_error(out: subprocess.CompletedProcess[str], *needles: str) 
         ),
         ("[services.x]\nargv = ['{nope}']\n", ["services.x.argv", "bad placeholder"]),
         ("[services.Bad_Name]\nargv = ['true']\n", ["services", "Bad_Name"]),
+        (
+            "[services.opencode.restart]\nslow_retry = 300\n",
+            ["services.opencode.restart.slow_retry", "300s is longer than backoff_max (30s)"],
+        ),
+        ("[ports]\npublic = 4100\napp = 4100\n", ["ports.app", "4100 is also ports.public"]),
+        ("[services.x]\nargv = ['true']\nowns_ports = ['{ports.nope}']\n", ["services.x.owns_ports.0"]),
+        ("[services.x]\nargv = ['true']\nowns_ports = ['80a']\n", ["services.x.owns_ports.0", "'80a'"]),
+        ("[services.x]\nargv = ['true']\nowns_ports = [70000]\n", ["services.x.owns_ports.0", "70000"]),
         ("this is = not toml ]\n", ["not valid TOML"]),
     ],
 )
@@ -104,6 +122,17 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused(
     assert first.get("/admin/health").status_code == 200  # the first one is untouched, socket included
 
 
+def listening(*, reuse_port: bool = False) -> socket.socket:
+    """A TCP listener on a free port of every address, as Caddy makes one (SO_REUSEPORT) or not."""
+    sock = socket.socket(socket.AF_INET6)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("::", 0))
+    sock.listen()
+    return sock
+
+
 def test_app_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -115,31 +144,25 @@ def test_app_port_in_use(tmp_path: Path) -> None:
         )
         out = run_daemon(tmp_path, text)
     assert out.returncode == 1
-    assert_one_line_error(out, f"cannot listen on 127.0.0.1:{port}", "in use")
+    assert_one_line_error(
+        out, f"port {port} (ports.app, the daemon's own listener) is already in use by pid {os.getpid()}"
+    )
 
 
-def test_opencode_port_in_use_shows_as_backoff_reason(start_daemon: Callable[..., DaemonProc]) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
+def test_a_taken_opencode_port_refuses_the_start_naming_the_port(tmp_path: Path) -> None:
+    # SO_REUSEPORT, as Caddy binds: a listener that would share the port rather than fail
+    with listening(reuse_port=True) as busy:
         port = busy.getsockname()[1]
-        daemon = start_daemon(
-            "[services.opencode.restart]\nbackoff_initial = 5.0\n",
-            wait_healthy=False,
-            ports={"opencode": port},
+        text = (
+            f"data_dir = '{tmp_path / 'data'}'\n[ports]\nopencode = {port}\n"
+            f"public = {free_port()}\napp = {free_port()}\n"
         )
-        svc = daemon.wait_for(
-            lambda: (
-                (s := daemon.service("opencode"))["restarts"] >= 1
-                and s["state"] in ("backoff", "starting")
-                and s["reason"]
-                and s
-            ),
-            60,
-            "opencode to fail on the busy port",
-        )
-    assert svc["reason"].startswith("exited with status 1")
-    assert daemon.get("/admin/health").status_code == 503
+        out = run_daemon(tmp_path, text)
+    assert out.returncode == 1
+    assert_one_line_error(out, f"port {port} (ports.opencode, for opencode) is already in use by pid")
+    # refused before anything started: no socket, no service record
+    assert not (tmp_path / "data" / "run" / "dancodes.sock").exists()
+    assert not (tmp_path / "data" / "run" / "services.json").exists()
 
 
 def test_missing_binary_shows_as_backoff_reason(start_daemon: Callable[..., DaemonProc]) -> None:

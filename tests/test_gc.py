@@ -113,12 +113,21 @@ def test_gc_keeps_work_deletes_merged_and_dry_run_changes_nothing(stack: Stack, 
 
     forced = client.post("/admin/gc", json={"dry_run": False, "force": True})
     assert sorted(forced.json()["deleted"]) == sorted([f"acme/gc/{unpushed_sid}", f"acme/gc/{dirty_sid}"])
-    backups = git(repo_path, "for-each-ref", "--format=%(refname)", "refs/dancodes/backup/")
-    assert f"refs/dancodes/backup/{unpushed_sid}" in backups
-    assert f"refs/dancodes/backup/{dirty_sid}" in backups
+    backups = git(repo_path, "for-each-ref", "--format=%(refname)", "refs/dancodes/backup/").splitlines()
+    assert sorted(backups) == sorted(
+        [f"refs/dancodes/backup/{unpushed_sid}/worktree", f"refs/dancodes/backup/{dirty_sid}/worktree"]
+    )
+    assert forced.json()["backups"] == {
+        f"acme/gc/{unpushed_sid}": f"refs/dancodes/backup/{unpushed_sid}/worktree",
+        f"acme/gc/{dirty_sid}": f"refs/dancodes/backup/{dirty_sid}/worktree",
+    }
     # the backups hold the work: the commit, and the uncommitted file
-    assert git(repo_path, "show", f"refs/dancodes/backup/{unpushed_sid}:feature.py") == "print('mine')"
-    assert git(repo_path, "show", f"refs/dancodes/backup/{dirty_sid}:draft.md") == "not committed yet"
+    assert (
+        git(repo_path, "show", f"refs/dancodes/backup/{unpushed_sid}/worktree:feature.py") == "print('mine')"
+    )
+    assert (
+        git(repo_path, "show", f"refs/dancodes/backup/{dirty_sid}/worktree:draft.md") == "not committed yet"
+    )
     assert live.is_dir()
 
     # the operator's view of the same

@@ -90,28 +90,31 @@ async def test_always_crashing_service_backs_off_exponentially_then_goes_fatal(
     assert svc.as_json()["restarts"] == 5
 
 
-async def test_crash_loop_in_slow_mode_keeps_retrying_at_the_slow_pace(
+async def test_crash_loop_in_slow_mode_retries_every_backoff_max(
     mock_clock: trio.testing.MockClock, reaper: Reaper
 ) -> None:
     svc = make_service(
         reaper,
         ["sh", "-c", "exit 1"],
         backoff_initial=0.1,
+        backoff_max=120.0,
         crash_loop_failures=3,
         crash_loop_window=60.0,
         on_crash_loop="slow",
-        slow_retry=120.0,
     )
     seen = Transitions(svc)
     async with trio.open_nursery() as nursery:
         await nursery.start(svc.supervise)
         svc.start()
         with trio.fail_after(1000):
-            await svc.wait_until(lambda s: s.starts >= 5)
+            await svc.wait_until(lambda s: s.starts >= 6)
         await svc.stop()
         nursery.cancel_scope.cancel()
     delays = seen.delays()
-    assert delays[-1] >= 120.0 - 1e-6  # virtual time: float sums only
+    # 0 (first crash), 0.1, then the loop (3 failures): every backoff_max, never longer
+    assert len(delays) >= 4
+    assert all(abs(d - 120.0) < 1e-6 for d in delays[-3:]), delays  # virtual time: float sums only
+    assert max(delays) <= 120.0 + 1e-6
     assert any("retrying every 120s" in (reason or "") for _, _, reason in seen.seen)
     assert svc.state == State.STOPPED
 
@@ -197,3 +200,37 @@ def test_jitter_stays_within_its_fraction() -> None:
     assert min(samples) >= 1.5
     assert max(samples) <= 2.5
     assert max(samples) - min(samples) > 0.5  # it does spread
+
+
+def test_jitter_never_passes_backoff_max() -> None:
+    policy = RestartPolicy(backoff_initial=1.0, backoff_max=4.0, backoff_jitter=0.5)
+    backoff = Backoff(policy, rng=random.Random(3))
+    backoff.consecutive = 10  # far past the cap
+    samples = [backoff.delay() for _ in range(500)]
+    assert max(samples) == 4.0  # jitter above the cap is cut to it
+    assert min(samples) >= 2.0  # and below it still spreads the retries
+    assert min(samples) < 3.0
+
+
+def test_slow_retries_are_at_most_backoff_max() -> None:
+    def slow(**restart: object) -> float:
+        return Backoff(msgspec.convert(restart, RestartPolicy)).slow_delay()
+
+    assert slow() == 30.0  # unset: backoff_max (default 30)
+    assert slow(backoff_max=5.0) == 5.0
+    assert slow(backoff_max=5.0, slow_retry=2.0) == 2.0
+    # the config refuses slow_retry > backoff_max (test_errors); the arithmetic holds anyway
+    assert slow(backoff_max=5.0, slow_retry=300.0) == 5.0
+
+
+def test_measured_crash_loop_is_down_at_most_backoff_max_per_retry() -> None:
+    """The measured case: 5 SIGKILLs in 8 s. Each pause the service takes before its next try."""
+    policy = RestartPolicy()  # the defaults: crash loop at 5 failures in 60 s, backoff_max 30 s
+    backoff = Backoff(policy, rng=random.Random(5))
+    pauses = []
+    for t in (0.0, 2.0, 4.0, 6.0, 8.0, 38.0, 68.0):
+        backoff.record_failure(now=t)
+        pauses.append(backoff.pause())
+    assert backoff.crash_looping
+    assert pauses[4:] == [30.0, 30.0, 30.0]
+    assert max(pauses) <= policy.backoff_max

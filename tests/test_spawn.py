@@ -52,4 +52,6 @@ def test_missing_executable_and_cwd_are_clear_errors(tmp_path: Path) -> None:
     notexec.write_text("#!/bin/sh\n")
     with pytest.raises(SpawnError, match=r"^cannot start '.*script': Permission denied$"):
         spawn(reaper, [str(notexec)], env=os.environ)
+    with pytest.raises(SpawnError, match=r"^working directory '.*script': Not a directory$"):
+        spawn(reaper, ["true"], env=os.environ, cwd=str(notexec))
     assert not reaper.children  # nothing registered for a child that never ran

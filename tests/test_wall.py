@@ -13,7 +13,7 @@ import pytest
 
 from supervisor.auth.cookie import CookieSigner
 from supervisor.auth.rotation import ROTATION_FILE, fingerprint
-from tests.conftest import TEST_PASSWORD, DaemonProc, daemon_env
+from tests.conftest import TEST_PASSWORD, DaemonProc, daemon_env, reachable_by_agent
 from tests.sse import EventStream
 from tests.stack import Stack, running_stack
 
@@ -94,6 +94,7 @@ def test_event_stream_flows_through_caddy_unbuffered(
 ) -> None:
     client = stack.login()
     directory = tmp_path_factory.mktemp("plain-dir")
+    reachable_by_agent(directory)  # opencode runs as the agent's user
     stream = EventStream(f"{stack.url}/event", directory, cookies=client.cookies).start()
     try:
         connected_at = stream.arrived[0]

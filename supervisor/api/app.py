@@ -27,7 +27,15 @@ from supervisor.api.openapi import OpenAPI
 from supervisor.api.projects import projects
 from supervisor.api.web import web
 from supervisor.auth import auth
-from supervisor.errors import ConfigError, KillRefused, NoSuchProcess, ProjectError, UnknownKey, UpstreamError
+from supervisor.errors import (
+    ConfigError,
+    KillRefused,
+    NoSuchProcess,
+    ProjectError,
+    SaveError,
+    UnknownKey,
+    UpstreamError,
+)
 
 if TYPE_CHECKING:
     from supervisor.daemon import Daemon
@@ -127,6 +135,11 @@ def _register_errors(app: Quart) -> None:
 
     @app.errorhandler(ProjectError)
     async def project_error(exc: ProjectError) -> tuple[dict[str, Any], int]:
+        return {"error": str(exc)}, exc.status
+
+    @app.errorhandler(SaveError)
+    async def save_error(exc: SaveError) -> tuple[dict[str, Any], int]:
+        log.error("save_failed", error=str(exc))
         return {"error": str(exc)}, exc.status
 
     @app.errorhandler(UpstreamError)

@@ -38,7 +38,8 @@ async def serve_app(
     try:
         sockets = config.create_sockets()
     except OSError as exc:
-        where = tcp if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL) else str(sock)
+        on_port = exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL)
+        where = f"{tcp} (ports.app)" if on_port else f"the control socket {sock}"
         raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from None
     os.chmod(sock, 0o600)
     for listener in sockets.insecure_sockets:

@@ -4,7 +4,7 @@ Blocking code, called from trio worker threads. Importing this package does not 
 (about 12 MB of RSS): the store imports it on first use.
 """
 
-from supervisor.projects.gc import GcDecision, GcResult, apply_gc, plan_gc
+from supervisor.projects.gc import GcDecision, GcResult, plan_gc
 from supervisor.projects.info import DeleteResult, DiskUsage, RepoDeleteResult, RepoInfo, WorktreeInfo
 from supervisor.projects.names import RepoName, inside, validate_branch, validate_session_id
 from supervisor.projects.progress import CloneProgress
@@ -21,7 +21,6 @@ __all__ = [
     "RepoInfo",
     "RepoName",
     "WorktreeInfo",
-    "apply_gc",
     "inside",
     "plan_gc",
     "validate_branch",

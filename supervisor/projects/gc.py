@@ -1,18 +1,20 @@
-"""Which worktrees GC may delete: pure decisions from worktree state and opencode's sessions.
+"""Which worktrees GC may delete: pure decisions from worktree state, opencode's sessions and the fetch.
 
 A worktree is kept while its chat runs or was active within `idle_days`; otherwise it is a
-candidate, and a candidate holding work on no remote (commits or uncommitted changes) is still
-kept unless forced, in which case it is deleted with a backup. `plan_gc` decides, `apply_gc`
-carries a plan out; a dry run is a plan that is never applied.
+candidate. A candidate of a repo whose remote could not be fetched in this run is kept, forced or
+not: "on a remote" is then only what the remote had at an older fetch, and a branch deleted there
+since would take its commits with it at the next fetch. A candidate holding work (commits on no
+remote, uncommitted or ignored files, submodule commits, nested repos) is kept unless forced, in
+which case it is deleted with a backup. `plan_gc` decides; the housekeeper carries a plan out (a
+dry run is a plan that is never carried out).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from supervisor.errors import ProjectError
 from supervisor.projects.info import DeleteResult, WorktreeInfo
 from supervisor.projects.names import RepoName
 
@@ -24,7 +26,7 @@ class GcDecision:
     worktree: WorktreeInfo
     action: Literal["delete", "keep"]
     reason: str  # "session busy", "session active", "session gone", "idle 20 days but 2 commits on no remote"
-    backup: bool  # deleting needs force: work on no remote is saved as a backup ref first
+    backup: bool  # deleting needs force: work on no remote is saved as backup refs first
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -39,9 +41,15 @@ class GcDecision:
 
 @dataclass(frozen=True)
 class GcResult:
+    """What carrying out one "delete" decision did: `deleted`, or the `error` that kept the worktree."""
+
     decision: GcDecision
     deleted: DeleteResult | None
     error: str | None
+
+    @property
+    def name(self) -> str:
+        return self.decision.worktree.key
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -49,10 +57,6 @@ class GcResult:
             "deleted": self.deleted.as_json() if self.deleted else None,
             "error": self.error,
         }
-
-
-class WorktreeDeleter(Protocol):
-    def delete_worktree(self, repo: RepoName, session_id: str, *, force: bool = False) -> DeleteResult: ...
 
 
 def plan_gc(
@@ -64,11 +68,14 @@ def plan_gc(
     idle_days: float,
     force: bool,
     grace_seconds: float = 0.0,
+    unreachable: Mapping[RepoName, str] | None = None,
 ) -> list[GcDecision]:
     """Decide for each worktree. `sessions` maps opencode session ids to their last update in epoch
-    seconds (opencode reports milliseconds: divide first); `busy` holds the ids of running chats.
+    seconds (opencode reports milliseconds: divide first); `busy` holds the ids of running chats;
+    `unreachable` maps the repos whose fetch failed in this run to the error.
     A worktree whose chat is missing from `sessions` but that was active within `grace_seconds` is
     kept: its chat may be too new to be listed yet."""
+    unreachable = unreachable or {}
     decisions = []
     for wt in worktrees:
         sid = wt.session_id
@@ -84,7 +91,11 @@ def plan_gc(
             decisions.append(GcDecision(wt, "keep", "new worktree", backup=False))
             continue
         why = "session gone" if updated is None else f"idle {int((now - last) // DAY)} days"
-        at_risk = _at_risk(wt)
+        if wt.repo in unreachable:
+            reason = f"{why} but remote unreachable: {unreachable[wt.repo]}"
+            decisions.append(GcDecision(wt, "keep", reason, backup=False))
+            continue
+        at_risk = "; ".join(wt.at_risk)
         if not at_risk:
             decisions.append(GcDecision(wt, "delete", why, backup=False))
         elif force:
@@ -92,32 +103,3 @@ def plan_gc(
         else:
             decisions.append(GcDecision(wt, "keep", f"{why} but {at_risk}", backup=False))
     return decisions
-
-
-def apply_gc(store: WorktreeDeleter, decisions: list[GcDecision]) -> list[GcResult]:
-    """Delete what the plan says, one worktree at a time; a failure is recorded and GC goes on.
-
-    A worktree that gained work since the plan is refused by the store (Conflict) unless the
-    decision already asked for a backup, so a stale plan never loses anything.
-    """
-    results = []
-    for decision in decisions:
-        if decision.action != "delete":
-            continue
-        wt = decision.worktree
-        try:
-            deleted = store.delete_worktree(wt.repo, wt.session_id, force=decision.backup)
-        except (ProjectError, OSError) as exc:
-            results.append(GcResult(decision, None, str(exc)))
-        else:
-            results.append(GcResult(decision, deleted, None))
-    return results
-
-
-def _at_risk(wt: WorktreeInfo) -> str:
-    parts = []
-    if wt.unpushed:
-        parts.append(f"{wt.unpushed} commit{'' if wt.unpushed == 1 else 's'} on no remote")
-    if wt.dirty:
-        parts.append("uncommitted changes")
-    return " and ".join(parts)

@@ -1,10 +1,12 @@
 """Worktree GC and the idle-instance janitor, on a schedule and on demand.
 
-GC asks opencode which chats exist and when each was last active, fetches each repo so "on a remote" is
-current, plans with `supervisor.projects.gc.plan_gc`, and deletes only what holds no work
-(or backs it up first, when forced). If opencode cannot say which chats are live, nothing is
-deleted. Before a worktree goes, its opencode instance is disposed, so no watcher or tool keeps
-running in a directory that no longer exists.
+GC asks opencode which chats exist and when each was last active, takes the running chats from the
+chat board (opencode's events), fetches each repo so "on a remote" is current, plans with
+`supervisor.projects.gc.plan_gc`, and carries the plan out in `_apply`, the one path that deletes:
+only what holds no work (or, when forced, after backing it up), never a worktree of a repo whose
+fetch failed in this run. If opencode cannot say which chats exist, nothing is deleted. Before a
+worktree goes, its chat is asked once more whether it runs, and its opencode instance is disposed,
+so no watcher or tool keeps running in a directory that no longer exists.
 
 The janitor disposes the opencode instance of a worktree whose chat has been idle for a while:
 opencode never evicts per-directory instances, and each holds file watchers and LSP children.
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
     from supervisor.config import GcSettings
     from supervisor.opencode import OpencodeClient
+    from supervisor.projects.gc import GcDecision, GcResult
     from supervisor.projects.names import RepoName
     from supervisor.projects.store import ProjectStore
 
@@ -42,6 +45,7 @@ class GcReport:
     force: bool
     decisions: list[dict[str, Any]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    backups: dict[str, str] = field(default_factory=dict)  # worktree -> its backup ref in the clone
     errors: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -50,19 +54,26 @@ class GcReport:
             "force": self.force,
             "decisions": self.decisions,
             "deleted": self.deleted,
+            "backups": self.backups,
             "errors": self.errors,
         }
 
 
 class Housekeeper:
-    """GC and the janitor. `settings` is read on every run, so a config reload applies at once."""
+    """GC and the janitor. `settings` is read on every run, so a config reload applies at once;
+    `busy_chats` gives the ids of the chats running a turn now, as opencode's events tell."""
 
     def __init__(
-        self, store: ProjectStore, opencode: OpencodeClient, settings: Callable[[], GcSettings]
+        self,
+        store: ProjectStore,
+        opencode: OpencodeClient,
+        settings: Callable[[], GcSettings],
+        busy_chats: Callable[[], set[str]],
     ) -> None:
         self.store = store
         self.opencode = opencode
         self.settings = settings
+        self.busy_chats = busy_chats
         self._lock = trio.Lock()  # one GC or delete at a time
         self._disposed: dict[str, float] = {}  # directory -> when we last disposed its instance
         self._since = time.time()  # instances loaded before this were not ours to know of
@@ -78,42 +89,27 @@ class Housekeeper:
         settings = self.settings()
         async with self._lock:
             sessions = await self.opencode.sessions()  # OpencodeError: delete nothing
-            for repo in await trio.to_thread.run_sync(self.store.list_repos):
-                try:
-                    await trio.to_thread.run_sync(self.store.fetch, repo.repo)
-                except DancodesError as exc:  # stale remote refs only make more work look unpushed
-                    log.warning("gc_fetch_failed", repo=str(repo.repo), error=str(exc))
+            unreachable = await self._fetch_all()
             worktrees = await trio.to_thread.run_sync(self.store.list_worktrees)
             decisions = plan_gc(
                 worktrees,
                 {sid: s.updated for sid, s in sessions.items()},
-                set(),  # a candidate's chat is gone or idle for days: it cannot be running
+                self.busy_chats(),
                 now=time.time(),
                 idle_days=settings.idle_days,
                 grace_seconds=settings.new_worktree_grace_minutes * 60,
                 force=force,
+                unreachable=unreachable,
             )
             report = GcReport(dry_run=dry_run, force=force, decisions=[d.as_json() for d in decisions])
             if not dry_run:
-                for decision in decisions:
-                    if decision.action != "delete":
+                for result in await self._apply(decisions):
+                    if result.deleted is None:
+                        report.errors[result.name] = result.error or "not deleted"
                         continue
-                    wt = decision.worktree
-                    name = f"{wt.repo}/{wt.session_id}"
-                    try:
-                        if wt.session_id in await self.opencode.busy(str(wt.path)):
-                            raise Conflict(f"the chat of worktree {name} started running again")
-                        await self.opencode.dispose(str(wt.path))
-                        await trio.to_thread.run_sync(
-                            functools.partial(
-                                self.store.delete_worktree, wt.repo, wt.session_id, force=decision.backup
-                            )
-                        )
-                    except DancodesError as exc:
-                        report.errors[name] = str(exc)
-                        log.warning("gc_delete_failed", worktree=name, error=str(exc))
-                    else:
-                        report.deleted.append(name)
+                    report.deleted.append(result.name)
+                    if result.deleted.backup_ref is not None:
+                        report.backups[result.name] = result.deleted.backup_ref
             log.info(
                 "gc_done",
                 dry_run=dry_run,
@@ -121,9 +117,52 @@ class Housekeeper:
                 worktrees=len(worktrees),
                 deleted=len(report.deleted),
                 kept=sum(1 for d in decisions if d.action == "keep"),
+                unreachable=len(unreachable),
                 errors=len(report.errors),
             )
             return report
+
+    async def _fetch_all(self) -> dict[RepoName, str]:
+        """Fetch every clone; the repos whose fetch failed, with the error. Their worktrees are kept:
+        stale remote-tracking refs may still show as pushed a branch the remote has lost."""
+        failed: dict[RepoName, str] = {}
+        for repo in await trio.to_thread.run_sync(self.store.list_repos):
+            try:
+                await trio.to_thread.run_sync(self.store.fetch, repo.repo)
+            except DancodesError as exc:
+                failed[repo.repo] = str(exc)
+                log.warning("gc_fetch_failed", repo=str(repo.repo), error=str(exc))
+        return failed
+
+    async def _apply(self, decisions: list[GcDecision]) -> list[GcResult]:
+        """Carry out the plan's deletes one worktree at a time; a failure is recorded and GC goes on.
+
+        The store reads the worktree again under its lock and refuses (Conflict) one that gained
+        work since the plan unless the decision asked for a backup, so a stale plan loses nothing.
+        """
+        from supervisor.projects.gc import GcResult
+
+        results = []
+        for decision in decisions:
+            if decision.action != "delete":
+                continue
+            wt = decision.worktree
+            try:
+                # asking boots the instance, which is disposed next: the chat's own word, not the
+                # board's, decides, since a turn may have started after the plan was made
+                if wt.session_id in await self.opencode.busy(str(wt.path)):
+                    raise Conflict(f"the chat of worktree {wt.key} started running again")
+                await self.opencode.dispose(str(wt.path))
+                delete = functools.partial(
+                    self.store.delete_worktree, wt.repo, wt.session_id, force=decision.backup
+                )
+                deleted = await trio.to_thread.run_sync(delete)
+            except DancodesError as exc:
+                results.append(GcResult(decision, None, str(exc)))
+                log.warning("gc_delete_failed", worktree=wt.key, error=str(exc))
+            else:
+                results.append(GcResult(decision, deleted, None))
+        return results
 
     async def delete_worktree(self, repo: RepoName, session_id: str, *, force: bool) -> dict[str, Any]:
         """Delete one worktree on request: refused while its chat runs, unless forced (then aborted)."""

@@ -5,6 +5,7 @@ Each has `as_json()` giving JSON-ready values (paths and names as strings).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -50,11 +51,25 @@ class WorktreeInfo:
     unpushed: int  # commits reachable from HEAD and from no refs/remotes/* ref
     size: int  # bytes on disk
     last_activity: float  # epoch seconds
+    ignored: tuple[str, ...] = ()  # ignored files and directories ("build/") that are not regenerable caches
+    nested: tuple[str, ...] = ()  # untracked directories holding a repository of their own
+    submodules: tuple[str, ...] = ()  # submodules holding work on no remote, each with what it holds
 
     @property
     def key(self) -> str:
         """`owner/name/session_id`, unique across the store."""
         return f"{self.repo}/{self.session_id}"
+
+    @property
+    def at_risk(self) -> list[str]:
+        """What deleting the worktree would lose, one phrase each; empty: nothing."""
+        return describe_work(
+            unpushed=self.unpushed,
+            changed=self.changed_files,
+            ignored=self.ignored,
+            nested=self.nested,
+            submodules=self.submodules,
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +83,10 @@ class WorktreeInfo:
             "unpushed": self.unpushed,
             "size": self.size,
             "last_activity": self.last_activity,
+            "ignored": list(self.ignored),
+            "nested": list(self.nested),
+            "submodules": list(self.submodules),
+            "at_risk": self.at_risk,
         }
 
 
@@ -76,11 +95,21 @@ class DeleteResult:
     """What `delete_worktree` did."""
 
     path: Path
-    backup_ref: str | None  # in the repo, e.g. refs/dancodes/backup/<session id>; None: nothing was at risk
+    # in the clone, refs/dancodes/backup/<session id>/worktree: the worktree's files as a commit on top of
+    # its HEAD (or HEAD itself); None: nothing was at risk
+    backup_ref: str | None
     branch_deleted: str | None  # the local branch removed with the worktree
+    # every ref the backup made: backup_ref, and the history of submodules and nested repos under
+    # refs/dancodes/backup/<session id>/submodules/<path>.git/ and .../nested/<path>.git/
+    backup_refs: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "backup_ref": self.backup_ref, "branch_deleted": self.branch_deleted}
+        return {
+            "path": str(self.path),
+            "backup_ref": self.backup_ref,
+            "backup_refs": list(self.backup_refs),
+            "branch_deleted": self.branch_deleted,
+        }
 
 
 @dataclass(frozen=True)
@@ -89,7 +118,8 @@ class RepoDeleteResult:
 
     path: Path
     worktrees: list[DeleteResult]
-    backup: Path | None  # a bare repo holding every ref that was at risk; None: nothing was
+    # a bare repo holding every ref of the clone, each stash on a ref of its own; None: nothing was at risk
+    backup: Path | None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -119,3 +149,35 @@ class DiskUsage(TypedDict):
     worktrees_total: int
     backups_total: int
     total: int
+
+
+def describe_work(
+    *,
+    unpushed: int = 0,
+    changed: int = 0,
+    ignored: Sequence[str] = (),
+    nested: Sequence[str] = (),
+    submodules: Sequence[str] = (),
+) -> list[str]:
+    """Work at risk as phrases for a message: "2 commits on no remote", "ignored files (.env, build/)"."""
+    parts = []
+    if unpushed:
+        parts.append(f"{plural(unpushed, 'commit')} on no remote")
+    if changed:
+        parts.append(plural(changed, "uncommitted change"))
+    if ignored:
+        parts.append(f"ignored files ({_some(ignored)})")
+    if nested:
+        parts.append(f"{'nested repos' if len(nested) > 1 else 'nested repo'} {_some(nested)}")
+    parts += [f"submodule {sub}" for sub in submodules]
+    return parts
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _some(names: Sequence[str], shown: int = 3) -> str:
+    """The first few names; a message names what is at risk, it need not list a thousand files."""
+    text = ", ".join(names[:shown])
+    return f"{text} and {len(names) - shown} more" if len(names) > shown else text

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from supervisor.agent import OwnedByAgent, acting_as_daemon, as_agent
 from supervisor.errors import Conflict, GitFailed, InvalidName, NotFound
 from supervisor.projects.info import (
     DeleteResult,
@@ -31,7 +32,9 @@ from supervisor.projects.info import (
     RepoUsage,
     WorktreeInfo,
     WorktreeUsage,
+    describe_work,
 )
+from supervisor.projects.info import plural as _plural
 from supervisor.projects.names import (
     RepoName,
     inside,
@@ -51,12 +54,15 @@ BRANCH_PREFIX = "dancodes/"
 _TEMP_PREFIX = ".clone-"
 
 
-class ProjectStore:
+class ProjectStore(OwnedByAgent):
     """Clones under `repos_dir`, worktrees under `worktrees_dir`, backups of deleted clones beside them.
 
     `remote_url` is a template such as `https://github.com/{owner}/{name}.git`; `token`, when set,
     is offered to https remotes only, through libgit2's credential callback, and never written to
     a clone's config.
+
+    The trees belong to the agent (`self.agent`, set by the daemon when it runs the agent as its own
+    user): every public method that touches them runs with the agent's file-system identity.
     """
 
     def __init__(self, repos_dir: Path, worktrees_dir: Path, remote_url: str, token: str | None) -> None:
@@ -67,6 +73,15 @@ class ProjectStore:
         self._token = token or None
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
+
+    #: the agent's home: where the daemon's git reads its global config (set with `agent`)
+    git_home: Path | None = None
+
+    def load_modules(self) -> None:
+        from supervisor.projects import _git  # pygit2 and what it imports
+
+        if self.git_home is not None:
+            _git.use_home(self.git_home)
 
     # -- names and paths ---------------------------------------------------------------------
 
@@ -117,6 +132,7 @@ class ProjectStore:
         """Whether the clone is on disk (a clone in progress is not, until it is complete)."""
         return self.repo_path(repo).is_dir()
 
+    @as_agent
     def clone(self, repo: RepoName, progress: CloneProgress | None = None) -> RepoInfo:
         """Clone into a temporary directory beside the target and rename it into place, so a failed
         or cancelled clone leaves nothing behind."""
@@ -160,6 +176,7 @@ class ProjectStore:
             progress.finish()
             return self._repo_info(repo, path, self._worktree_counts())
 
+    @as_agent
     def list_repos(self) -> list[RepoInfo]:
         import pygit2
 
@@ -172,6 +189,7 @@ class ProjectStore:
                 continue  # deleted or half-written under us
         return infos
 
+    @as_agent
     def repo(self, repo: RepoName) -> RepoInfo:
         import pygit2
 
@@ -181,6 +199,7 @@ class ProjectStore:
         except pygit2.GitError as exc:
             raise self._failed(f"reading {repo}", exc) from None
 
+    @as_agent
     def fetch(self, repo: RepoName) -> RepoInfo:
         """Fetch origin (pruning branches gone upstream) and refresh origin/HEAD."""
         with self._locked(repo), self._git_errors(f"fetch of {repo}"):
@@ -188,11 +207,14 @@ class ProjectStore:
             self._fetch(repo, path)
             return self._repo_info(repo, path, self._worktree_counts())
 
+    @as_agent
     def delete_repo(self, repo: RepoName, *, force: bool = False) -> RepoDeleteResult:
         """Delete a clone. Without force: refused while it has worktrees or holds work that is on no
-        remote. With force: its worktrees are deleted (backed up into the clone's refs), then every
-        ref that is on no remote is pushed into a new bare repo `backups/owner__name-<time>.git`
-        beside `repos_dir`, and only then is the clone removed."""
+        remote (a branch, tag or notes ref reaching a commit no remote-tracking ref reaches, a stash,
+        a backup, the clone's own files). With force: its worktrees are deleted (backed up into the
+        clone's refs), then every ref of the clone, each stash on a ref of its own, is pushed into a
+        new bare repo `backups/owner__name-<time>.git` beside `repos_dir`, and only then is the clone
+        removed. Nothing at risk: no backup."""
         import pygit2
 
         from supervisor.projects import _git as git
@@ -208,20 +230,29 @@ class ProjectStore:
                 )
             if not force:
                 with git.opened(path) as clone:
-                    risk = list(self._repo_risk(clone).values())
-                    if not clone.is_bare and git.changes(clone):
-                        risk.append("uncommitted changes in the clone")
+                    risk = [*git.ref_risks(clone).values(), *self._clone_files_at_risk(clone)]
+                    # the user's own refs first: our backups are many and named after sessions
+                    risk.sort(key=lambda text: text.startswith("backup "))
                 if risk:
+                    shown = "; ".join(risk[:5]) + (f"; and {len(risk) - 5} more" if len(risk) > 5 else "")
                     raise Conflict(
-                        f"repo {repo} holds work on no remote ({'; '.join(risk)}); "
-                        "pass force to back it up and delete"
+                        f"repo {repo} holds work on no remote ({shown}); pass force to back it up and delete"
                     )
             results = [self._delete_worktree(repo, sid, force=True) for sid in sessions]
             backup = None
             with git.opened(path) as clone:
-                self._snapshot_clone(clone)
-                refs = [name for name in self._repo_risk(clone) if name.startswith("refs/")]
-                if refs:
+                if self._clone_files_at_risk(clone) or "HEAD" in git.ref_risks(clone):
+                    prefix = git.free_backup_prefix(clone, "clone")
+                    git.back_up_checkout(clone, clone, prefix, "dancodes backup of the clone's working tree")
+                git.name_stashes(clone)
+                if git.ref_risks(clone):
+                    # everything, not only what is at risk: remote-tracking refs too, since the remote
+                    # may have lost a branch since the last fetch; symbolic refs follow their targets
+                    refs = sorted(
+                        name
+                        for name in clone.references
+                        if clone.references[name].type == pygit2.enums.ReferenceType.DIRECT
+                    )
                     self.backups_dir.mkdir(parents=True, exist_ok=True)
                     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
                     backup = inside(self.backups_dir, self.backups_dir / f"{repo.slug}-{stamp}.git", "backup")
@@ -235,6 +266,7 @@ class ProjectStore:
 
     # -- worktrees ---------------------------------------------------------------------------
 
+    @as_agent
     def create_worktree(self, repo: RepoName, session_id: str, branch: str | None = None) -> WorktreeInfo:
         """A worktree for one chat on `branch` (default `dancodes/<session id>`), from a fresh fetch:
         an existing local branch is reused (fast-forwarded when origin is strictly ahead), else one
@@ -266,6 +298,7 @@ class ProjectStore:
                     raise
             return self._worktree_info(repo, session_id, wt_path)
 
+    @as_agent
     def list_worktrees(self) -> list[WorktreeInfo]:
         import pygit2
 
@@ -277,10 +310,12 @@ class ProjectStore:
                 continue  # deleted under us, or broken: worktree() names the problem
         return infos
 
+    @as_agent
     def worktree_dirs(self) -> list[tuple[RepoName, str, Path]]:
         """Every chat's worktree as (repo, session id, path), read from the directory names alone."""
         return list(self._worktree_dirs())
 
+    @as_agent
     def worktree(self, repo: RepoName, session_id: str) -> WorktreeInfo:
         import pygit2
 
@@ -292,6 +327,7 @@ class ProjectStore:
         except pygit2.GitError as exc:
             raise self._failed(f"reading worktree {session_id} of {repo}", exc) from None
 
+    @as_agent
     def delete_worktree(self, repo: RepoName, session_id: str, *, force: bool = False) -> DeleteResult:
         """Remove a worktree, its metadata and its `dancodes/...` branch. Uncommitted changes or
         commits on no remote refuse the delete unless `force`, which first saves them as
@@ -300,6 +336,7 @@ class ProjectStore:
         with self._locked(repo), self._git_errors(f"deleting worktree {session_id} of {repo}"):
             return self._delete_worktree(repo, session_id, force=force)
 
+    @as_agent
     def disk_usage(self) -> DiskUsage:
         repos: list[RepoUsage] = [{"repo": str(repo), "size": _du(path)} for repo, path in self._repo_dirs()]
         worktrees: list[WorktreeUsage] = [
@@ -429,21 +466,31 @@ class ProjectStore:
         from supervisor.projects import _git as git
 
         with git.opened(path) as wt:
-            head = git.head_commit(wt)
-            changed = git.changes(wt)
-            unpushed = git.unpushed(wt, [head.id] if head is not None else [])
-            return WorktreeInfo(
-                repo=repo,
-                session_id=session_id,
-                path=path,
-                branch=git.head_branch(wt),
-                head=head.short_id if head is not None else None,
-                dirty=bool(changed),
-                changed_files=len(changed),
-                unpushed=unpushed,
-                size=_du(path),
-                last_activity=_last_activity(path, Path(wt.path)),
-            )
+            return self._read_worktree(repo, session_id, path, wt)
+
+    def _read_worktree(
+        self, repo: RepoName, session_id: str, path: Path, wt: pygit2.Repository
+    ) -> WorktreeInfo:
+        """The worktree's state and the work it holds: what GC plans from and a delete re-checks."""
+        from supervisor.projects import _git as git
+
+        head = git.head_commit(wt)
+        found = git.scan(wt)
+        return WorktreeInfo(
+            repo=repo,
+            session_id=session_id,
+            path=path,
+            branch=git.head_branch(wt),
+            head=head.short_id if head is not None else None,
+            dirty=bool(found.changes),
+            changed_files=len(found.changes),
+            unpushed=git.unpushed(wt, [head.id] if head is not None else []),
+            size=_du(path),
+            last_activity=_last_activity(path, Path(wt.path)),
+            ignored=tuple(found.ignored),
+            nested=tuple(p.rstrip("/") for p in found.nested),
+            submodules=tuple(git.submodule_risks(wt)),
+        )
 
     def _delete_worktree(self, repo: RepoName, session_id: str, *, force: bool) -> DeleteResult:
         import pygit2
@@ -468,25 +515,22 @@ class ProjectStore:
                     )
                 _rmtree(path)
                 return DeleteResult(path=path, backup_ref=None, branch_deleted=None)
-            backup_ref = None
+            backup_ref, backup_refs = None, []
             with git.opened(path) as wt:
-                head = git.head_commit(wt)
-                changed = len(git.changes(wt))
-                ahead = git.unpushed(wt, [head.id] if head is not None else [])
-                branch = git.head_branch(wt)
-                if changed or ahead:
+                # read again under the lock: a plan made earlier must not delete work made since
+                info = self._read_worktree(repo, session_id, path, wt)
+                branch = info.branch
+                if info.at_risk:
                     if not force:
                         raise Conflict(
-                            f"worktree {session_id} of {repo} has {_risk_text(ahead, changed)}; "
+                            f"worktree {session_id} of {repo} has {'; '.join(info.at_risk)}; "
                             "pass force to back it up and delete"
                         )
-                    if changed:
-                        target = git.snapshot(wt, f"dancodes backup of worktree {session_id}")
-                    else:
-                        assert head is not None  # ahead > 0 means HEAD has commits
-                        target = head.id
-                    backup_ref = git.free_backup_ref(clone, session_id)
-                    clone.references.create(backup_ref, target)
+                    prefix = git.free_backup_prefix(clone, session_id)
+                    backup_refs = git.back_up_checkout(
+                        clone, wt, prefix, f"dancodes backup of worktree {session_id}"
+                    )
+                    backup_ref = f"{prefix}worktree"
             _rmtree(path)
             git.prune_worktree(clone, session_id)
             deleted = None
@@ -499,60 +543,23 @@ class ProjectStore:
                         deleted = branch
                     except pygit2.GitError:
                         deleted = None
-            return DeleteResult(path=path, backup_ref=backup_ref, branch_deleted=deleted)
+            return DeleteResult(
+                path=path, backup_ref=backup_ref, branch_deleted=deleted, backup_refs=tuple(backup_refs)
+            )
 
-    def _repo_risk(self, clone: pygit2.Repository) -> dict[str, str]:
-        """Refs of the clone holding work on no remote: ref name -> what it holds, for a message."""
-        import pygit2
-
+    def _clone_files_at_risk(self, clone: pygit2.Repository) -> list[str]:
+        """What the clone's own checkout holds in files and submodules (agents work in worktrees,
+        but anyone may have edited the clone)."""
         from supervisor.projects import _git as git
 
-        risk: dict[str, str] = {}
-        for name in clone.references:
-            if name.startswith("refs/dancodes/") or name == "refs/stash":
-                risk[name] = f"backup {name.removeprefix(git.BACKUP_PREFIX)}"
-            elif name.startswith("refs/heads/"):
-                try:
-                    tip = clone.references[name].peel(pygit2.Commit).id
-                except (pygit2.GitError, ValueError):
-                    continue
-                ahead = git.unpushed(clone, [tip])
-                if ahead:
-                    short = name.removeprefix("refs/heads/")
-                    risk[name] = f"branch {short}: {_plural(ahead, 'commit')} on no remote"
-        head = git.head_commit(clone)
-        if clone.head_is_detached and head is not None:
-            ahead = git.unpushed(clone, [head.id])
-            if ahead:
-                risk["HEAD"] = f"detached HEAD: {_plural(ahead, 'commit')} on no remote"
-        return risk
-
-    def _snapshot_clone(self, clone: pygit2.Repository) -> None:
-        """The clone's own uncommitted changes, or its detached HEAD's commits on no remote, kept
-        as a backup ref too so that the bundle of refs holds them."""
-        from supervisor.projects import _git as git
-
-        head = git.head_commit(clone)
-        if not clone.is_bare and git.changes(clone):
-            target = git.snapshot(clone, "dancodes backup of the clone's working tree")
-        elif clone.head_is_detached and head is not None and git.unpushed(clone, [head.id]):
-            target = head.id
-        else:
-            return
-        clone.references.create(git.free_backup_ref(clone, "clone"), target)
-
-
-def _risk_text(ahead: int, changed: int) -> str:
-    parts = []
-    if ahead:
-        parts.append(f"{_plural(ahead, 'commit')} on no remote")
-    if changed:
-        parts.append(f"{_plural(changed, 'uncommitted change')}")
-    return " and ".join(parts)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+        found = git.scan(clone)
+        risks = describe_work(
+            changed=len(found.changes),
+            ignored=found.ignored,
+            nested=[p.rstrip("/") for p in found.nested],
+            submodules=git.submodule_risks(clone),
+        )
+        return [f"{risk} in the clone" for risk in risks]
 
 
 def _scandir(path: Path) -> list[os.DirEntry[str]]:
@@ -614,4 +621,5 @@ def _rmtree(path: Path) -> None:
         if os.path.islink(path):
             os.unlink(path)
         else:
-            shutil.rmtree(path, onerror=retry)
+            with acting_as_daemon():  # files root made by hand in a worktree go too
+                shutil.rmtree(path, onerror=retry)

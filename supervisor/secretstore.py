@@ -1,0 +1,47 @@
+"""Secrets the daemon makes for itself, once, and keeps in `<data_dir>/secrets` (0700, files 0600).
+
+Today: opencode's server password. The directory belongs to the daemon's user (root in the container);
+the agent's user cannot list it, so what is kept here never reaches the agent's tools. A file is written
+to a temporary name with mode 0600 from its creation and renamed into place, so a crash never leaves a
+half-written or briefly readable secret.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from supervisor.errors import DataDirError
+
+OPENCODE_PASSWORD = "opencode-server-password"  # noqa: S105 - a file name, not a password
+
+
+def load_or_make(directory: Path, name: str, *, nbytes: int = 32) -> str:
+    """The secret kept as `directory/name`, made (url-safe random text) if it does not exist yet."""
+    path = directory / name
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        try:
+            value = path.read_text().strip()
+        except FileNotFoundError:
+            value = ""
+        if value:
+            path.chmod(0o600)
+            return value
+        value = secrets.token_urlsafe(nbytes)
+        tmp = directory / f".{name}.tmp-{os.getpid()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, value.encode() + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise DataDirError(f"cannot keep the secret {path}: {exc.strerror or exc}") from None
+    return value
