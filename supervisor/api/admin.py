@@ -159,7 +159,7 @@ async def config_get(key: str) -> Json:
 @path_parameters(key=_KEY_SCHEMA)
 @document_request(ConfigSetRequest)
 @validate_response(ConfigChange)
-@can_fail(400, 401, 403, 404, 413)
+@can_fail(400, 401, 403, 404, 413, 500, 507)
 async def config_change(key: str) -> Json:
     _checked_key(key)
     daemon = current_daemon()

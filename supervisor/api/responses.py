@@ -50,7 +50,8 @@ class ApiError(_Answer):
 
 def can_fail(*statuses: int) -> Callable[[F], F]:
     """Document the one-line `ApiError` body for each of `statuses` (401: not signed in, 403: another
-    site's page or a refused kill, 413: body too large, the rest as each route says)."""
+    site's page or a refused kill, 413: body too large, 507: the disk is full, the rest as each route
+    says)."""
 
     def decorate(func: F) -> F:
         for status in statuses:
@@ -248,7 +249,10 @@ class CloneFailed(_Answer):
 
 class DeletedWorktree(_Answer):
     path: str
-    backup_ref: str | None  # the ref in the repo that keeps its work; None: nothing was at risk
+    backup_ref: str | None  # the ref in the clone that keeps its files and history; None: nothing was at risk
+    backup_refs: list[
+        str
+    ]  # every ref the backup made: backup_ref, and those of its submodules and nested repos
     branch_deleted: str | None
 
 
@@ -292,6 +296,10 @@ class WorktreeInfo(_Answer):
     unpushed: int  # commits on no remote
     size: Bytes
     last_activity: EpochSeconds
+    ignored: list[str]  # ignored files and directories that are not regenerable caches
+    nested: list[str]  # untracked directories holding a repository of their own
+    submodules: list[str]  # submodules holding work on no remote
+    at_risk: list[str]  # what deleting it would lose, one phrase each; empty: nothing
 
 
 class WorktreeCreated(_Answer):
@@ -366,10 +374,12 @@ class GcDecision(_Answer):
 
 
 class GcReport(_Answer):
-    """What GC decided for each worktree, what it deleted (`owner/name/session_id`) and what failed."""
+    """What GC decided for each worktree, what it deleted (`owner/name/session_id`), the backups it made
+    and what failed."""
 
     dry_run: bool
     force: bool
     decisions: list[GcDecision]
     deleted: list[str]
+    backups: dict[str, str]  # a deleted worktree -> its backup ref in the clone
     errors: dict[str, str]
