@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from supervisor.errors import ConfigError
+from supervisor.errors import ConfigError, UnknownKey
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
@@ -348,7 +348,8 @@ def _config_error(label: str, exc: msgspec.ValidationError, prefix: str = "") ->
         key = f"{key}.{unknown['field']}" if key else unknown["field"]
         message = "unknown key"
     where = f"{key}: " if key else ""
-    return ConfigError(f"config {label}: {where}{message}", path=label, key=key)
+    error = UnknownKey if unknown else ConfigError
+    return error(f"config {label}: {where}{message}", path=label, key=key)
 
 
 def _check_semantics(config: Config, label: str) -> None:

@@ -2,7 +2,7 @@
 
     DancodesError
     ├── ConfigError          a config file that cannot be read or does not validate
-    │   ├── UnknownKey         a dotted key that names no setting
+    │   ├── UnknownKey         a dotted key that names no setting (or, to unset, none the settings file sets)
     │   └── MissingSecret      a secret the environment must provide is unset or too short
     ├── DataDirError         the data directory cannot be created or written
     ├── SaveError            a file could not be saved (disk full: 507, anything else: 500)
@@ -40,7 +40,7 @@ class ConfigError(DancodesError):
 
 
 class UnknownKey(ConfigError):
-    """A dotted key that names no setting."""
+    """A dotted key that names no setting, or, to unset, none that the settings file sets (HTTP 404)."""
 
 
 class DataDirError(DancodesError):

@@ -60,7 +60,7 @@ def change(loaded: LoadedConfig, key: str, value: Any | None) -> LoadedConfig:
         node = child
     if value is None:
         if parts[-1] not in node:
-            raise ConfigError(f"config: {key}: not set in {path}", key=key)
+            raise UnknownKey(f"config: {key}: not set in {path}", key=key)
         del node[parts[-1]]
         _prune(updated)
     else:

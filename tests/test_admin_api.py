@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import hypothesis
+import msgspec
 import pytest
 import schemathesis
+from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
+from supervisor.api.responses import LogEntry, ServiceLogs, ServiceStateName
+from supervisor.service import State
 from tests.conftest import toml_value
 from tests.gitutil import git
 from tests.stack import Stack, running_stack
@@ -209,6 +214,13 @@ def test_github_repos_newest_push_first_with_the_token(
     assert GITHUB_TOKEN not in stack.daemon.log()
 
 
+#: the answers at an error status that say more than `{"error": "…"}`
+NOT_API_ERROR = {
+    ("post", "/admin/repos/clone", "502"): "CloneFailed",
+    ("get", "/admin/health", "503"): "Health",
+}
+
+
 def test_openapi_spec_and_docs(client: httpx.Client) -> None:
     spec = client.get("/admin/openapi.json").json()
     paths = spec["paths"]
@@ -222,13 +234,64 @@ def test_openapi_spec_and_docs(client: httpx.Client) -> None:
         "/admin/disk",
         "/admin/gc",
         "/admin/services",
+        "/admin/services/{name}/{action}",
         "/admin/processes",
+        "/admin/chats",
     ]:
         assert path in paths, path
     assert "requestBody" in paths["/admin/worktrees"]["post"]
+    assert "requestBody" in paths["/admin/config/{key}"]["put"]
+    assert "requestBody" not in paths["/admin/config/{key}"]["delete"]
+    schemas = spec["components"]["schemas"]
+    admin = [(m, p, op) for p, ops in paths.items() if p.startswith("/admin/") for m, op in ops.items()]
+    assert len(admin) >= 23
+    for method, path, op in admin:
+        answers = op["responses"]
+        ok = [s for s in answers if s.startswith("2")]
+        assert ok, (method, path, "declares no success answer")
+        for status in ok:  # each success answer is a named Struct
+            ref = answers[status]["content"]["application/json"]["schema"]["$ref"]
+            assert ref.removeprefix("#/components/schemas/") in schemas, (method, path, ref)
+        for status in set(answers) - set(ok):
+            error = NOT_API_ERROR.get((method, path, status), "ApiError")
+            schema = answers[status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": f"#/components/schemas/{error}"}, (method, path, status)
+        if path != "/admin/health":
+            assert "401" in answers, (method, path)
+    health = paths["/admin/health"]["get"]["responses"]
+    assert health["200"] == health["503"]
+    assert set(schemas["Health"]["required"]) == {"status"}
+    logs = paths["/admin/services/{name}/logs"]["get"]
+    assert logs["responses"]["200"]["content"]["application/x-ndjson"]["schema"]["$ref"].endswith("/LogEntry")
+    assert {p["name"] for p in logs["parameters"] if p["in"] == "query"} == {"n", "follow"}
+    # every reference resolves: nested Structs are in the spec too, under their own names
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(spec)))
+    assert refs <= set(schemas), refs - set(schemas)
+    assert {"RepoInfo", "WorktreeInfo", "GcReport", "ServiceInfo", "Config", "CloneStatus"} <= refs
+    assert all("." not in name for name in schemas)  # no two Structs of one name
     docs = client.get("/admin/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+def test_followed_logs_are_the_declared_ndjson(client: httpx.Client) -> None:
+    tail = client.get("/admin/services/caddy/logs", params={"n": 3})
+    assert tail.status_code == 200, tail.text
+    lines = msgspec.json.decode(tail.content, type=ServiceLogs).lines
+    assert lines  # Caddy logs its start
+    followed: list[LogEntry] = []
+    with client.stream("GET", "/admin/services/caddy/logs", params={"n": len(lines), "follow": 1}) as stream:
+        assert stream.headers["content-type"].startswith("application/x-ndjson")
+        for raw in stream.iter_lines():
+            if raw.strip():  # a blank line is a heartbeat
+                followed.append(msgspec.json.decode(raw, type=LogEntry))
+            if len(followed) == len(lines):
+                break
+    assert followed == lines
+
+
+def test_declared_service_states_are_the_real_ones() -> None:
+    assert set(get_args(ServiceStateName)) == {str(state) for state in State}
 
 
 def test_bad_bodies_get_one_line_errors(client: httpx.Client) -> None:
@@ -245,10 +308,21 @@ def test_bad_bodies_get_one_line_errors(client: httpx.Client) -> None:
         error = response.json()["error"]
         assert "\n" not in error
         assert "Traceback" not in error
-    not_json = client.post(
-        "/admin/repos/clone", content=b"{nope", headers={"Content-Type": "application/json"}
-    )
-    assert not_json.status_code == 400
+    for raw in [b"{nope", b'{"repo": "acme/\xff"}', b"\x9e"]:  # not JSON; not UTF-8
+        for path in ["/admin/repos/clone", "/admin/worktrees", "/admin/gc", "/admin/config/gc.idle_days"]:
+            method = "PUT" if "config" in path else "POST"
+            response = client.request(method, path, content=raw, headers={"Content-Type": "application/json"})
+            assert response.status_code == 400, (path, raw, response.text)
+            assert "\n" not in response.json()["error"]
+
+
+def test_an_unknown_config_key_is_not_found_whatever_the_method(client: httpx.Client) -> None:
+    for method, body in [("GET", None), ("PUT", {"value": "1"}), ("DELETE", None)]:
+        response = client.request(method, "/admin/config/nope.nothing", json=body)
+        assert response.status_code == 404, (method, response.text)
+        assert "nope" in response.json()["error"]
+    unset = client.delete("/admin/config/gc.idle_days")  # a key, but the settings file does not set it
+    assert (unset.status_code, "not set" in unset.json()["error"]) == (404, True)
 
 
 HOSTILE = [
@@ -365,19 +439,32 @@ def test_hostile_names_are_refused_and_touch_nothing(stack: Stack, client: httpx
 # -- fuzz: last in this module, since it may prune what the tests above made ----------------------
 
 
+#: the 5xx an operation may answer to valid input: a repo the remote does not have fails in git
+UPSTREAM_FAILURES = {"POST /admin/repos/clone": 502}
+
+
 def test_fuzz_admin_api_from_its_openapi_spec(stack: Stack, client: httpx.Client) -> None:
-    """Every /admin operation of the generated spec, with schemathesis' generated inputs: never a 5xx."""
+    """Every /admin operation of the generated spec, with schemathesis' generated inputs, valid and
+    not: never a 5xx, and every answer as the spec declares it: a documented status, media type and
+    schema, valid input accepted and invalid input refused (all of schemathesis' checks). Errors are
+    one line."""
     spec = client.get("/admin/openapi.json").json()
     schema = schemathesis.openapi.from_dict(spec).include(path_regex="^/admin/")
     cookies = dict(client.cookies)
+    headers = {"Origin": stack.url}
     operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
-    assert len(operations) >= 15
+    assert len(operations) >= 23
     calls: dict[str, int] = {}
+    answered: set[tuple[str, int]] = set()
+    negative: dict[str, int] = {}
 
     for operation in operations:
         label = operation.label
 
-        @hypothesis.given(case=operation.as_strategy())
+        # valid input, and input that breaks the spec (an operation without inputs has none)
+        invalid = operation.as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE)
+
+        @hypothesis.given(case=operation.as_strategy() | invalid)
         @hypothesis.settings(
             max_examples=25,
             deadline=None,
@@ -385,19 +472,40 @@ def test_fuzz_admin_api_from_its_openapi_spec(stack: Stack, client: httpx.Client
             suppress_health_check=list(hypothesis.HealthCheck),
             phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
         )
-        def no_server_error(case: schemathesis.Case[Any]) -> None:
-            response = case.call(base_url=stack.url, headers={"Origin": stack.url}, cookies=cookies)
+        def conforms(case: schemathesis.Case[Any]) -> None:
+            if case.query:
+                case.query.pop("follow", None)  # a followed log never ends: the stream's own test reads it
+            response = case.call(base_url=stack.url, headers=headers, cookies=cookies)
             calls[label] = calls.get(label, 0) + 1  # noqa: B023 (runs before the loop moves on)
-            assert response.status_code < 500, (
-                case.method,
-                case.formatted_path,
-                response.status_code,
-                response.text,
+            answered.add((label, response.status_code))  # noqa: B023
+            if case.meta is not None and not case.meta.generation.mode.is_positive:
+                negative[label] = negative.get(label, 0) + 1  # noqa: B023
+            upstream = UPSTREAM_FAILURES.get(label)  # noqa: B023
+            if response.status_code >= 500:
+                assert response.status_code == upstream, (label, response.status_code, response.text)  # noqa: B023
+            case.validate_response(
+                response, headers=headers, excluded_checks=[not_a_server_error] if upstream else []
             )
             if response.status_code >= 400:
                 error = response.json()["error"]
                 assert isinstance(error, str)
                 assert "\n" not in error
 
-        no_server_error()
+        conforms()
     assert sum(calls.values()) >= 3 * len(operations), calls
+    assert len(negative) >= 10, negative  # the operations that take input got invalid input too
+    # the success shapes were seen, not only refusals: checked against their schemas above
+    ok = {label for label, status in answered if status < 300}
+    for label in [
+        "GET /admin/health",
+        "GET /admin/services",
+        "GET /admin/config",
+        "GET /admin/repos",
+        "GET /admin/worktrees",
+        "GET /admin/disk",
+        "POST /admin/gc",
+        "GET /admin/chats",
+        "GET /admin/processes",
+        "GET /admin/repos/github",
+    ]:
+        assert label in ok, (label, sorted(answered))

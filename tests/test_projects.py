@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import hypothesis
 import pygit2
 import pytest
+from hypothesis import strategies as st
 
 from supervisor.errors import Conflict, GitFailed, InvalidName, NotFound
 from supervisor.projects import (
@@ -23,7 +27,15 @@ from supervisor.projects import (
     validate_session_id,
 )
 from supervisor.projects._git import opened
-from supervisor.projects.names import parse_worktree_slug, worktree_slug
+from supervisor.projects.names import (
+    BRANCH_PATTERN,
+    NAME_PATTERN,
+    OWNER_PATTERN,
+    REPO_PATTERN,
+    SESSION_ID_PATTERN,
+    parse_worktree_slug,
+    worktree_slug,
+)
 from tests.gitutil import Remote, commit_file, git, make_remote
 
 REPO = RepoName("acme", "widget")
@@ -138,6 +150,125 @@ def test_branches_refused(branch: str) -> None:
     with pytest.raises(InvalidName, match=r"^branch") as info:
         validate_branch(branch)
     assert "\n" not in str(info.value)
+
+
+def _accepts(check: Callable[[str], object], value: str) -> bool:
+    try:
+        check(value)
+    except InvalidName:
+        return False
+    return True
+
+
+#: each JSON Schema pattern of the API's spec, and the validator it stands for
+SPEC_PATTERNS: list[tuple[str, Callable[[str], object]]] = [
+    (OWNER_PATTERN, lambda owner: RepoName(owner, "x")),
+    (NAME_PATTERN, lambda name: RepoName("x", name)),
+    (REPO_PATTERN, RepoName.parse),
+    (SESSION_ID_PATTERN, validate_session_id),
+    (BRANCH_PATTERN, validate_branch),
+]
+#: pieces that each rule is about, so random strings often break exactly one rule
+TOKENS = [
+    "a",
+    "Z",
+    "0",
+    "-",
+    "_",
+    "__",
+    ".",
+    "..",
+    "/",
+    "//",
+    "@",
+    "@{",
+    "{",
+    ".lock",
+    ".git",
+    ".GIT",
+    "HEAD",
+]
+TOKENS += [" ", "\n", "\x00", "\x7f", "~", "^", ":", "?", "*", "[", "\\", "ü", "a" * 38, "n" * 99, "x" * 63]
+TRICKY = st.lists(st.sampled_from(TOKENS), max_size=8).map("".join)
+
+
+#: one string per rule, each breaking it alone, and the limits
+EDGES = [
+    "a",
+    "ses_1",
+    "a/b",
+    "a.b",
+    "_x",
+    "x_",
+    "-x",
+    "x-",
+    ".x",
+    "a/.x",
+    "x.",
+    "x.lock",
+    "a/b.lock/c",
+    "x.lockx",
+]
+EDGES += [
+    "x/y.git",
+    "x/Y.GIT",
+    "x/y.gitx",
+    "x/.",
+    "x/..",
+    "x/...",
+    "a__b",
+    "a_b",
+    "@",
+    "@a",
+    "a@{b",
+    "a@b",
+    "HEAD",
+]
+EDGES += [
+    "HEADS",
+    "/x",
+    "x/",
+    "a//b",
+    "a..b",
+    "a b",
+    "a\nb",
+    "a\n",
+    "a\x00",
+    "ü",
+    "a/b/c",
+    "",
+    "a" * 200,
+    "a" * 201,
+]
+EDGES += ["o" * 39, "o" * 40, "x" * 64, "x" * 65, "n" * 100, "n" * 101, f"{'o' * 39}/{'n' * 100}"]
+
+
+def _agree(value: str) -> None:
+    for pattern, check in SPEC_PATTERNS:
+        # JSON Schema's `$` is the end of the string; Python's also matches before a final newline
+        matches = re.search(pattern.replace("$", r"\Z"), value) is not None
+        assert matches == _accepts(check, value), (pattern, value)
+
+
+@pytest.mark.parametrize("value", EDGES)
+def test_the_spec_patterns_agree_with_the_validators_on_each_rule(value: str) -> None:
+    _agree(value)
+
+
+@hypothesis.settings(max_examples=1000, deadline=None, database=None)
+@hypothesis.given(value=TRICKY)
+def test_the_spec_patterns_agree_with_the_validators(value: str) -> None:
+    _agree(value)
+
+
+@pytest.mark.parametrize(("pattern", "check"), SPEC_PATTERNS)
+def test_what_the_spec_patterns_generate_is_valid(pattern: str, check: Callable[[str], object]) -> None:
+    @hypothesis.settings(max_examples=100, deadline=None, database=None)
+    @hypothesis.given(value=st.from_regex(pattern.replace("$", r"\Z")))
+    def valid(value: str) -> None:
+        assert _accepts(check, value), (pattern, value)
+
+    valid()
 
 
 def test_long_bad_input_is_cut_in_the_message() -> None:

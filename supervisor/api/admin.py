@@ -14,9 +14,26 @@ from typing import TYPE_CHECKING
 import msgspec
 import trio
 from quart import Blueprint, Response, abort, request
+from quart_schema import document_querystring, document_request, document_response, validate_response
 
 from supervisor import settings
 from supervisor.api.guard import Json, current_daemon, require_auth
+from supervisor.api.openapi import path_parameters, streams
+from supervisor.api.responses import (
+    ConfigChange,
+    ConfigEntry,
+    ConfigView,
+    Health,
+    Killed,
+    LogEntry,
+    ProcessList,
+    ServiceControlResult,
+    ServiceList,
+    ServiceLogs,
+    can_fail,
+    checked,
+)
+from supervisor.api.schemas import ConfigSetRequest, LogsQuery
 from supervisor.config import SETTINGS_FILE
 
 if TYPE_CHECKING:
@@ -27,12 +44,16 @@ admin.before_request(require_auth)
 
 
 @admin.get("/health")
+@validate_response(Health, 200)
+@validate_response(Health, 503)
 async def health() -> Json:
     ok, body = current_daemon().health()
     return body, 200 if ok else 503
 
 
 @admin.get("/services")
+@validate_response(ServiceList)
+@can_fail(401)
 async def services() -> Json:
     return {"services": [svc.as_json() for svc in current_daemon().services.values()]}
 
@@ -45,6 +66,8 @@ def _service(name: str) -> Service:
 
 
 @admin.post("/services/<name>/<any(start, stop, restart):action>")
+@validate_response(ServiceControlResult)
+@can_fail(401, 403, 404)
 async def control(name: str, action: str) -> Json:
     svc = _service(name)
     if action in ("stop", "restart"):
@@ -69,12 +92,20 @@ def _int_arg(name: str, default: int, *, lo: int, hi: int) -> int:
 
 
 @admin.get("/services/<name>/logs")
+@document_querystring(LogsQuery)
+@document_response(ServiceLogs)
+@streams("application/x-ndjson", LogEntry, "with follow: one LogEntry a line, and a blank line now and then")
+@can_fail(400, 401, 404)
 async def logs(name: str) -> Json | Response:
+    """The last `n` lines a service wrote; with `follow`, those and then each new one as it comes."""
     svc = _service(name)
     n = _int_arg("n", 100, lo=0, hi=100_000)
     follow = request.args.get("follow", "0").lower() in {"1", "true", "yes"}
     if not follow:
-        return {"service": name, "lines": [entry.as_json() for entry in svc.output.tail(n)]}
+        # quart-schema cannot validate a route that may stream: its JSON answer is checked here
+        return checked(
+            {"service": name, "lines": [entry.as_json() for entry in svc.output.tail(n)]}, ServiceLogs
+        )
 
     async def stream() -> AsyncIterator[bytes]:
         with svc.output.follow() as receive:
@@ -95,6 +126,8 @@ async def logs(name: str) -> Json | Response:
 
 
 @admin.get("/config")
+@validate_response(ConfigView)
+@can_fail(401)
 async def config() -> Json:
     loaded = current_daemon().loaded
     layers = [loaded.paths.conf_dir / "dancodes.toml", loaded.source, loaded.paths.data_dir / SETTINGS_FILE]
@@ -105,6 +138,7 @@ async def config() -> Json:
 
 
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,5}")
+_KEY_SCHEMA = {"type": "string", "pattern": f"^{_KEY.pattern}$"}  # in the spec
 
 
 def _checked_key(key: str) -> str:
@@ -114,11 +148,18 @@ def _checked_key(key: str) -> str:
 
 
 @admin.get("/config/<key>")
+@path_parameters(key=_KEY_SCHEMA)
+@validate_response(ConfigEntry)
+@can_fail(400, 401, 404)
 async def config_get(key: str) -> Json:
     return {"key": key, "value": settings.lookup(current_daemon().loaded, _checked_key(key))}
 
 
 @admin.route("/config/<key>", methods=["PUT", "DELETE"])
+@path_parameters(key=_KEY_SCHEMA)
+@document_request(ConfigSetRequest)
+@validate_response(ConfigChange)
+@can_fail(400, 401, 403, 404, 413, 500, 507)
 async def config_change(key: str) -> Json:
     _checked_key(key)
     daemon = current_daemon()
@@ -137,6 +178,8 @@ async def config_change(key: str) -> Json:
 
 
 @admin.get("/processes")
+@validate_response(ProcessList)
+@can_fail(401)
 async def processes() -> Json:
     daemon = current_daemon()
     orphans = await trio.to_thread.run_sync(daemon.orphans)
@@ -144,10 +187,14 @@ async def processes() -> Json:
 
 
 @admin.post("/processes/<int:pid>/kill")
+@validate_response(Killed)
+@can_fail(401, 403, 404)
 async def kill(pid: int) -> Json:
     return {"killed": await current_daemon().kill(pid)}
 
 
 @admin.post("/processes/orphans/kill")
+@validate_response(Killed)
+@can_fail(401, 403)
 async def kill_orphans() -> Json:
     return {"killed": await current_daemon().kill_orphans()}

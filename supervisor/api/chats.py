@@ -10,8 +10,10 @@ from typing import Any
 
 import trio
 from quart import Blueprint
+from quart_schema import validate_response
 
 from supervisor.api.guard import Json, current_daemon, require_auth
+from supervisor.api.responses import ChatList, can_fail
 from supervisor.errors import OpencodeError
 from supervisor.opencode import Session
 
@@ -20,6 +22,8 @@ chats.before_request(require_auth)
 
 
 @chats.get("/chats")
+@validate_response(ChatList)
+@can_fail(401)
 async def list_chats() -> Json:
     """Chats newest first. `found` is false for a worktree whose session opencode no longer has;
     `opencode` is false when opencode could not be asked, and titles and `found` are then unknown."""

@@ -13,11 +13,34 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import trio
 from quart import Blueprint
-from quart_schema import validate_querystring, validate_request
+from quart_schema import validate_querystring, validate_request, validate_response
 
 from supervisor import github
 from supervisor.api.guard import Json, current_daemon, require_auth
-from supervisor.api.schemas import CloneRequest, ForceQuery, GcRequest, WorktreeRequest
+from supervisor.api.openapi import path_parameters
+from supervisor.api.responses import (
+    CloneFailed,
+    DiskReport,
+    GcReport,
+    GitHubRepoList,
+    RepoDeleted,
+    RepoList,
+    RepoStatus,
+    WorktreeCreated,
+    WorktreeDeleted,
+    WorktreeDetail,
+    WorktreeList,
+    can_fail,
+)
+from supervisor.api.schemas import (
+    NAME,
+    OWNER,
+    SESSION_ID,
+    CloneRequest,
+    ForceQuery,
+    GcRequest,
+    WorktreeRequest,
+)
 from supervisor.errors import UpstreamError
 from supervisor.projects.names import RepoName, validate_branch, validate_session_id
 
@@ -35,6 +58,8 @@ def _clone_json(repo: RepoName, progress: CloneProgress) -> dict[str, Any]:
 
 
 @projects.get("/repos")
+@validate_response(RepoList)
+@can_fail(401)
 async def list_repos() -> Json:
     """Cloned repos, and the clones running or recently failed with their progress."""
     daemon = current_daemon()
@@ -47,6 +72,11 @@ async def list_repos() -> Json:
 
 @projects.post("/repos/clone")
 @validate_request(CloneRequest)
+@validate_response(RepoStatus, 200)
+@validate_response(RepoStatus, 201)
+@validate_response(RepoStatus, 202)
+@validate_response(CloneFailed, 502)
+@can_fail(400, 401, 403, 413)
 async def clone(data: CloneRequest) -> Json:
     """Start a clone (202 with its progress); an existing repo answers 200, `wait` answers when done."""
     daemon = current_daemon()
@@ -68,6 +98,10 @@ async def clone(data: CloneRequest) -> Json:
 
 
 @projects.get("/repos/<owner>/<name>")
+@path_parameters(owner=OWNER, name=NAME)
+@validate_response(RepoStatus, 200)
+@validate_response(RepoStatus, 202)
+@can_fail(400, 401, 404)
 async def get_repo(owner: str, name: str) -> Json:
     daemon = current_daemon()
     repo = RepoName(owner, name)
@@ -79,7 +113,10 @@ async def get_repo(owner: str, name: str) -> Json:
 
 
 @projects.delete("/repos/<owner>/<name>")
+@path_parameters(owner=OWNER, name=NAME)
 @validate_querystring(ForceQuery)
+@validate_response(RepoDeleted)
+@can_fail(400, 401, 403, 404, 409, 502)
 async def delete_repo(owner: str, name: str, query_args: ForceQuery) -> Json:
     """Delete a clone; refused while it has worktrees unless `force` (which backs their work up)."""
     daemon = current_daemon()
@@ -98,6 +135,8 @@ async def delete_repo(owner: str, name: str, query_args: ForceQuery) -> Json:
 
 
 @projects.get("/repos/github")
+@validate_response(GitHubRepoList)
+@can_fail(401, 502, 503)
 async def github_repos() -> Json:
     """The user's GitHub repos, newest push first, each marked if it is cloned here."""
     daemon = current_daemon()
@@ -112,6 +151,8 @@ async def github_repos() -> Json:
 
 @projects.post("/worktrees")
 @validate_request(WorktreeRequest)
+@validate_response(WorktreeCreated, 201)
+@can_fail(400, 401, 403, 404, 409, 413, 502)
 async def create_worktree(data: WorktreeRequest) -> Json:
     """A worktree for one chat, on a new branch from a freshly fetched origin default branch.
 
@@ -135,12 +176,17 @@ async def create_worktree(data: WorktreeRequest) -> Json:
 
 
 @projects.get("/worktrees")
+@validate_response(WorktreeList)
+@can_fail(401)
 async def list_worktrees() -> Json:
     worktrees = await trio.to_thread.run_sync(current_daemon().store.list_worktrees)
     return {"worktrees": [wt.as_json() for wt in worktrees]}
 
 
 @projects.get("/worktrees/<owner>/<name>/<session_id>")
+@path_parameters(owner=OWNER, name=NAME, session_id=SESSION_ID)
+@validate_response(WorktreeDetail)
+@can_fail(400, 401, 404)
 async def get_worktree(owner: str, name: str, session_id: str) -> Json:
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
     info = await trio.to_thread.run_sync(current_daemon().store.worktree, repo, sid)
@@ -148,7 +194,10 @@ async def get_worktree(owner: str, name: str, session_id: str) -> Json:
 
 
 @projects.delete("/worktrees/<owner>/<name>/<session_id>")
+@path_parameters(owner=OWNER, name=NAME, session_id=SESSION_ID)
 @validate_querystring(ForceQuery)
+@validate_response(WorktreeDeleted)
+@can_fail(400, 401, 403, 404, 409, 502)
 async def delete_worktree(owner: str, name: str, session_id: str, query_args: ForceQuery) -> Json:
     """Dispose the chat's opencode instance, then delete; work on no remote needs `force` (backed up)."""
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
@@ -156,6 +205,8 @@ async def delete_worktree(owner: str, name: str, session_id: str, query_args: Fo
 
 
 @projects.get("/disk")
+@validate_response(DiskReport)
+@can_fail(401)
 async def disk() -> Json:
     """The volume's total, used and free bytes, and the size of each repo and worktree."""
     daemon = current_daemon()
@@ -166,6 +217,8 @@ async def disk() -> Json:
 
 @projects.post("/gc")
 @validate_request(GcRequest)
+@validate_response(GcReport)
+@can_fail(400, 401, 403, 413, 502)
 async def gc(data: GcRequest) -> Json:
     """Prune worktrees whose chat is gone or idle, never losing work; `dry_run` changes nothing."""
     report = await current_daemon().housekeeper.gc(dry_run=data.dry_run, force=data.force)

@@ -1,12 +1,40 @@
 """Request bodies and query strings of the admin API, as msgspec Structs.
 
 quart-schema validates requests against these and generates the OpenAPI spec from them; an
-unknown field is an error, so a typo in a client never passes silently.
+unknown field is an error, so a typo in a client never passes silently. `ConfigSetRequest` and
+`LogsQuery` only document what their routes parse themselves, with their own one-line errors.
+
+Names carry their rules as patterns in the spec, for clients and the fuzzer; the routes still check
+them with `supervisor.projects.names`, whose errors say which rule a name breaks.
 """
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import msgspec
+
+from supervisor.projects.names import (
+    BRANCH_PATTERN,
+    NAME_PATTERN,
+    OWNER_PATTERN,
+    REPO_PATTERN,
+    SESSION_ID_PATTERN,
+)
+
+
+def _documented(pattern: str, description: str) -> Any:
+    """A string whose `pattern` the spec shows and the route checks (msgspec's error would not say why)."""
+    return msgspec.Meta(description=description, extra_json_schema={"pattern": pattern})
+
+
+Repo = Annotated[str, _documented(REPO_PATTERN, "a GitHub repo, owner/name")]
+SessionId = Annotated[str, _documented(SESSION_ID_PATTERN, "an opencode session id")]
+Branch = Annotated[str, _documented(BRANCH_PATTERN, "a git branch name")]
+#: the JSON Schema of the path parameters that name a repo or a worktree
+OWNER = {"type": "string", "pattern": OWNER_PATTERN}
+NAME = {"type": "string", "pattern": NAME_PATTERN}
+SESSION_ID = {"type": "string", "pattern": SESSION_ID_PATTERN}
 
 
 class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -16,16 +44,29 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class CloneRequest(_Body):
     """Clone `owner/name` from the configured remote; `wait` answers when the clone is over."""
 
-    repo: str
+    repo: Repo
     wait: bool = False
 
 
 class WorktreeRequest(_Body):
     """A worktree for one chat. `branch` defaults to `dancodes/<session_id>`."""
 
-    repo: str
-    session_id: str
-    branch: str | None = None
+    repo: Repo
+    session_id: SessionId
+    branch: Branch | None = None
+
+
+class ConfigSetRequest(_Body):
+    """The new value in TOML syntax: `"30"`, `"true"`, `"[\\"a\\"]"`; anything else is a string."""
+
+    value: str
+
+
+class LogsQuery(_Body):
+    """`n`: how many of the last lines; `follow`: keep streaming new ones (NDJSON)."""
+
+    n: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 100
+    follow: bool = False
 
 
 class GcRequest(_Body):

@@ -23,6 +23,19 @@ _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 BRANCH_MAX = 200
 SEPARATOR = "__"
 
+# The same rules as JSON Schema patterns (ECMA-262, anchored), so the API's spec tells a client what
+# it may send; a test holds each to its validator. The validators stay the check: they say what is wrong.
+OWNER_PATTERN = f"^{_OWNER.pattern}$"
+_NAME_RULES = rf"(?!\.\.?$)(?!.*\.[Gg][Ii][Tt]$){_NAME.pattern}"  # not `.` nor `..`, no `.git` at the end
+NAME_PATTERN = f"^{_NAME_RULES}$"
+REPO_PATTERN = f"^{_OWNER.pattern}/{_NAME_RULES}$"
+SESSION_ID_PATTERN = f"^(?!.*{SEPARATOR}){_SESSION_ID.pattern}$"
+BRANCH_PATTERN = (
+    r"^(?!-)(?!\.)(?!/)(?!.*/$)(?!.*//)(?!.*/\.)(?!.*\.\.)(?!.*@\{)(?!@$)(?!HEAD$)(?!.*\.$)"
+    r"(?!.*\.lock(?:/|$))"
+    rf"[^\x00-\x20\x7f~^:?*\[\\]{{1,{BRANCH_MAX}}}$"
+)
+
 
 def show(value: str, limit: int = 60) -> str:
     """A bad input as it may appear in a one-line message: quoted, escaped, cut to `limit` characters."""

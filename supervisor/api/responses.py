@@ -1,0 +1,385 @@
+"""The JSON answers of the admin API, as msgspec Structs: the success body of each route, and the
+one-line `{"error": "…"}` of every refusal.
+
+Each route declares its answers with quart-schema (`validate_response` for what it returns,
+`can_fail` for the errors it can give), so `/admin/openapi.json` shows the real shapes: the web
+app's types are generated from it and the fuzz test checks every answer against it. A route returns
+plain data (the `as_json()` of the domain objects) and quart-schema converts it into its Struct
+before it is encoded, so a key that is missing, extra or of the wrong type is a loud 500 in the
+tests, never a silent change of the API. The field names are the API: renaming one breaks clients.
+
+`UNSET` fields are left out of the JSON when not set (the answer then has fewer keys, as documented).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import UNSET, UnsetType
+from quart_schema import document_response
+
+from supervisor.chats import ChatStatus
+from supervisor.config import Config
+from supervisor.logs import Stream
+from supervisor.projects.progress import Phase
+from supervisor.reaper import Mode
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The states of `supervisor.service.State` (a test keeps the two equal).
+ServiceStateName = Literal[
+    "stopped", "starting", "running", "unhealthy", "backoff", "stopping", "exited", "fatal"
+]
+
+Seconds = Annotated[float, msgspec.Meta(description="seconds")]
+EpochSeconds = Annotated[float, msgspec.Meta(description="wall-clock seconds since the epoch")]
+Bytes = Annotated[int, msgspec.Meta(ge=0, description="bytes")]
+
+
+class _Answer(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ApiError(_Answer):
+    """A refusal: one printable line naming what is wrong."""
+
+    error: str
+
+
+def can_fail(*statuses: int) -> Callable[[F], F]:
+    """Document the one-line `ApiError` body for each of `statuses` (401: not signed in, 403: another
+    site's page or a refused kill, 413: body too large, 507: the disk is full, the rest as each route
+    says)."""
+
+    def decorate(func: F) -> F:
+        for status in statuses:
+            func = document_response(ApiError, status)(func)
+        return func
+
+    return decorate
+
+
+def checked(data: Any, answer: type[msgspec.Struct]) -> dict[str, Any]:
+    """`data` through the Struct `answer`, for a route quart-schema cannot check (it may stream)."""
+    body: dict[str, Any] = msgspec.to_builtins(msgspec.convert(data, answer))
+    return body
+
+
+# -- the daemon and its services ---------------------------------------------------------------
+
+
+class Volume(_Answer):
+    """The filesystem holding the data_dir."""
+
+    total: Bytes
+    used: Bytes
+    free: Bytes
+
+
+class DaemonInfo(_Answer):
+    pid: int
+    mode: Mode | None  # how it reaps: as PID 1 or as a child subreaper; None before it started
+    version: str
+    uptime: Seconds
+    stopping: bool
+    orphans_reaped: int
+
+
+class ExitInfo(_Answer):
+    """How the last run of a service ended."""
+
+    code: int | None  # None: killed by a signal
+    signal: str | None  # e.g. SIGKILL
+    description: str
+    at: EpochSeconds | None
+
+
+class ServiceInfo(_Answer):
+    """One supervised service."""
+
+    name: str
+    state: ServiceStateName
+    pid: int | None
+    uptime: Seconds | None
+    restarts: int
+    healthy: bool | None  # None: not probed yet, or not running
+    reason: str | None  # why it is not running as it should
+    policy: Literal["always", "on-failure", "never"]
+    run: str | None  # id of the current run, in the env of everything it starts
+    last_exit: ExitInfo | None
+
+
+class Health(_Answer):
+    """The daemon's health: 200 when every required service is healthy, else 503.
+
+    `daemon`, `services` and `disk` may be left out for a caller who is not signed in."""
+
+    status: Literal["ok", "degraded"]
+    daemon: DaemonInfo | UnsetType = UNSET
+    services: dict[str, ServiceInfo] | UnsetType = UNSET
+    disk: Volume | UnsetType = UNSET
+
+
+class ServiceList(_Answer):
+    services: list[ServiceInfo]
+
+
+class ServiceControlResult(_Answer):
+    """The service once the start or stop has played out."""
+
+    service: ServiceInfo
+
+
+class LogEntry(_Answer):
+    """One line a service wrote."""
+
+    t: EpochSeconds
+    stream: Stream
+    line: str
+
+
+class ServiceLogs(_Answer):
+    service: str
+    lines: list[LogEntry]
+
+
+# -- config -------------------------------------------------------------------------------------
+
+
+class ConfigView(_Answer):
+    """The effective config, and the files it was layered from (lowest first)."""
+
+    config: Config
+    layers: list[str]
+
+
+class ConfigEntry(_Answer):
+    """The effective value of one dotted key."""
+
+    key: str
+    value: Any
+
+
+class ConfigChange(_Answer):
+    """A key set (`value` is its new effective value) or reset (`value` is null)."""
+
+    key: str
+    value: Any
+    restart_needed: bool  # ports, app and auth are read at start only
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+class OrphanInfo(_Answer):
+    """A live process reparented to the daemon that it did not start."""
+
+    pid: int
+    cmdline: list[str]
+    age: Seconds
+    cpu: Annotated[float, msgspec.Meta(description="CPU seconds, user + system")]
+    rss: Bytes
+    service: str | None  # the service it most likely came from
+    service_run: str | None
+
+
+class ProcessList(_Answer):
+    orphans: list[OrphanInfo]
+    reaped: int  # orphans reaped since the daemon started
+
+
+class Killed(_Answer):
+    """The pids signalled: the process and its descendants."""
+
+    killed: list[int]
+
+
+# -- repos and worktrees ------------------------------------------------------------------------
+
+
+class RepoInfo(_Answer):
+    """A clone."""
+
+    repo: str  # owner/name
+    owner: str
+    name: str
+    path: str
+    default_branch: str | None
+    head: str | None  # short sha; None in an empty repo
+    worktrees: int
+    last_fetch: EpochSeconds | None
+
+
+class CloneStatus(_Answer):
+    """A clone running, or recently finished or failed."""
+
+    repo: str
+    phase: Phase
+    received_objects: int
+    total_objects: int
+    indexed_deltas: int
+    total_deltas: int
+    received_bytes: Bytes
+    started: EpochSeconds
+    finished: EpochSeconds | None
+    error: str | None
+    cancelled: bool
+
+
+class RepoList(_Answer):
+    repos: list[RepoInfo]
+    clones: list[CloneStatus]
+
+
+class RepoStatus(_Answer):
+    """The repo once cloned (`repo`), and its clone while one runs or when it just ran (`clone`)."""
+
+    repo: RepoInfo | None
+    clone: CloneStatus | None
+
+
+class CloneFailed(_Answer):
+    """A clone that failed (with `clone`), or git that failed before a clone began."""
+
+    error: str
+    clone: CloneStatus | UnsetType = UNSET
+
+
+class DeletedWorktree(_Answer):
+    path: str
+    backup_ref: str | None  # the ref in the clone that keeps its files and history; None: nothing was at risk
+    backup_refs: list[
+        str
+    ]  # every ref the backup made: backup_ref, and those of its submodules and nested repos
+    branch_deleted: str | None
+
+
+class RepoDeleted(_Answer):
+    """A repo deleted (`path`, `worktrees`, `backup`), or a running clone cancelled (`cancelled_clone`)."""
+
+    deleted: str  # owner/name
+    cancelled_clone: bool | UnsetType = UNSET
+    path: str | UnsetType = UNSET
+    worktrees: list[DeletedWorktree] | UnsetType = UNSET
+    backup: str | UnsetType | None = UNSET  # a bare repo with every ref that was at risk
+
+
+class GitHubRepoInfo(_Answer):
+    full_name: str
+    owner: str
+    name: str
+    private: bool
+    description: str | None
+    default_branch: str
+    pushed_at: str | None  # ISO 8601
+    cloned: bool  # a clone of it is here
+
+
+class GitHubRepoList(_Answer):
+    """The user's GitHub repos, newest push first."""
+
+    repos: list[GitHubRepoInfo]
+
+
+class WorktreeInfo(_Answer):
+    """One chat's worktree."""
+
+    repo: str
+    session_id: str
+    path: str
+    branch: str | None  # None: detached HEAD
+    head: str | None
+    dirty: bool  # uncommitted changes, untracked files included
+    changed_files: int
+    unpushed: int  # commits on no remote
+    size: Bytes
+    last_activity: EpochSeconds
+    ignored: list[str]  # ignored files and directories that are not regenerable caches
+    nested: list[str]  # untracked directories holding a repository of their own
+    submodules: list[str]  # submodules holding work on no remote
+    at_risk: list[str]  # what deleting it would lose, one phrase each; empty: nothing
+
+
+class WorktreeCreated(_Answer):
+    worktree: WorktreeInfo
+    session_moved: bool  # opencode knew the chat and now runs it in the worktree
+
+
+class WorktreeList(_Answer):
+    worktrees: list[WorktreeInfo]
+
+
+class WorktreeDetail(_Answer):
+    worktree: WorktreeInfo
+
+
+class WorktreeDeleted(_Answer):
+    deleted: DeletedWorktree
+
+
+class ChatInfo(_Answer):
+    """A chat: its worktree, its opencode session and what it is doing."""
+
+    repo: str
+    session_id: str
+    path: str
+    title: str | None  # None: opencode could not be asked, or no longer has the session
+    created: EpochSeconds | None
+    found: bool | None  # opencode still has the session; None: opencode could not be asked
+    status: ChatStatus
+    error: str | None
+    updated: EpochSeconds
+
+
+class ChatList(_Answer):
+    """Chats newest first."""
+
+    chats: list[ChatInfo]
+    opencode: bool  # opencode answered: titles and `found` are known
+    following: bool  # the daemon follows opencode's events: statuses are current
+
+
+class RepoUsage(_Answer):
+    repo: str
+    size: Bytes
+
+
+class WorktreeUsage(_Answer):
+    repo: str
+    session_id: str
+    size: Bytes
+
+
+class DiskReport(_Answer):
+    """The volume, and the bytes each repo, worktree and the backups take."""
+
+    volume: Volume
+    repos: list[RepoUsage]
+    worktrees: list[WorktreeUsage]
+    repos_total: Bytes
+    worktrees_total: Bytes
+    backups_total: Bytes
+    total: Bytes
+
+
+class GcDecision(_Answer):
+    repo: str
+    session_id: str
+    path: str
+    action: Literal["delete", "keep"]
+    reason: str
+    backup: bool  # its work on no remote is backed up before it goes
+
+
+class GcReport(_Answer):
+    """What GC decided for each worktree, what it deleted (`owner/name/session_id`), the backups it made
+    and what failed."""
+
+    dry_run: bool
+    force: bool
+    decisions: list[GcDecision]
+    deleted: list[str]
+    backups: dict[str, str]  # a deleted worktree -> its backup ref in the clone
+    errors: dict[str, str]
