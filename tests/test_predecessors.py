@@ -19,6 +19,7 @@ import psutil
 from supervisor.predecessors import Record, RecordedService, Seen, Target, select, start_ticks
 from tests.conftest import DaemonProc, launch_daemon
 from tests.llm import opencode_xdg
+from tests.test_ctl import ORPHAN_MAKER  # two `sleep 600` in sessions of their own, left as orphans
 
 ME = 500
 
@@ -93,18 +94,6 @@ def listeners(port: int) -> set[int]:
         for c in psutil.net_connections(kind="tcp")
         if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
     }
-
-
-# Two `sleep 600` in sessions of their own: the maker exits at once, they stay, carrying its run id.
-ORPHAN_MAKER = """
-[services.maker]
-argv = ["python3", "-c", "import subprocess as s; [s.Popen(['sleep', '600'], start_new_session=True, \
-stdout=s.DEVNULL, stderr=s.DEVNULL) for _ in range(2)]"]
-[services.maker.restart]
-policy = "never"
-[services.maker.probe]
-start_seconds = 0.1
-"""
 
 
 def test_a_daemon_killed_with_sigkill_is_replaced_and_what_it_left_is_ended(tmp_path: Path) -> None:
