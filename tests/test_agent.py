@@ -399,3 +399,54 @@ def test_a_data_dir_out_of_the_agents_reach_is_named(tmp_path: Path) -> None:
     locked.chmod(0o711)
     reachable_by_agent(locked / "data")
     agent.check_reachable(locked / "data", user)
+
+
+# -- what the agent may write: the clone's config ----------------------------------------------------
+
+
+def test_the_token_goes_to_the_remotes_host_alone() -> None:
+    """A redirect, or `url.*.insteadOf` in a clone's config (the agent's to write), changes the URL
+    libgit2 authenticates for; the token must not follow it."""
+    from pygit2 import Passthrough, UserPass
+    from pygit2.enums import CredentialType
+
+    from supervisor.projects import _git
+
+    callbacks = _git.Callbacks("https://github.com/acme/widget.git", FAKE_TOKEN)
+    with pytest.raises(Passthrough):
+        callbacks.credentials("https://evil.example/acme/widget.git", None, CredentialType.USERPASS_PLAINTEXT)
+    with pytest.raises(Passthrough):
+        callbacks.credentials("http://github.com/acme/widget.git", None, CredentialType.USERPASS_PLAINTEXT)
+    given = callbacks.credentials(
+        "https://github.com/acme/widget.git", None, CredentialType.USERPASS_PLAINTEXT
+    )
+    assert isinstance(given, UserPass)
+    assert given.credential_tuple == ("x-access-token", FAKE_TOKEN)
+
+
+def test_a_fetch_goes_to_the_remote_the_daemon_trusts(tmp_path: Path) -> None:
+    """The agent points origin at a repo of its own, holding its unpushed commit: GC's fetch must not
+    take that for the remote (it would count the commit as pushed and delete the work)."""
+    from supervisor.projects.names import RepoName
+    from supervisor.projects.progress import CloneProgress
+    from supervisor.projects.store import ProjectStore
+    from tests.gitutil import commit_file, make_remote
+
+    repo = RepoName("acme", "widget")
+    make_remote(tmp_path / "remotes", tmp_path / "dev", repo.owner, repo.name)
+    projects = tmp_path / "data" / "projects"
+    store = ProjectStore(
+        projects / "repos", projects / "worktrees", f"file://{tmp_path}/remotes/{{owner}}/{{name}}.git", None
+    )
+    store.clone(repo, CloneProgress())
+    wt = store.create_worktree(repo, "ses_fake").path
+    sha = commit_file(wt, "work.txt", "unpushed\n")
+    decoy = tmp_path / "decoy.git"
+    git(tmp_path, "init", "-q", "--bare", str(decoy))
+    git(wt, "push", "-q", str(decoy), "HEAD:refs/heads/dancodes/ses_fake")
+    clone = store.repo_path(repo)
+    git(clone, "remote", "set-url", "origin", f"file://{decoy}")
+    store.fetch(repo)
+    assert git(clone, "remote", "get-url", "origin") == store.url(repo)
+    assert sha not in git(clone, "branch", "-r", "--contains", sha, "--format=%(objectname)")
+    assert store.worktree(repo, "ses_fake").unpushed == 1

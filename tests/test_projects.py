@@ -622,15 +622,17 @@ def test_the_token_goes_to_https_only_once_and_never_into_messages(tmp_path: Pat
 
     from supervisor.projects._git import AuthRejected, Callbacks
 
-    callbacks = Callbacks("ghp_secret")
+    callbacks = Callbacks("https://github.com/a/b.git", "ghp_secret")
     plain = CredentialType.USERPASS_PLAINTEXT
     assert isinstance(callbacks.credentials("https://github.com/a/b.git", None, plain), pygit2.UserPass)
     with pytest.raises(AuthRejected):  # a second ask means the token was refused: stop, do not loop
         callbacks.credentials("https://github.com/a/b.git", None, plain)
     with pytest.raises(pygit2.Passthrough):
-        Callbacks("ghp_secret").credentials("http://example.com/a/b.git", None, plain)
+        Callbacks("https://example.com/a/b.git", "ghp_secret").credentials(
+            "http://example.com/a/b.git", None, plain
+        )
     with pytest.raises(pygit2.Passthrough):
-        Callbacks(None).credentials("https://github.com/a/b.git", None, plain)
+        Callbacks("https://github.com/a/b.git", None).credentials("https://github.com/a/b.git", None, plain)
 
     store = ProjectStore(
         tmp_path / "r", tmp_path / "w", "https://github.com/{owner}/{name}.git", "ghp_secret"

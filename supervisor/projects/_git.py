@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pygit2
 from pygit2.enums import (
@@ -61,10 +62,15 @@ class AuthRejected(Exception):
 
 
 class Callbacks(pygit2.RemoteCallbacks):
-    """Credentials for https with a token, progress and cancellation for clones."""
+    """Credentials for https with a token, progress and cancellation for clones.
 
-    def __init__(self, token: str | None, progress: CloneProgress | None = None) -> None:
+    The token goes to `url`'s host alone: the URL libgit2 asks for may differ from the one the
+    daemon gave (a redirect, or `url.*.insteadOf` in a clone's config, which the agent can write).
+    """
+
+    def __init__(self, url: str, token: str | None, progress: CloneProgress | None = None) -> None:
         super().__init__()
+        self._host = urlsplit(url).hostname if url.startswith("https://") else None
         self._token = token
         self._progress = progress
         self._asked = False
@@ -72,7 +78,7 @@ class Callbacks(pygit2.RemoteCallbacks):
     def credentials(
         self, url: str, username_from_url: str | None, allowed_types: CredentialType
     ) -> pygit2.UserPass:
-        if not self._token or not url.startswith("https://"):
+        if not self._token or not url.startswith("https://") or urlsplit(url).hostname != self._host:
             raise pygit2.Passthrough  # libgit2 then fails with "authentication required"
         if self._asked or not allowed_types & CredentialType.USERPASS_PLAINTEXT:
             raise AuthRejected
@@ -113,14 +119,19 @@ def opened(path: Path) -> Iterator[pygit2.Repository]:
 
 
 def clone(url: str, dest: Path, token: str | None, progress: CloneProgress) -> None:
-    repo = pygit2.clone_repository(url, str(dest), callbacks=Callbacks(token, progress))
+    repo = pygit2.clone_repository(url, str(dest), callbacks=Callbacks(url, token, progress))
     repo.free()
 
 
-def fetch(repo: pygit2.Repository, token: str | None) -> None:
-    """Fetch origin with prune, then point origin/HEAD where the remote's HEAD points."""
+def fetch(repo: pygit2.Repository, url: str, token: str | None) -> None:
+    """Fetch origin from `url` with prune, then point origin/HEAD where the remote's HEAD points.
+
+    origin's URL is set back to `url` first: the clone's config is the agent's to write, and what
+    GC counts as "on a remote" must come from the remote the daemon trusts.
+    """
+    repo.remotes.set_url(ORIGIN, url)
     remote = repo.remotes[ORIGIN]
-    remote.fetch(prune=FetchPrune.PRUNE, callbacks=Callbacks(token))
+    remote.fetch(prune=FetchPrune.PRUNE, callbacks=Callbacks(url, token))
     try:
         # the list the server advertised stays readable after the fetch disconnected
         heads = remote.list_heads(connect=False)

@@ -427,7 +427,7 @@ class ProjectStore(OwnedByAgent):
 
         try:
             with git.opened(path) as clone:
-                git.fetch(clone, self._token)
+                git.fetch(clone, self.url(repo), self._token)
         except (pygit2.GitError, git.AuthRejected, KeyError, OSError) as exc:
             raise self._failed(f"fetch of {repo}", exc) from None
 
