@@ -25,6 +25,7 @@ import trio
 
 from supervisor import __version__
 from supervisor.auth import AuthWall
+from supervisor.auth.wall import PROXY_SECRET_ENV
 from supervisor.chats import ChatBoard
 from supervisor.config import LoadedConfig, load_config, start_order
 from supervisor.datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
@@ -40,6 +41,9 @@ from supervisor.service import RESTING, Service
 
 log = structlog.get_logger("dancodes.daemon")
 
+#: The service that is the public listener: it alone gets the proxy secret.
+CADDY = "caddy"
+
 
 class Daemon:
     """The state the app and the signal handlers act on; `run` drives it."""
@@ -52,11 +56,11 @@ class Daemon:
         self.services: dict[str, Service] = {}
         self.started_at = 0.0
         self.stopping = False
-        self._redactor = Redactor(secret_values())
+        self.auth = AuthWall.from_config(loaded, os.environ)  # MissingSecret: refuse to start
+        self._redactor = Redactor([*secret_values(), self.auth.proxy_secret])
         self._nursery: trio.Nursery | None = None
         for name in start_order(loaded):
             self.services[name] = self._make_service(name)
-        self.auth = AuthWall.from_config(loaded, os.environ)  # MissingSecret: refuse to start
         paths = loaded.paths
         self.store = ProjectStore(
             paths.repos_dir,
@@ -77,7 +81,15 @@ class Daemon:
             reaper=self.reaper,
             home=self.loaded.paths.home,
             log=ServiceLog(name, cfg.daemon.log_tail, self._redactor),
+            environ=self._proxy_environ() if name == CADDY else None,
         )
+
+    def _proxy_environ(self) -> dict[str, str]:
+        """Caddy's environment: the daemon's, plus the secret it adds to what it forwards to the app.
+
+        Only Caddy gets it (the app trusts X-Forwarded-For on requests that carry it); never opencode.
+        """
+        return {**os.environ, PROXY_SECRET_ENV: self.auth.proxy_secret}
 
     # -- what the API reads -------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Serves the app with hypercorn inside the daemon's nursery (loopback TCP and the control socket),
-and beside it the wall's forward_auth responder on its own unix socket."""
+and beside it the wall's forward_auth responder on its own unix socket. hypercorn speaks HTTP/1.1
+only here (`supervisor.api.http1`): an h2c upgrade is a tunnel past Caddy."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
+from supervisor.api import http1
 from supervisor.api.app import create_app
 from supervisor.auth import FORWARD_AUTH_SOCKET, serve_forward_auth
 from supervisor.errors import ListenError
@@ -43,6 +45,7 @@ async def serve_app(
     os.chmod(sock, 0o600)
     for listener in sockets.insecure_sockets:
         listener.listen(config.backlog)
+    http1.install()
     app = wrap_app(create_app(daemon), config.wsgi_max_body_size, None)
     try:
         async with trio.open_nursery() as nursery:
