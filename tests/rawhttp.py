@@ -14,11 +14,10 @@ import h11
 
 TIMEOUT = 15.0
 
-H2C_UPGRADE = {
-    "Connection": "Upgrade, HTTP2-Settings",
-    "Upgrade": "h2c",
-    "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA",  # SETTINGS_MAX_CONCURRENT_STREAMS=100, INITIAL_WINDOW_SIZE
-}
+H2C_UPGRADE = [
+    ("Connection", "Upgrade, HTTP2-Settings"),
+    ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"),  # max concurrent streams 100, initial window
+]
 #: What an HTTP/2 client sends first: the connection preface, then an empty SETTINGS frame.
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
@@ -35,15 +34,24 @@ class Upgraded:
     after: bytes  # all the server sent after that answer, once it had the HTTP/2 preface
 
 
-def try_h2c(port: int, target: str, headers: dict[str, str]) -> Upgraded:
+def try_h2c(
+    port: int, target: str, headers: dict[str, str], upgrades: tuple[str, ...] = ("h2c",)
+) -> Upgraded:
     """GET `target` asking for an h2c upgrade, then speak HTTP/2 on the connection whatever the answer.
+
+    `upgrades` are the Upgrade fields sent, one line each, in order.
 
     The first answer is parsed as HTTP/1.1 (h11); then the HTTP/2 preface goes out and the write
     side is closed, and everything the server sends until it closes its side is returned: a server
     that switched answers in HTTP/2 frames, one that did not in HTTP/1.1 (or not at all).
     """
     conn = h11.Connection(h11.CLIENT)
-    fields = [("Host", f"127.0.0.1:{port}"), *H2C_UPGRADE.items(), *headers.items()]
+    fields = [
+        ("Host", f"127.0.0.1:{port}"),
+        *H2C_UPGRADE,
+        *(("Upgrade", value) for value in upgrades),
+        *headers.items(),
+    ]
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
         sock.sendall(conn.send(h11.Request(method="GET", target=target, headers=fields)))
         sock.sendall(conn.send(h11.EndOfMessage()))
@@ -120,11 +128,23 @@ def upload(port: int, request_head: bytes, first: bytes, *, total: int, piece: i
         sock.setblocking(True)
         sock.settimeout(TIMEOUT)
         try:
-            while b"\r\n\r\n" not in answer and (chunk := sock.recv(65536)):
+            while not _complete(answer) and (chunk := sock.recv(65536)):
                 answer += chunk
         except (TimeoutError, ConnectionResetError):
             pass
     return Upload(sent=sent, answer=answer)
+
+
+def _complete(answer: bytes) -> bool:
+    """The head has come, and as much body as its Content-Length says."""
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return True
 
 
 def first_answer(port: int, data: bytes) -> bytes:

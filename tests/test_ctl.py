@@ -14,12 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
 from supervisor.config import load_config
 from supervisor.ctl import human_bytes, human_duration, last_exit
-from tests.conftest import DANCODES_CTL, ONLY_TEST_SERVICES, DaemonProc
+from tests.conftest import DANCODES_CTL, ONLY_TEST_SERVICES, TEST_PASSWORD, DaemonProc
 
 SLEEPER = (
     ONLY_TEST_SERVICES
@@ -415,3 +416,34 @@ def test_config_set_on_a_service_restarts_it_with_the_new_setting(sleeper: Daemo
     assert result.returncode == 0, result.stderr
     new = sleeper.wait_for(lambda: (s := running(sleeper))["pid"] != old and s, 30, "sleeper restarted")
     assert psutil.Process(new["pid"]).environ()["GREETING"] == "hello"
+
+
+# -- logout ------------------------------------------------------------------------------------------
+
+
+def test_logout_all_ends_every_session(sleeper: DaemonProc) -> None:
+    """`dancodes-ctl logout --all`: every cookie of every device gets 401 from then on."""
+    app = f"http://127.0.0.1:{sleeper.ports['app']}"
+
+    def signed_in_client() -> httpx.Client:
+        client = httpx.Client(base_url=app, headers={"Sec-Fetch-Site": "same-origin"}, timeout=10)
+        assert client.post("/auth/login", data={"password": TEST_PASSWORD}).status_code == 303
+        return client
+
+    phone, laptop = signed_in_client(), signed_in_client()
+    try:
+        assert phone.get("/admin/services").status_code == 200
+        assert laptop.get("/admin/services").status_code == 200
+        listed = json.loads(sleeper.ctl("--json", "logout", "--all").stdout)
+        assert listed == {"ended": 2}
+        assert phone.get("/admin/services").status_code == 401
+        assert laptop.get("/admin/services").status_code == 401
+        nobody = sleeper.ctl("logout", "--all")
+        assert nobody.returncode == 0
+        assert nobody.stdout == "ended 0 session(s): every browser must log in again\n"
+        usage = sleeper.ctl("logout")  # ending one session is DELETE /admin/sessions/<id>, not this
+        assert usage.returncode == 2
+        assert "--all" in usage.stderr
+    finally:
+        phone.close()
+        laptop.close()
