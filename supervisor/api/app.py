@@ -71,6 +71,7 @@ def create_app(daemon: Daemon) -> Quart:
     app.register_blueprint(chats)
     app.register_blueprint(web)
     _register_errors(app)
+    _close_after_unread_bodies(app)
     return app
 
 
@@ -82,15 +83,17 @@ def _one_line(message: str) -> str:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
-def _register_errors(app: Quart) -> None:
+def _close_after_unread_bodies(app: Quart) -> None:
     @app.after_request
     async def close_after_unread_body(response: Response) -> Response:
-        # answered before the body was read (refused, too large, locked out): hypercorn would read
-        # and drop the rest of it, for as long as the client sends; closing ends that
+        # answered before the body was all read (refused, too large, locked out): hypercorn closes
+        # such a connection anyway; saying so lets Caddy and clients know it will not be reused
         if body.unread_body():
             response.headers["Connection"] = "close"
         return response
 
+
+def _register_errors(app: Quart) -> None:
     @app.after_request
     async def errors_on_one_line(response: Response) -> Response:
         if response.status_code >= 400 and response.is_json:

@@ -30,7 +30,7 @@ class BoundedBody(TrioBody):
 
     def append(self, data: bytes) -> None:
         if data == b"" or self._must_raise is not None:
-            return  # refused bodies are not kept: the rest of it is read and dropped by the server
+            return  # nothing more of a refused body is kept
         self._received += len(data)
         if self._max_content_length is not None and self._received > self._max_content_length:
             self._refuse()
@@ -95,10 +95,10 @@ def limit_body(max_bytes: int) -> None:
 
 
 def unread_body() -> bool:
-    """Does the current request still have body bytes the app will not read?
+    """Does the current request still have body bytes the app has not got (or refused)?
 
-    Answering then with `Connection: close` makes hypercorn drop the connection instead of
-    reading and discarding whatever the client goes on sending.
+    hypercorn closes the connection after such an answer rather than read the rest; the answer
+    says `Connection: close` so that nobody expects to reuse it.
     """
     body = request.body
     if isinstance(body, BoundedBody) and body.received_all:
