@@ -482,10 +482,20 @@ def cmd_gc(daemon: DaemonClient, args: argparse.Namespace) -> int:
     return EXIT_ERROR if report["errors"] else EXIT_OK
 
 
+def cmd_logout(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    body = daemon.request("DELETE", "/admin/sessions")
+    if args.json:
+        out_json(body)
+    else:
+        out(f"ended {body['ended']} session(s): every browser must log in again")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[DaemonClient, argparse.Namespace], int]] = {
     "config": cmd_config,
     "worktrees": cmd_worktrees,
     "gc": cmd_gc,
+    "logout": cmd_logout,
     "status": cmd_status,
     "kill": cmd_kill,
     "logs": cmd_logs,
@@ -576,6 +586,14 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true", help="show what would go, change nothing")
     gc.add_argument(
         "--force", action="store_true", help="also delete worktrees holding work, backed up first"
+    )
+
+    logout = sub.add_parser("logout", parents=[common], help="sign out: end every login session")
+    logout.add_argument(
+        "--all",
+        action="store_true",
+        required=True,
+        help="every session, on every device (one session: DELETE /admin/sessions/<id>)",
     )
 
     logs = sub.add_parser("logs", parents=[common], help="a service's recent output")

@@ -30,6 +30,7 @@ import trio
 from supervisor import __version__, agent, opencode_config, secretstore
 from supervisor.agent import AgentUser, agent_environment
 from supervisor.auth import AuthWall
+from supervisor.auth.wall import PROXY_SECRET_ENV
 from supervisor.chats import ChatBoard
 from supervisor.config import LoadedConfig, ServiceConfig, load_config, start_order
 from supervisor.datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
@@ -49,6 +50,10 @@ from supervisor.spawn import spawn
 
 log = structlog.get_logger("dancodes.daemon")
 
+#: The service that is the public listener: it alone gets the proxy secret.
+CADDY = "caddy"
+OPENCODE = "opencode"
+
 
 class Daemon:
     """The state the app and the signal handlers act on; `run` drives it."""
@@ -61,7 +66,8 @@ class Daemon:
         self.services: dict[str, Service] = {}
         self.started_at = 0.0
         self.stopping = False
-        self._redactor = Redactor(secret_values())
+        self.auth = AuthWall.from_config(loaded, os.environ)  # MissingSecret: refuse to start
+        self._redactor = Redactor([*secret_values(), self.auth.proxy_secret])
         self._nursery: trio.Nursery | None = None
         #: set by `run`: the agent's own user (None: it shares ours), opencode's server password
         self.agent_user: AgentUser | None = None
@@ -69,7 +75,6 @@ class Daemon:
         self._recorder: Recorder | None = None
         for name in start_order(loaded):
             self.services[name] = self._make_service(name)
-        self.auth = AuthWall.from_config(loaded, os.environ)  # MissingSecret: refuse to start
         paths = loaded.paths
         self.store = ProjectStore(
             paths.repos_dir,
@@ -121,7 +126,7 @@ class Daemon:
         env.update(config.env)
         user = (self.agent_user.uid, self.agent_user.gid) if config.agent and self.agent_user else None
         headers: dict[str, str] = {}
-        if name == "opencode":
+        if name == OPENCODE:
             env["OPENCODE_SERVER_PASSWORD"] = self.opencode_password
             env.pop("OPENCODE_SERVER_USERNAME", None)  # the daemon and Caddy use opencode's default
             env.pop("OPENCODE_CONFIG", None)  # merged into the content below: the agent need not read it
@@ -129,9 +134,12 @@ class Daemon:
                 conf_dir=loaded.paths.conf_dir, data_dir=loaded.paths.data_dir, environ=os.environ
             )
             headers["Authorization"] = basic_auth(self.opencode_password)
-        elif name == "caddy":
+        elif name == CADDY:
             # Caddy puts it on every request it proxies to opencode, after the wall let it through
             env["DANCODES_OPENCODE_AUTH"] = basic_auth(self.opencode_password)
+            # and this on what it forwards to the app, which then trusts its X-Forwarded-For;
+            # Caddy's alone, never the agent's
+            env[PROXY_SECRET_ENV] = self.auth.proxy_secret
         return Launch(env=env, user=user, headers=headers)
 
     # -- what the API reads -------------------------------------------------------------------

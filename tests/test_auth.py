@@ -9,6 +9,7 @@ test_wall.py.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
@@ -19,14 +20,20 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import trio
 import trio.testing
+import werkzeug.formparser
+from itsdangerous import TimestampSigner
 from quart import Blueprint, Quart, Response
 from quart.typing import TestClientProtocol as QuartTestClient
 from quart_trio import QuartTrio
 from structlog.testing import capture_logs
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from supervisor.api.body import BoundedBody
+from supervisor.api.body import install as bound_bodies
 from supervisor.auth import CONFIG_KEY, AuthSecrets, AuthWall, auth, require_auth, serve_forward_auth
 from supervisor.auth.cookie import CookieSigner, Verdict
 from supervisor.auth.nextpath import login_url, safe_next
@@ -40,9 +47,17 @@ from supervisor.auth.origin import (
 )
 from supervisor.auth.page import login_page
 from supervisor.auth.rotation import ROTATION_FILE, fingerprint, rotation_started
+from supervisor.auth.sessions import (
+    SESSIONS_FILE,
+    SessionStore,
+    is_session_id,
+    new_session_id,
+    session_hash,
+)
 from supervisor.auth.throttle import LOCAL, Throttle, client_key
-from supervisor.config import AuthSettings, load_config
-from supervisor.errors import ConfigError, MissingSecret
+from supervisor.config import AuthSettings, RestartPolicy, load_config
+from supervisor.errors import ConfigError, DataDirError, MissingSecret
+from supervisor.tunables import TUNABLE_TABLES, tunable_through_wall, wall_refusal
 
 PASSWORD = "correct horse battery staple"
 SECRET = "s" * 16 + "current-secret-0123456789"
@@ -50,7 +65,9 @@ OLD_SECRET = "o" * 16 + "previous-secret-0123456789"
 DAY = 86400.0
 T0 = 1_800_000_000.0  # a fixed "now" for wall-clock tests
 ORIGIN = "http://localhost"  # the origin the wall derives from the Host the test client sends
-TCP = {"server": ("127.0.0.1", 4097)}  # hypercorn's scope on the TCP listener; the socket has none
+# hypercorn's scope on the TCP listener; the socket has neither address
+TCP = {"server": ("127.0.0.1", 4097), "client": ("127.0.0.1", 50123)}
+SID = "S" * 32  # a well-formed session id for the signer alone
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
 
@@ -175,17 +192,31 @@ def test_password_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) 
 def test_an_issued_cookie_is_valid() -> None:
     clock = Clock(T0)
     signer = CookieSigner(SECRET, max_age=30 * DAY, clock=clock)
-    value = signer.issue()
-    assert value.startswith("v1.")
-    assert signer.verify(value) is Verdict.VALID
-    assert signer.verify(value) is Verdict.VALID  # the second time from the cache
+    session_id = new_session_id()
+    value = signer.issue(session_id)
+    assert value.startswith(f"{session_id}.")
+    assert signer.open(value) == (Verdict.VALID, session_id)
+    assert signer.open(value) == (Verdict.VALID, session_id)  # the second time from the cache
     clock.advance(29 * DAY)
     assert signer.verify(value) is Verdict.VALID
+    with pytest.raises(ValueError):
+        signer.issue("v1")  # only session ids are signed
+
+
+def test_a_cookie_from_before_sessions_is_refused() -> None:
+    """A v1 cookie (payload "v1", no session) was signed with the same key: it opens nothing now."""
+    clock = Clock(T0)
+    v1 = TimestampSigner(
+        SECRET, salt=b"dancodes.auth.cookie", key_derivation="hmac", digest_method=hashlib.sha256
+    ).sign(b"v1")
+    signer = CookieSigner(SECRET, max_age=30 * DAY, clock=clock)
+    assert signer.open(v1.decode()) == (Verdict.INVALID, "")
+    assert signer.verify(signer.issue(SID)) is Verdict.VALID  # the same key signs the new ones
 
 
 def test_tampered_cookies_are_refused() -> None:
     signer = CookieSigner(SECRET, max_age=30 * DAY, clock=Clock(T0))
-    value = signer.issue()
+    value = signer.issue(SID)
     payload, stamp, signature = value.split(".")
     tampered = [
         f"{payload}.{stamp}.{signature[:5]}{'A' if signature[5] != 'A' else 'B'}{signature[6:]}",
@@ -213,7 +244,7 @@ def test_every_other_last_character_of_the_signature_is_refused() -> None:
     """Base64's spare bits: some other last characters decode to the same bytes; none may pass."""
     for i in range(16):  # different timestamps, different signatures
         signer = CookieSigner(SECRET, max_age=30 * DAY, clock=Clock(T0 + 1000 * i))
-        value = signer.issue()
+        value = signer.issue(SID)
         for char in string.ascii_letters + string.digits + "-_":
             if char != value[-1]:
                 assert signer.verify(value[:-1] + char) is Verdict.INVALID, (value, char)
@@ -222,7 +253,7 @@ def test_every_other_last_character_of_the_signature_is_refused() -> None:
 def test_an_expired_cookie_is_refused() -> None:
     clock = Clock(T0 - 31 * DAY)
     signer = CookieSigner(SECRET, max_age=30 * DAY, clock=clock)
-    old = signer.issue()  # signed 31 days before T0
+    old = signer.issue(SID)  # signed 31 days before T0
     clock.now = T0
     assert signer.verify(old) is Verdict.INVALID
 
@@ -230,7 +261,7 @@ def test_an_expired_cookie_is_refused() -> None:
 def test_the_cache_never_outlives_the_cookie() -> None:
     clock = Clock(T0)
     signer = CookieSigner(SECRET, max_age=30 * DAY, clock=clock)
-    value = signer.issue()
+    value = signer.issue(SID)
     assert signer.verify(value) is Verdict.VALID  # now cached
     clock.advance(30 * DAY + 1)
     assert signer.verify(value) is Verdict.INVALID
@@ -238,7 +269,7 @@ def test_the_cache_never_outlives_the_cookie() -> None:
 
 def test_a_cookie_from_the_future_is_refused() -> None:
     clock = Clock(T0 + DAY)
-    value = CookieSigner(SECRET, max_age=30 * DAY, clock=clock).issue()
+    value = CookieSigner(SECRET, max_age=30 * DAY, clock=clock).issue(SID)
     assert CookieSigner(SECRET, max_age=30 * DAY, clock=Clock(T0)).verify(value) is Verdict.INVALID
 
 
@@ -247,7 +278,7 @@ def test_a_cookie_from_the_future_is_refused() -> None:
 
 def test_the_previous_secret_works_inside_the_rotation_window(tmp_path: Path) -> None:
     clock = Clock(T0)
-    old_cookie = make_wall(tmp_path / "old", clock=clock, AUTH_SECRET=OLD_SECRET).issue()
+    old_cookie = make_wall(tmp_path, clock=clock, AUTH_SECRET=OLD_SECRET).issue()  # its session is kept
     wall = make_wall(tmp_path, clock=clock, AUTH_SECRET_PREVIOUS=OLD_SECRET)
     header = {"cookie": f"dancodes_auth={old_cookie}"}
     assert wall.verify(header) is Verdict.VALID_PREVIOUS
@@ -277,7 +308,7 @@ def test_the_rotation_start_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_after_the_window_previous_secret_cookies_are_refused(tmp_path: Path) -> None:
-    old_cookie = make_wall(tmp_path / "old", AUTH_SECRET=OLD_SECRET).issue()
+    old_cookie = make_wall(tmp_path, AUTH_SECRET=OLD_SECRET).issue()
     record = {"fingerprint": fingerprint(OLD_SECRET, SECRET), "since": T0 - 8 * DAY}
     (tmp_path / ROTATION_FILE).write_text(json.dumps(record))
     wall = make_wall(tmp_path, AUTH_SECRET_PREVIOUS=OLD_SECRET)
@@ -297,7 +328,7 @@ def test_a_new_pair_or_a_damaged_file_starts_a_new_window(tmp_path: Path) -> Non
 
 
 def test_a_zero_rotation_window_refuses_the_previous_secret_at_once(tmp_path: Path) -> None:
-    old_cookie = make_wall(tmp_path / "old", AUTH_SECRET=OLD_SECRET).issue()
+    old_cookie = make_wall(tmp_path, AUTH_SECRET=OLD_SECRET).issue()
     wall = make_wall(tmp_path, settings=AuthSettings(rotation_window_days=0), AUTH_SECRET_PREVIOUS=OLD_SECRET)
     assert wall.verify({"cookie": f"dancodes_auth={old_cookie}"}) is Verdict.INVALID
 
@@ -551,6 +582,10 @@ class Site:
         self.monotonic = monotonic
         self.client: QuartTestClient = app.test_client()
 
+    def via_caddy(self, forwarded_for: str) -> dict[str, str]:
+        """The headers Caddy adds to a request it forwards: its proxy secret and the client's address."""
+        return {"X-Dancodes-Proxy": self.wall.proxy_secret, "X-Forwarded-For": forwarded_for}
+
     async def login(self, password: str = PASSWORD, **kwargs: Any) -> Response:
         headers = {**SAME_ORIGIN, **kwargs.pop("headers", {})}
         form = {"password": password, **kwargs.pop("form", {})}
@@ -568,6 +603,7 @@ def site(tmp_path: Path) -> Site:
     clock, monotonic = Clock(T0), Clock(1000.0)
     wall = make_wall(tmp_path, clock=clock, monotonic=monotonic)
     app = QuartTrio("test-auth")
+    bound_bodies(app)
     app.config[CONFIG_KEY] = wall
     app.register_blueprint(auth)
     app.register_blueprint(stand_in_admin)
@@ -642,7 +678,7 @@ async def test_a_wrong_password_answers_401_with_the_page(site: Site) -> None:
 
 
 async def test_wrong_passwords_are_throttled_per_client(site: Site) -> None:
-    attacker = {"X-Forwarded-For": "10.0.0.1, 198.51.100.7"}
+    attacker = site.via_caddy("10.0.0.1, 198.51.100.7")
     statuses = [(await site.login("wrong", headers=attacker)).status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 401]  # three free, the fourth starts a 1 s lockout
     locked = await site.login(headers=attacker)  # even the right password is not looked at
@@ -650,9 +686,9 @@ async def test_wrong_passwords_are_throttled_per_client(site: Site) -> None:
     assert locked.headers["Retry-After"] == "1"
     assert "try again in 1 s" in await locked.get_data(as_text=True)
     # a spoofed first entry does not give a fresh bucket: the last entry is Caddy's
-    spoofed = await site.login(headers={"X-Forwarded-For": "203.0.113.1, 198.51.100.7"})
+    spoofed = await site.login(headers=site.via_caddy("203.0.113.1, 198.51.100.7"))
     assert spoofed.status_code == 429
-    other = await site.login("wrong", headers={"X-Forwarded-For": "198.51.100.8"})
+    other = await site.login("wrong", headers=site.via_caddy("198.51.100.8"))
     assert other.status_code == 401
 
     site.monotonic.advance(1.0)
@@ -666,10 +702,49 @@ async def test_wrong_passwords_are_throttled_per_client(site: Site) -> None:
     assert site.wall.throttle.retry_after("198.51.100.7") == 0.0
 
 
-async def test_login_without_forwarded_for_counts_as_local(site: Site) -> None:
+async def test_a_client_that_bypasses_caddy_has_a_bucket_of_its_own(site: Site) -> None:
+    """Anything on loopback can reach the app's port: its X-Forwarded-For is its own invention."""
+    owner = site.via_caddy("127.0.0.1")  # the owner, through Caddy on the same machine
+    guesses = [
+        {"X-Forwarded-For": "127.0.0.1"},  # posing as the owner
+        {"X-Forwarded-For": "198.51.100.1"},  # rotating addresses
+        {"X-Forwarded-For": "198.51.100.2", "X-Dancodes-Proxy": "a-guessed-secret"},
+        {"X-Forwarded-For": "198.51.100.3", "X-Dancodes-Proxy": site.wall.proxy_secret[:-1]},
+    ]
+    statuses = [(await site.login("wrong", headers=headers)).status_code for headers in guesses]
+    assert statuses == [401, 401, 401, 401]
+    assert (await site.login("wrong", headers={"X-Forwarded-For": "198.51.100.4"})).status_code == 429
+    assert site.wall.throttle.retry_after("direct:127.0.0.1") == 1.0
+    for forwarded in ("127.0.0.1", "198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"):
+        assert site.wall.throttle.retry_after(forwarded) == 0.0
+    assert (await site.login(headers=owner)).status_code == 303  # the owner was never locked out
+
+
+async def test_the_control_socket_counts_as_local(site: Site) -> None:
     for _ in range(4):
-        await site.login("wrong")
+        await site.client.post("/auth/login", form={"password": "wrong"})  # no server address
     assert site.wall.throttle.retry_after(LOCAL) == 1.0
+
+
+def test_the_proxy_secret_is_random_and_compared_in_constant_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    wall = make_wall(tmp_path)
+    assert len(wall.proxy_secret) >= 43  # 32 random bytes
+    assert make_wall(tmp_path).proxy_secret != wall.proxy_secret  # a new one at every start
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    assert wall.from_proxy({"x-dancodes-proxy": wall.proxy_secret})
+    assert not wall.from_proxy({"x-dancodes-proxy": wall.proxy_secret + "x"})
+    assert not wall.from_proxy({"x-dancodes-proxy": "\udc80"})
+    assert not wall.from_proxy({})  # no header: nothing to compare
+    assert len(calls) == 3
 
 
 @pytest.mark.parametrize(
@@ -722,9 +797,18 @@ async def test_check_route(site: Site) -> None:
     assert (await site.get("/auth/check", headers=tampered)).status_code == 401
 
 
-async def test_logout_clears_the_cookie(site: Site) -> None:
-    response = await site.post("/auth/logout", headers=cookie_of(site.wall))
+async def test_logout_ends_the_session_and_clears_the_cookie(site: Site) -> None:
+    cookie = cookie_of(site.wall)
+    other_device = cookie_of(site.wall)
+    assert (await site.get("/admin/thing", headers=cookie)).status_code == 200
+    response = await site.post("/auth/logout", headers=cookie)
     assert response.status_code == 303
+    # a copy of the cookie (a stolen one) is worth nothing now, on every way in
+    assert (await site.get("/admin/thing", headers=cookie)).status_code == 401
+    assert (await site.get("/auth/check", headers=cookie)).status_code == 401
+    assert not site.wall.verify(cookie)
+    assert (await site.get("/admin/thing", headers=other_device)).status_code == 200  # only that one
+    assert (await site.post("/auth/logout", headers=cookie)).status_code == 303  # again: still fine
     assert response.headers["Location"] == "/auth/login"
     cleared = set_cookie(response).lower()
     assert cleared.startswith("dancodes_auth=;")
@@ -753,9 +837,9 @@ async def test_no_password_or_cookie_value_in_the_logs(site: Site) -> None:
     guess = "hunter2-wrong-guess"
     with capture_logs() as logs:
         for _ in range(4):
-            await site.login(guess, headers={"X-Forwarded-For": "198.51.100.7"})
+            await site.login(guess, headers=site.via_caddy("198.51.100.7"))
         site.monotonic.advance(10)
-        ok = await site.login(headers={"X-Forwarded-For": "198.51.100.7"})
+        ok = await site.login(headers=site.via_caddy("198.51.100.7"))
         value = set_cookie(ok).split(";")[0].split("=", 1)[1]
         await site.get(
             "/auth/check", headers={"Cookie": f"dancodes_auth={value}", "X-Forwarded-Method": "PUT"}
@@ -772,7 +856,7 @@ async def test_no_password_or_cookie_value_in_the_logs(site: Site) -> None:
     locked = next(entry for entry in logs if entry["event"] == "login_locked_out")
     assert locked["seconds"] == 1.0
     text = repr(logs)
-    for secret in (guess, PASSWORD, value, SECRET):
+    for secret in (guess, PASSWORD, value, SECRET, site.wall.proxy_secret):
         assert secret not in text
 
 
@@ -962,3 +1046,295 @@ async def test_responder_removes_its_socket(socket_dir: Path, tmp_path: Path) ->
         assert path.is_socket()
         nursery.cancel_scope.cancel()
     assert not path.exists()
+
+
+# -- server-side sessions ---------------------------------------------------------------------------
+
+
+def test_a_session_is_kept_as_a_hash_in_a_private_file(tmp_path: Path) -> None:
+    clock = Clock(T0)
+    store = SessionStore(tmp_path, max_age=30 * DAY, clock=clock)
+    session_id = store.create("Mozilla/5.0 (iPhone)\x1b[31m")
+    assert is_session_id(session_id)
+    path = tmp_path / SESSIONS_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    assert session_id not in text
+    recorded = json.loads(text)["sessions"]
+    assert list(recorded) == [session_hash(session_id)]
+    assert recorded[session_hash(session_id)] == {
+        "created": T0,
+        "last_seen": T0,
+        "user_agent": "Mozilla/5.0 (iPhone)?[31m",  # no control characters in a listing
+    }
+    assert [p.name for p in tmp_path.iterdir()] == [SESSIONS_FILE]  # no temp file left behind
+    # a restart reads it back: the session survives, and so does its ending
+    again = SessionStore(tmp_path, max_age=30 * DAY, clock=clock)
+    assert again.alive(session_id)
+    assert not again.alive(new_session_id())
+    assert again.end(session_id)
+    assert not SessionStore(tmp_path, max_age=30 * DAY, clock=clock).alive(session_id)
+
+
+def test_sessions_end_on_their_max_age_and_the_oldest_go_first(tmp_path: Path) -> None:
+    clock = Clock(T0)
+    store = SessionStore(tmp_path, max_age=10 * DAY, clock=clock, max_sessions=3)
+    first = store.create("a")
+    clock.advance(1)
+    ids = [store.create(ua) for ua in "bc"]
+    clock.advance(1)
+    assert store.alive(first)  # seen now: the most recent
+    clock.advance(1)
+    newest = store.create("d")  # four: the least recently seen (b) goes
+    assert [store.alive(i) for i in (first, *ids, newest)] == [True, False, True, True]
+    clock.advance(10 * DAY)
+    assert not store.alive(newest)
+    assert store.listing() == []
+
+
+def test_last_seen_is_written_now_and_then_not_on_every_check(tmp_path: Path) -> None:
+    clock = Clock(T0)
+    store = SessionStore(tmp_path, max_age=30 * DAY, clock=clock, flush_every=300)
+    session_id = store.create("ua")
+    path = tmp_path / SESSIONS_FILE
+
+    def on_disk() -> float:
+        seen: float = json.loads(path.read_text())["sessions"][session_hash(session_id)]["last_seen"]
+        return seen
+
+    clock.advance(100)
+    assert store.alive(session_id)
+    assert on_disk() == T0  # in memory only
+    assert store.listing()[0].last_seen == T0 + 100
+    clock.advance(200)
+    assert store.alive(session_id)
+    assert on_disk() == T0 + 300
+
+
+def test_ending_every_session_and_one_by_its_listed_id(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path, max_age=30 * DAY, clock=Clock(T0))
+    ids = [store.create(f"device {i}") for i in range(3)]
+    handles = [s.id for s in store.listing()]
+    assert len(handles) == 3
+    assert all(len(h) == 16 and all(c in "0123456789abcdef" for c in h) for h in handles)
+    assert not any(i in repr(store.listing()) for i in ids)  # a listing never shows a session id
+    assert store.end_handle(handles[0])
+    assert not store.end_handle(handles[0])
+    assert sum(store.alive(i) for i in ids) == 2
+    assert store.end_all() == 2
+    assert not any(store.alive(i) for i in ids)
+    assert json.loads((tmp_path / SESSIONS_FILE).read_text()) == {"sessions": {}}
+
+
+def test_a_damaged_sessions_file_signs_everyone_out(tmp_path: Path) -> None:
+    (tmp_path / SESSIONS_FILE).write_text('{"sessions": {"x": {"created": "yesterday"}}}')
+    with capture_logs() as logs:
+        store = SessionStore(tmp_path, max_age=30 * DAY, clock=Clock(T0))
+    assert len(store) == 0
+    assert [entry["event"] for entry in logs] == ["sessions_unreadable"]
+
+
+def test_a_session_that_cannot_be_saved_is_not_created(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "gone", max_age=30 * DAY, clock=Clock(T0))
+    with pytest.raises(DataDirError, match=r"^cannot write .*auth-sessions\.json: "):
+        store.create("ua")
+    assert len(store) == 0
+
+
+async def test_login_starts_a_session_named_by_the_cookie(site: Site) -> None:
+    response = await site.login(headers={"User-Agent": "Phone/1.0"})
+    value = set_cookie(response).split(";")[0].split("=", 1)[1]
+    session_id = value.split(".")[0]
+    assert [(s.user_agent, s.id) for s in site.wall.sessions.listing()] == [
+        ("Phone/1.0", session_hash(session_id)[:16])
+    ]
+    cookie = {"Cookie": f"dancodes_auth={value}"}
+    assert (await site.get("/admin/thing", headers=cookie)).status_code == 200
+    site.wall.sessions.end_all()  # sign out everywhere: the signature is still good, the session gone
+    assert site.wall.signer.verify(value) is Verdict.VALID
+    assert (await site.get("/admin/thing", headers=cookie)).status_code == 401
+    forged = site.wall.signer.issue(new_session_id())  # signed with the key, but no session
+    assert (await site.get("/admin/thing", headers={"Cookie": f"dancodes_auth={forged}"})).status_code == 401
+
+
+# -- request bodies ---------------------------------------------------------------------------------
+
+
+async def test_a_body_is_refused_past_its_limit_however_it_is_read() -> None:
+    whole = BoundedBody(None, 100)  # chunked: no length declared
+    whole.append(b"x" * 60)
+    whole.append(b"x" * 60)
+    with pytest.raises(RequestEntityTooLarge):
+        await whole
+    streamed = BoundedBody(None, 100)
+    pieces: list[bytes] = []
+    for _ in range(3):  # read piece by piece, as the multipart parser does: each read empties it
+        streamed.append(b"y" * 40)
+        if len(pieces) < 2:
+            pieces.append(await streamed.__anext__())
+    with pytest.raises(RequestEntityTooLarge):
+        await streamed.__anext__()
+    assert pieces == [b"y" * 40, b"y" * 40]
+    assert not streamed.received_all
+    declared = BoundedBody(101, 100)  # a declared length says it at once
+    with pytest.raises(RequestEntityTooLarge):
+        await declared
+
+
+async def test_a_reader_waiting_for_more_gets_the_refusal_not_an_early_end() -> None:
+    body = BoundedBody(None, 100)
+    outcome: list[object] = []
+
+    async def read() -> None:
+        try:
+            async for piece in body:
+                outcome.append(piece)
+        except RequestEntityTooLarge as exc:
+            outcome.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        body.append(b"z" * 150)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], RequestEntityTooLarge)
+
+
+async def test_a_route_lowers_the_limit_and_a_complete_body_is_noticed() -> None:
+    body = BoundedBody(None, 1000)
+    body.append(b"a" * 50)
+    body.limit(2000)  # never raised
+    body.limit(40)
+    with pytest.raises(RequestEntityTooLarge):
+        await body
+    small = BoundedBody(None, 1000)
+    small.append(b"ok")
+    small.set_complete()
+    assert small.received_all
+    assert await small == b"ok"
+
+
+async def test_a_chunked_multipart_login_is_refused_before_it_is_spooled(site: Site) -> None:
+    spooled: list[int] = []  # bytes written to each file part the parser opens
+
+    class Recording(tempfile.SpooledTemporaryFile[bytes]):
+        def write(self, data: Any) -> int:
+            spooled.append(len(data))
+            return super().write(data)
+
+    boundary = "dancodes-test"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="password"; filename="p.bin"\r\n\r\n'
+    ).encode()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(werkzeug.formparser, "SpooledTemporaryFile", Recording)
+        connection = site.client.request(
+            "/auth/login",
+            method="POST",
+            headers={
+                **SAME_ORIGIN,
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Transfer-Encoding": "chunked",
+            },
+            scope_base=TCP,
+        )
+        # the app answers without the rest (the guard only turns a hang into a failure)
+        with trio.fail_after(10):
+            async with connection as conn:
+                await conn.send(head)
+                for _ in range(16):  # 16 KB in 1 KB pieces, no length declared, and no end
+                    await conn.send(b"\0" * 1024)
+        response = await conn.as_response()
+        assert response.status_code == 413
+        assert "at most 8192 bytes" in (await response.get_json())["error"]
+    assert sum(spooled) < 8192  # what the parser kept: less than the limit, never the rest
+    assert site.wall.throttle.retry_after("direct:127.0.0.1") == 0.0  # too big is not a wrong password
+
+
+async def test_a_locked_out_client_is_answered_before_its_body_is_read(site: Site) -> None:
+    attacker = site.via_caddy("198.51.100.9")
+    for _ in range(4):
+        await site.login("wrong", headers=attacker)
+    connection = site.client.request(
+        "/auth/login?next=/session",
+        method="POST",
+        headers={**SAME_ORIGIN, **attacker, "Content-Type": "application/x-www-form-urlencoded"},
+        scope_base=TCP,
+    )
+    with trio.fail_after(10):  # the answer cannot wait for the body: it never ends
+        async with connection as conn:
+            await conn.send(b"password=")
+    response = await conn.as_response()
+    assert response.status_code == 429
+    assert 'name="next" value="/session"' in await response.get_data(as_text=True)
+
+
+# -- what the wall may change in the config ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "gc.idle_days",
+        "gc.new_worktree_grace_minutes",
+        "orphans.kill_after_minutes",
+        "services.opencode.restart.backoff_max",
+        "services.opencode.restart.policy",
+        "services.caddy.probe.interval",
+        "services.opencode.probe.start_timeout",
+        "services.opencode.stop_grace",
+    ],
+)
+def test_tunables_may_change_through_the_wall(key: str) -> None:
+    assert tunable_through_wall(key, load_config().config)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "services.opencode.argv",
+        "services.opencode.argv.0",
+        "services.opencode.env",
+        "services.opencode.env.OPENCODE_CONFIG",
+        "services.opencode.cwd",
+        "services.opencode.enabled",
+        "services.opencode.after",
+        "services.opencode.stop_signal",
+        "services.opencode.dispose_url",
+        "services.opencode.probe.url",
+        "services.caddy.probe.unix_socket",
+        "services.opencode.probe",  # a whole table, url included
+        "services.opencode.restart",
+        "services.evil.restart.policy",  # a new service
+        "services.evil.argv",
+        "services",
+        "gc",
+        "gc.nonsense",
+        "git.remote_url",
+        "git.github_api",
+        "ports.public",
+        "app.public_origin",
+        "auth.lockout_max",
+        "daemon.health_requires",
+        "data_dir",
+    ],
+)
+def test_what_runs_and_where_requests_go_are_the_control_sockets(key: str) -> None:
+    assert not tunable_through_wall(key, load_config().config)
+    assert wall_refusal(key).startswith(f"config: {key}: cannot be changed through the web")
+    assert "dancodes-ctl config set" in wall_refusal(key)
+
+
+def test_tunable_tables_hold_only_numbers_switches_and_choices() -> None:
+    """A string (a path, a URL, a command) added to gc or orphans would be settable by a cookie."""
+    tables: list[type[msgspec.Struct]] = [*TUNABLE_TABLES.values(), RestartPolicy]
+    tunable = (
+        msgspec.inspect.FloatType,
+        msgspec.inspect.IntType,
+        msgspec.inspect.BoolType,
+        msgspec.inspect.LiteralType,
+    )
+    for table in tables:
+        for field in msgspec.structs.fields(table):
+            kind = msgspec.inspect.type_info(field.type)
+            assert isinstance(kind, tunable), (table.__name__, field.name, kind)

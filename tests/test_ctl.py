@@ -15,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
 from supervisor.config import load_config
 from supervisor.ctl import human_bytes, human_duration, last_exit
-from tests.conftest import DANCODES_CTL, ONLY_TEST_SERVICES, DaemonProc, launch_daemon
+from tests.conftest import DANCODES_CTL, ONLY_TEST_SERVICES, TEST_PASSWORD, DaemonProc, launch_daemon
 
 SLEEPER = (
     ONLY_TEST_SERVICES
@@ -503,3 +504,34 @@ def test_a_service_that_cannot_start_shows_why_in_status_and_health(start_daemon
     for name, reason in reasons.items():
         assert health["services"][name]["reason"] == reason
         assert health["services"][name]["pid"] is None
+
+
+# -- logout ------------------------------------------------------------------------------------------
+
+
+def test_logout_all_ends_every_session(sleeper: DaemonProc) -> None:
+    """`dancodes-ctl logout --all`: every cookie of every device gets 401 from then on."""
+    app = f"http://127.0.0.1:{sleeper.ports['app']}"
+
+    def signed_in_client() -> httpx.Client:
+        client = httpx.Client(base_url=app, headers={"Sec-Fetch-Site": "same-origin"}, timeout=10)
+        assert client.post("/auth/login", data={"password": TEST_PASSWORD}).status_code == 303
+        return client
+
+    phone, laptop = signed_in_client(), signed_in_client()
+    try:
+        assert phone.get("/admin/services").status_code == 200
+        assert laptop.get("/admin/services").status_code == 200
+        listed = json.loads(sleeper.ctl("--json", "logout", "--all").stdout)
+        assert listed == {"ended": 2}
+        assert phone.get("/admin/services").status_code == 401
+        assert laptop.get("/admin/services").status_code == 401
+        nobody = sleeper.ctl("logout", "--all")
+        assert nobody.returncode == 0
+        assert nobody.stdout == "ended 0 session(s): every browser must log in again\n"
+        usage = sleeper.ctl("logout")  # ending one session is DELETE /admin/sessions/<id>, not this
+        assert usage.returncode == 2
+        assert "--all" in usage.stderr
+    finally:
+        phone.close()
+        laptop.close()

@@ -2,6 +2,8 @@
 
 The control socket (a unix socket, mode 0600) is the operator's way in and needs no cookie; the
 loopback TCP listener, which Caddy proxies, needs the login cookie (`supervisor.api.guard`).
+Without the cookie, health says only ok or degraded; through the wall, config may tune settings
+but not change what runs (`supervisor.tunables`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from supervisor.api.responses import (
     checked,
 )
 from supervisor.api.schemas import ConfigSetRequest, LogsQuery
+from supervisor.auth.views import on_control_socket, signed_in_or_operator
 from supervisor.config import SETTINGS_FILE
+from supervisor.tunables import tunable_through_wall, wall_refusal
 
 if TYPE_CHECKING:
     from supervisor.service import Service
@@ -48,6 +52,9 @@ admin.before_request(require_auth)
 @validate_response(Health, 503)
 async def health() -> Json:
     ok, body = current_daemon().health()
+    if not signed_in_or_operator():
+        # anyone may ask whether it is up; pids, version, uptime and disk are the owner's business
+        body = {"status": body["status"]}
     return body, 200 if ok else 503
 
 
@@ -163,6 +170,8 @@ async def config_get(key: str) -> Json:
 async def config_change(key: str) -> Json:
     _checked_key(key)
     daemon = current_daemon()
+    if not on_control_socket() and not tunable_through_wall(key, daemon.loaded.config):
+        abort(403, wall_refusal(key))
     value = None
     if request.method == "PUT":
         body = await request.get_json(silent=True)
@@ -173,7 +182,7 @@ async def config_change(key: str) -> Json:
     await daemon.reload()
     effective = settings.lookup(daemon.loaded, key) if value is not None else None
     # the listeners, the data_dir and the wall are set up at start
-    restart = key.split(".")[0] in ("ports", "app", "auth")
+    restart = key.split(".")[0] in ("ports", "app", "auth", "agent")  # the agent's user is set up at start
     return {"key": key, "value": effective, "restart_needed": restart}
 
 

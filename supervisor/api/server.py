@@ -1,5 +1,6 @@
 """Serves the app with hypercorn inside the daemon's nursery (loopback TCP and the control socket),
-and beside it the wall's forward_auth responder on its own unix socket."""
+and beside it the wall's forward_auth responder on its own unix socket. hypercorn speaks HTTP/1.1
+only here (`supervisor.api.http1`): an h2c upgrade is a tunnel past Caddy."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.utils import wrap_app
 
+from supervisor.api import http1
 from supervisor.api.app import create_app
 from supervisor.api.response_end import shield_response_end
 from supervisor.auth import FORWARD_AUTH_SOCKET, serve_forward_auth
@@ -61,6 +63,7 @@ async def serve_app(
     os.chmod(sock, 0o600)
     for listener in sockets.insecure_sockets:
         listener.listen(config.backlog)
+    http1.install()
     # hypercorn must finish each response's end even when the app cancels it (supervisor.api.response_end)
     app = wrap_app(shield_response_end(create_app(daemon)), config.wsgi_max_body_size, "asgi")
     try:

@@ -1,9 +1,10 @@
 """The session cookie's value: signed with itsdangerous, dated, and checked against the clock.
 
-A cookie is `v1.<timestamp>.<signature>` from `TimestampSigner` (HMAC-SHA256, an explicit salt, the
-key derived by HMAC). The server enforces the expiry from the signed timestamp, whatever Max-Age the
-browser was told, so a stolen cookie stops working on time. During a rotation a cookie signed with
-the previous key is still good until the rotation window closes.
+A cookie is `<session id>.<timestamp>.<signature>` from `TimestampSigner` (HMAC-SHA256, an explicit
+salt, the key derived by HMAC); the session id names a server-side session (`sessions`), which the
+wall checks after the signature. The server enforces the expiry from the signed timestamp, whatever
+Max-Age the browser was told, so a stolen cookie stops working on time. During a rotation a cookie
+signed with the previous key is still good until the rotation window closes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Callable
 from itsdangerous import BadData, BadSignature, TimestampSigner
 from itsdangerous.encoding import base64_decode, base64_encode
 
+from supervisor.auth.sessions import is_session_id
+
 _SALT = b"dancodes.auth.cookie"
-_PAYLOAD = b"v1"  # which cookie format; the value carries no user data, there is one user
 
 
 class _Signer(TimestampSigner):
@@ -54,6 +56,8 @@ class CookieSigner:
     own expiry (or the end of the rotation window): a dict lookup instead of an HMAC.
     """
 
+    _NOTHING = (Verdict.INVALID, "")
+
     _CACHE_SIZE = 256
 
     def __init__(
@@ -70,43 +74,52 @@ class CookieSigner:
         self._current = _Signer(secret, clock)
         self._previous = _Signer(previous, clock) if previous else None
         self.previous_until = previous_until
-        self._verified: dict[str, tuple[float, Verdict]] = {}  # value -> (good until, verdict)
+        # value -> (good until, verdict, session id)
+        self._verified: dict[str, tuple[float, Verdict, str]] = {}
 
-    def issue(self) -> str:
-        return self._current.sign(_PAYLOAD).decode("ascii")
+    def issue(self, session_id: str) -> str:
+        if not is_session_id(session_id):
+            raise ValueError("not a session id")  # a bug: ids come from sessions.new_session_id
+        return self._current.sign(session_id).decode("ascii")
 
     def verify(self, value: str | None) -> Verdict:
-        if not value or len(value) > 200:  # a real value is ~60 characters
-            return Verdict.INVALID
+        return self.open(value)[0]
+
+    def open(self, value: str | None) -> tuple[Verdict, str]:
+        """The verdict on the value's signature and date, and the session id it carries ("" if invalid)."""
+        if not value or len(value) > 200:  # a real value is ~85 characters
+            return self._NOTHING
         now = self._clock()
         known = self._verified.get(value)
         if known is not None:
             if now < known[0]:
-                return known[1]
+                return known[1], known[2]
             del self._verified[value]
-        verdict, until = Verdict.VALID, self._good_until(self._current, value)
-        if until is None and self._previous is not None and now < self.previous_until:
-            verdict, until = Verdict.VALID_PREVIOUS, self._good_until(self._previous, value)
-            if until is not None:
-                until = min(until, self.previous_until)
-        if until is None:
-            return Verdict.INVALID
+        verdict, good = Verdict.VALID, self._good_until(self._current, value)
+        if good is None and self._previous is not None and now < self.previous_until:
+            verdict, good = Verdict.VALID_PREVIOUS, self._good_until(self._previous, value)
+            if good is not None:
+                good = (min(good[0], self.previous_until), good[1])
+        if good is None:
+            return self._NOTHING
         if len(self._verified) >= self._CACHE_SIZE:
             self._verified.clear()  # a handful of live cookies is the normal state
-        self._verified[value] = (until, verdict)
-        return verdict
+        until, session_id = good
+        self._verified[value] = (until, verdict, session_id)
+        return verdict, session_id
 
-    def _good_until(self, signer: _Signer, value: str) -> float | None:
-        """When the value stops being good, if the signer signed it and it has not expired yet."""
+    def _good_until(self, signer: _Signer, value: str) -> tuple[float, str] | None:
+        """When the value stops being good and its session id, if the signer signed it and it is in date."""
         if not _canonical_signature(value):
             return None
         try:
             payload, signed_at = signer.unsign(value, max_age=self.max_age, return_timestamp=True)
         except (BadSignature, ValueError):  # SignatureExpired and BadTimeSignature are BadSignatures
             return None
-        if payload != _PAYLOAD:
+        session_id = payload.decode("ascii", "replace")
+        if not is_session_id(session_id):  # a v1 cookie (payload "v1", from before sessions) among others
             return None
-        return signed_at.timestamp() + self.max_age
+        return signed_at.timestamp() + self.max_age, session_id
 
 
 def _canonical_signature(value: str) -> bool:

@@ -8,17 +8,15 @@ turned back into either secret. A different pair is a new rotation and starts a 
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import hmac
 import json
-import os
 from pathlib import Path
 
 import structlog
 
-from supervisor.errors import DataDirError
+from supervisor.auth.privatefile import write_private
 
 log = structlog.get_logger("dancodes.auth")
 
@@ -45,24 +43,6 @@ def rotation_started(data_dir: Path, previous: str, current: str, now: float) ->
         # a damaged file costs a fresh window, not the daemon
         log.warning("rotation_file_unreadable", path=str(path), error=str(exc))
     since = datetime.datetime.fromtimestamp(now, tz=datetime.UTC).isoformat(timespec="seconds")
-    _write_atomic(path, json.dumps({"fingerprint": mark, "since": now, "since_utc": since}) + "\n")
+    write_private(path, json.dumps({"fingerprint": mark, "since": now, "since_utc": since}) + "\n")
     log.info("rotation_started", since=since)
     return now
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """tmp + fsync + rename: a crash leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # a stale tmp file keeps its old mode through O_CREAT
-            os.write(fd, text.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise DataDirError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -1,10 +1,13 @@
 """Per-client brute-force throttle for the login form: a few free tries, then doubling lockouts.
 
-A client is the last address in `X-Forwarded-For`: Caddy replaces the header it gets from an
-untrusted client with the real peer address (or appends the peer when the sender is trusted), so
-the last entry is the one Caddy vouches for. A request without the header came straight to the
-loopback listener or the control socket and counts as "local". An IPv6 client is keyed by its /64,
-the block one device or household gets, so hopping addresses inside it gains nothing.
+A client that came through Caddy (the request carries the proxy secret, `AuthWall.from_proxy`) is
+the last address in `X-Forwarded-For`: Caddy replaces the header it gets from an untrusted client
+with the real peer address (or appends the peer when the sender is trusted), so the last entry is
+the one Caddy vouches for. A client that reached the app's loopback port directly is keyed by its
+own peer address under "direct:" (`direct_key`): whatever X-Forwarded-For it sends, it shares no
+bucket with anyone who came through Caddy, the owner included. The control socket is "local". An
+IPv6 client is keyed by its /64, the block one device or household gets, so hopping addresses
+inside it gains nothing.
 
 Memory stays bounded: at most `max_clients` entries, the least recently failed evicted first, and
 entries whose lockout ended more than `forget_after` seconds ago are dropped.
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 LOCAL = "local"
+DIRECT = "direct:"
 
 
 def client_key(forwarded_for: str | None) -> str:
@@ -35,6 +39,11 @@ def client_key(forwarded_for: str | None) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+def direct_key(peer: str | None) -> str:
+    """The throttle key of a client that reached the app's TCP port without Caddy."""
+    return DIRECT + (peer or "unknown")[:64]
 
 
 @dataclass

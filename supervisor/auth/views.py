@@ -1,13 +1,15 @@
 """The /auth routes on the Quart app, and the guard the admin routes call.
 
     GET  /auth/login    the login page; keeps ?next=
-    POST /auth/login    password and next, form-encoded: 303 to next with the cookie, 401, or 429
+    POST /auth/login    password and next, a form of at most 8 KB: 303 to next with the cookie of a
+                        new session, 401, 413, or 429 (a locked-out client's body is not even read)
     GET  /auth/check    forward_auth's question (Caddy asks the fast responder in `forward`; this
                         route gives the same answer for anyone who asks the app)
-    POST /auth/logout   clears the cookie, 303 to the login page
+    POST /auth/logout   ends the cookie's session and clears the cookie, 303 to the login page
 
 The wall itself is `current_app.config["DANCODES_AUTH"]`, an `AuthWall`. Requests on the control
-socket (hypercorn gives them no server address) are the operator's and skip the CSRF check.
+socket (hypercorn gives them no server address) are the operator's and skip the CSRF check. The
+app must use `supervisor.api.body.BoundedRequest`, which bounds bodies as they arrive.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import math
 import structlog
 from quart import Blueprint, Response, current_app, request
 from werkzeug.datastructures import Headers
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from supervisor.api.body import limit_body
 from supervisor.auth.nextpath import LOGIN_PATH, safe_next
 from supervisor.auth.origin import HeaderMap, header_map
 from supervisor.auth.page import HEADERS as PAGE_HEADERS
 from supervisor.auth.page import login_page
-from supervisor.auth.throttle import client_key
+from supervisor.auth.throttle import LOCAL, client_key, direct_key
 from supervisor.auth.wall import NOT_SIGNED_IN, Answer, AuthWall
+from supervisor.errors import DataDirError
 
 log = structlog.get_logger("dancodes.auth")
 
@@ -42,8 +47,24 @@ def _headers() -> HeaderMap:
     return header_map(request.headers.items())
 
 
-def _on_control_socket() -> bool:
+def on_control_socket() -> bool:
+    """The operator's unix socket (hypercorn gives its requests no server address), not TCP."""
     return request.scope.get("server") is None
+
+
+def signed_in_or_operator() -> bool:
+    """May this request see what only the owner may: the control socket, or a live session's cookie."""
+    return on_control_socket() or bool(current_wall().verify(_headers()))
+
+
+def _client(wall: AuthWall, headers: HeaderMap) -> str:
+    """Who the login throttle counts this request against (see `supervisor.auth.throttle`)."""
+    if on_control_socket():
+        return LOCAL
+    if wall.from_proxy(headers):
+        return client_key(headers.get("x-forwarded-for"))
+    peer = request.scope.get("client")
+    return direct_key(peer[0] if peer else None)
 
 
 def _response(answer: Answer) -> Response:
@@ -57,7 +78,7 @@ def _page(next_path: str, status: int = 200, error: str | None = None) -> Respon
 
 
 def _csrf_refused(wall: AuthWall, headers: HeaderMap) -> Response | None:
-    if _on_control_socket():
+    if on_control_socket():
         return None
     refusal = wall.csrf_refusal(request.method, headers)
     if refusal is None:
@@ -72,7 +93,7 @@ def require_auth() -> Response | None:
     On TCP (Caddy, or anything on loopback) a request needs a valid cookie (401 otherwise) and,
     when it changes state, must come from the site's own origin (403). The control socket passes.
     """
-    if _on_control_socket():
+    if on_control_socket():
         return None
     wall = current_wall()
     headers = _headers()
@@ -93,18 +114,21 @@ async def login() -> Response:
     refused = _csrf_refused(wall, headers)  # login CSRF: nobody signs the phone into another session
     if refused is not None:
         return refused
-    if (request.content_length or 0) > _MAX_FORM_BYTES:
-        return _response(Answer.error(413, f"a login form is at most {_MAX_FORM_BYTES} bytes"))
-    form = await request.form
-    next_path = safe_next(form.get("next"))
-    client = client_key(headers.get("x-forwarded-for"))
+    client = _client(wall, headers)
     wait = wall.throttle.retry_after(client)
-    if wait > 0:  # locked out: the password is not even looked at
+    if wait > 0:  # locked out: the body is not read, the password not even looked at
         seconds = math.ceil(wait)
         log.debug("login_throttled", client=client, retry_after=seconds)
+        next_path = safe_next(request.args.get("next"))
         response = _page(next_path, 429, f"too many wrong passwords: try again in {seconds} s")
         response.headers["Retry-After"] = str(seconds)
         return response
+    limit_body(_MAX_FORM_BYTES)  # however it is sent: declared, chunked, multipart
+    try:
+        form = await request.form
+    except RequestEntityTooLarge:
+        return _response(Answer.error(413, f"a login form is at most {_MAX_FORM_BYTES} bytes"))
+    next_path = safe_next(form.get("next"))
     if not wall.secrets.password_matches(form.get("password", "")):
         failure = wall.throttle.failed(client)
         log.warning("login_failed", client=client, failures=failure.failures)
@@ -114,11 +138,16 @@ async def login() -> Response:
             error = f"wrong password: wait {math.ceil(failure.lockout)} s before the next try"
         return _page(next_path, 401, error)
     wall.throttle.succeeded(client)
+    try:
+        value = wall.issue(headers.get("user-agent", ""))
+    except DataDirError as exc:
+        log.error("login_not_recorded", error=str(exc))
+        return _page(next_path, 503, "right password, but the session cannot be saved: see the daemon log")
     log.info("login_ok", client=client)
     response = Response("", status=303, headers={"Location": next_path, "Cache-Control": "no-store"})
     response.set_cookie(
         wall.cookie_name,
-        wall.issue(),
+        value,
         max_age=wall.max_age,
         path="/",
         secure=wall.secure(headers),
@@ -138,6 +167,11 @@ async def logout() -> Response:
     # no CSRF check: a forged logout costs the user one login, and a logout must always work
     wall = current_wall()
     headers = _headers()
+    try:
+        if wall.end_session(headers):
+            log.info("logout")
+    except DataDirError as exc:  # ended in memory; only a restart before the next write revives it
+        log.error("logout_not_saved", error=str(exc))
     response = Response("", status=303, headers={"Location": LOGIN_PATH, "Cache-Control": "no-store"})
     response.delete_cookie(
         wall.cookie_name, path="/", secure=wall.secure(headers), httponly=True, samesite="Lax"

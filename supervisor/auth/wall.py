@@ -1,18 +1,27 @@
 """The auth wall's state and its one decision: may this request through?
 
-`AuthWall` holds what every auth route needs (settings, secrets, the cookie signer, the throttle,
-the site's origin) and answers Caddy's forward_auth check as plain data (`Answer`), so the Quart
-route and the fast unix-socket responder give the same answer from the same code.
+`AuthWall` holds what every auth route needs (settings, secrets, the cookie signer, the sessions,
+the throttle, the site's origin, the proxy secret) and answers Caddy's forward_auth check as plain
+data (`Answer`), so the Quart route and the fast unix-socket responder give the same answer from
+the same code. A request is signed in when one of its cookies is signed, in date and names a live
+session.
+
+The proxy secret is made anew at every start and given to Caddy only (in its environment), which
+adds it to every request it forwards to the app (`X-Dancodes-Proxy`): the app trusts Caddy's
+`X-Forwarded-For` on those requests alone. Anything else on loopback (the agent included) reaches
+the app's port directly, and is keyed by its own address.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import TYPE_CHECKING
 
 import structlog
@@ -29,6 +38,7 @@ from supervisor.auth.origin import (
     request_origin,
 )
 from supervisor.auth.rotation import rotation_started
+from supervisor.auth.sessions import SessionStore
 from supervisor.auth.throttle import Throttle
 
 if TYPE_CHECKING:
@@ -56,6 +66,10 @@ class Answer:
 
 ALLOW = Answer(204, (_NO_STORE,))
 NOT_SIGNED_IN = "not signed in: log in at /auth/login"
+#: The header Caddy adds to every request it forwards to the app; its value is `AuthWall.proxy_secret`.
+PROXY_HEADER = "x-dancodes-proxy"
+#: The variable that gives Caddy the proxy secret (conf/Caddyfile reads it).
+PROXY_SECRET_ENV = "DANCODES_PROXY_SECRET"  # noqa: S105  # a variable's name, not its value
 
 
 class AuthWall:
@@ -92,6 +106,8 @@ class AuthWall:
             previous_until=previous_until,
             clock=clock,
         )
+        self.sessions = SessionStore(data_dir, max_age=self.max_age, clock=clock)
+        self.proxy_secret = token_urlsafe(32)
         self.throttle = Throttle(
             free_attempts=settings.free_attempts,
             lockout_initial=settings.lockout_initial,
@@ -122,22 +138,38 @@ class AuthWall:
     # -- the cookie ---------------------------------------------------------------------------------
 
     def verify(self, headers: HeaderMap) -> Verdict:
-        """The best verdict among the request's cookies of our name."""
+        """The best verdict among the request's cookies of our name that name a live session."""
+        return self._signed_in(headers)[0]
+
+    def session_of(self, headers: HeaderMap) -> str | None:
+        """The live session the request's cookie names, if any."""
+        verdict, session_id = self._signed_in(headers)
+        return session_id if verdict else None
+
+    def _signed_in(self, headers: HeaderMap) -> tuple[Verdict, str]:
         header = headers.get("cookie")
         if not header or self.cookie_name not in header:
-            return Verdict.INVALID
-        best = Verdict.INVALID
+            return Verdict.INVALID, ""
+        best: tuple[Verdict, str] = (Verdict.INVALID, "")
         for part in header.split(";"):
             name, sep, value = part.strip().partition("=")
             if sep and name == self.cookie_name:
-                verdict = self.signer.verify(value.strip().strip('"'))
+                verdict, session_id = self.signer.open(value.strip().strip('"'))
+                if not verdict or not self.sessions.alive(session_id):
+                    continue
                 if verdict is Verdict.VALID:
-                    return verdict
-                best = best or verdict
+                    return verdict, session_id
+                best = (verdict, session_id)
         return best
 
-    def issue(self) -> str:
-        return self.signer.issue()
+    def issue(self, user_agent: str = "") -> str:
+        """A cookie value for a new session (recorded first; DataDirError if it cannot be)."""
+        return self.signer.issue(self.sessions.create(user_agent))
+
+    def end_session(self, headers: HeaderMap) -> bool:
+        """Log out: end the session the request's cookie names. DataDirError if the file cannot be written."""
+        session_id = self.session_of(headers)
+        return session_id is not None and self.sessions.end(session_id)
 
     def secure(self, headers: HeaderMap) -> bool:
         """Mark the cookie Secure when the site is served over https."""
@@ -145,6 +177,14 @@ class AuthWall:
         return origin is not None and origin.startswith("https://")
 
     # -- where requests come from -------------------------------------------------------------------
+
+    def from_proxy(self, headers: HeaderMap) -> bool:
+        """Did Caddy forward this request? Only then are its X-Forwarded-* headers Caddy's own."""
+        given = headers.get(PROXY_HEADER)
+        if given is None:
+            return False
+        # constant time: how much of a guess was right must not show in the response time
+        return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), self.proxy_secret.encode())
 
     def allowed_origin(self, headers: HeaderMap) -> str | None:
         return self.origin or request_origin(headers)
