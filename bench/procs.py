@@ -89,7 +89,7 @@ def start_bare_daemon(
     `env_extra` is added to the daemon's environment, which its services inherit.
     """
     ports = dict(zip(("public", "opencode", "app"), free_ports(3), strict=True))
-    for parent in [base, *base.parents]:  # a root daemon's agent user must reach its data_dir
+    for parent in [base, *base.parents, ROOT / "conf", ROOT, *ROOT.parents]:  # the agent must reach them
         if not parent.stat().st_mode & 0o001:
             parent.chmod(parent.stat().st_mode | 0o011)
     conf = base / "dancodes.toml"

@@ -41,6 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("wall")
     temp = root / "tmp"  # the daemon's temporary files: a spooled upload would show up here
     temp.mkdir()
+    temp.chmod(0o1777)  # like /tmp: opencode, as the agent's user, keeps its own files here too
     # a lockout outlasts the next request by far: the tests after one do not race its end
     with running_stack(root, "[auth]\nlockout_initial = 30.0\n", env={"TMPDIR": str(temp)}) as stack:
         yield stack

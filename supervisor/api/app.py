@@ -18,7 +18,6 @@ import structlog
 from quart import Quart, Response, request
 from quart_schema import Info, QuartSchema, RequestSchemaValidationError
 from quart_trio import QuartTrio
-from quart_trio.wrappers import TrioRequest
 from werkzeug.exceptions import HTTPException
 
 from supervisor import __version__
@@ -49,7 +48,6 @@ log = structlog.get_logger("dancodes.api")
 
 def create_app(daemon: Daemon) -> Quart:
     app = QuartTrio("dancodes")
-    app.request_class = _Request
     app.config["DANCODES_DAEMON"] = daemon
     app.config["DANCODES_AUTH"] = daemon.auth
     app.config["DANCODES_WEB_ROOT"] = daemon.loaded.paths.web_root
@@ -57,7 +55,7 @@ def create_app(daemon: Daemon) -> Quart:
     # every body here is a small JSON document or a form; counted as it arrives, chunked or not,
     # streamed or not (supervisor.api.body); the login form lowers it to 8 KB
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
-    body.install(app)
+    app.request_class = _Request  # bounded bodies (supervisor.api.body), and non-UTF-8 JSON is a 400
     app.url_map.merge_slashes = False  # `/admin/repos//etc/x` is a bad name (404), not a redirect
     QuartSchema(
         app,
@@ -81,7 +79,7 @@ def create_app(daemon: Daemon) -> Quart:
     return app
 
 
-class _Request(TrioRequest):
+class _Request(body.BoundedRequest):
     """Quart's request, but a body that is not UTF-8 is JSON that failed to load (400), not a 500:
     Quart decodes the body before the `try` that turns a bad body into a 400."""
 

@@ -7,12 +7,12 @@ to a temporary file) is emptied after every piece, so its size was never checked
 byte received, refuses (413) past the limit whoever reads it and however, and drops what it held.
 A route that takes less than the app's limit lowers it for its request with `limit_body`.
 
-`BoundedRequest` is the app's request class; `install` makes an app use it.
+`BoundedRequest` is (the base of) the app's request class.
 """
 
 from __future__ import annotations
 
-from quart import Quart, request
+from quart import request
 from quart_trio.wrappers.request import TrioBody, TrioRequest
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -82,15 +82,11 @@ class BoundedRequest(TrioRequest):
     body_class = BoundedBody
 
 
-def install(app: Quart) -> None:
-    app.request_class = BoundedRequest
-
-
 def limit_body(max_bytes: int) -> None:
     """For a route that takes less than the app's MAX_CONTENT_LENGTH: this request's body is bounded."""
     body = request.body
     if not isinstance(body, BoundedBody):  # an app built without `install`: a bug, not a client error
-        raise TypeError("the app's request class must be BoundedRequest (supervisor.api.body.install)")
+        raise TypeError("the app's request class must be a BoundedRequest (supervisor.api.body)")
     body.limit(max_bytes)
 
 

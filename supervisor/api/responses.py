@@ -383,3 +383,26 @@ class GcReport(_Answer):
     deleted: list[str]
     backups: dict[str, str]  # a deleted worktree -> its backup ref in the clone
     errors: dict[str, str]
+
+
+# -- who is signed in (supervisor.api.sessions) ------------------------------------------------
+
+
+class SessionOut(_Answer):
+    """One signed-in browser: times are epoch seconds; `current` is the caller's own session."""
+
+    id: str
+    created: float
+    last_seen: float
+    user_agent: str
+    current: bool
+
+
+class SessionList(_Answer):
+    sessions: list[SessionOut]
+
+
+class SessionsEnded(_Answer):
+    """How many sessions ended; each of their cookies gets 401 (or the login page) from now on."""
+
+    ended: int

@@ -10,12 +10,12 @@ be turned into a cookie. Like every /admin route: the control socket, or the coo
 
 from __future__ import annotations
 
-import msgspec
 import structlog
 from quart import Blueprint, abort, request
 from quart_schema import validate_response
 
 from supervisor.api.guard import current_daemon, require_auth
+from supervisor.api.responses import SessionList, SessionOut, SessionsEnded, can_fail
 from supervisor.auth.origin import header_map
 from supervisor.auth.sessions import HANDLE_LENGTH, handle_of, session_hash
 
@@ -25,28 +25,9 @@ sessions = Blueprint("sessions", __name__, url_prefix="/admin")
 sessions.before_request(require_auth)
 
 
-class SessionOut(msgspec.Struct, kw_only=True):
-    """One signed-in browser: times are epoch seconds; `current` is the caller's own session."""
-
-    id: str
-    created: float
-    last_seen: float
-    user_agent: str
-    current: bool
-
-
-class SessionList(msgspec.Struct, kw_only=True):
-    sessions: list[SessionOut]
-
-
-class SessionsEnded(msgspec.Struct, kw_only=True):
-    """How many sessions ended; each of their cookies gets 401 (or the login page) from now on."""
-
-    ended: int
-
-
 @sessions.get("/sessions")
 @validate_response(SessionList)
+@can_fail(401)
 async def list_sessions() -> SessionList:
     wall = current_daemon().auth
     own = wall.session_of(header_map(request.headers.items()))
@@ -67,6 +48,7 @@ async def list_sessions() -> SessionList:
 
 @sessions.delete("/sessions")
 @validate_response(SessionsEnded)
+@can_fail(401, 403)
 async def end_all_sessions() -> SessionsEnded:
     ended = current_daemon().auth.sessions.end_all()
     log.info("sessions_ended", count=ended)
@@ -75,6 +57,7 @@ async def end_all_sessions() -> SessionsEnded:
 
 @sessions.delete("/sessions/<handle>")
 @validate_response(SessionsEnded)
+@can_fail(401, 403, 404)
 async def end_session(handle: str) -> SessionsEnded:
     if len(handle) != HANDLE_LENGTH or not current_daemon().auth.sessions.end_handle(handle):
         abort(404, f"no session '{handle[:40]}' (GET /admin/sessions lists them)")
