@@ -77,7 +77,12 @@ def configure(*, json: bool | None = None, level: int = logging.INFO) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            # format_exc_info: a library's traceback (hypercorn's "Error in ASGI Framework") as text
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                *shared,
+                structlog.processors.format_exc_info,
+            ],
         )
     )
     root = logging.getLogger()

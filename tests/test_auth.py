@@ -1199,6 +1199,39 @@ async def test_a_reader_waiting_for_more_gets_the_refusal_not_an_early_end() -> 
     assert isinstance(outcome[0], RequestEntityTooLarge)
 
 
+async def test_the_rest_of_an_unread_body_is_drained_within_bounds(autojump_clock: trio.abc.Clock) -> None:
+    """An early answer (413, 403, 429) first takes and drops the rest of the body, so closing the
+    connection sends no reset that would destroy the answer; a body too big or too slow is given up."""
+    finished = BoundedBody(None, 100)
+    finished.append(b"x" * 10)
+
+    async def client_sends_the_rest() -> None:
+        for _ in range(5):
+            await trio.lowlevel.checkpoint()
+            finished.append(b"y" * 50)  # past the limit: dropped as it comes
+        finished.set_complete()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client_sends_the_rest)
+        assert await finished.drain(max_bytes=1000, seconds=10)
+    assert not finished.received_all  # dropped, not kept: no route can read it
+
+    endless = BoundedBody(None, 100)
+
+    async def client_sends_too_much() -> None:
+        while True:
+            await trio.lowlevel.checkpoint()
+            endless.append(b"z" * 400)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client_sends_too_much)
+        assert not await endless.drain(max_bytes=1000, seconds=10)
+        nursery.cancel_scope.cancel()
+
+    slow = BoundedBody(None, 100)
+    assert not await slow.drain(max_bytes=1000, seconds=2)  # the client sends nothing more (virtual time)
+
+
 async def test_a_route_lowers_the_limit_and_a_complete_body_is_noticed() -> None:
     body = BoundedBody(None, 1000)
     body.append(b"a" * 50)

@@ -101,9 +101,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 def _close_after_unread_bodies(app: Quart) -> None:
     @app.after_request
     async def close_after_unread_body(response: Response) -> Response:
-        # answered before the body was all read (refused, too large, locked out): hypercorn closes
-        # such a connection anyway; saying so lets Caddy and clients know it will not be reused
-        if body.unread_body():
+        # answered before the body was all read (refused, too large, locked out): the rest is taken
+        # and dropped, within bounds, so the connection ends (or goes on) without a reset that could
+        # destroy this answer; past the bounds hypercorn closes it, and the answer says so
+        if not await body.drain_unread_body():
             response.headers["Connection"] = "close"
         return response
 

@@ -12,9 +12,16 @@ A route that takes less than the app's limit lowers it for its request with `lim
 
 from __future__ import annotations
 
+import trio
 from quart import request
 from quart_trio.wrappers.request import TrioBody, TrioRequest
 from werkzeug.exceptions import RequestEntityTooLarge
+
+#: What the app still reads, and throws away, of a body it answered without (`drain`): closing a
+#: socket with unread bytes in it makes the kernel send a reset, which can destroy the answer on its
+#: way (Caddy saw "connection reset" instead of a 413). Past this, the connection is closed instead.
+DRAIN_BYTES = 1 << 20
+DRAIN_SECONDS = 2.0
 
 
 class BoundedBody(TrioBody):
@@ -24,12 +31,19 @@ class BoundedBody(TrioBody):
         super().__init__(expected_content_length, max_content_length)
         self._expected = expected_content_length
         self._received = 0
-        self._ended = False  # the client sent the last byte
+        self._discarded = 0  # bytes that came after a refusal (dropped as they come)
+        self._ended = False  # the client sent the last byte and the app kept all of it
+        self._client_done = False  # the client sent the last byte
+        self._progress = trio.Event()  # set at every piece that comes, replaced after
         if self._must_raise is not None:
             self._refuse()
 
     def append(self, data: bytes) -> None:
-        if data == b"" or self._must_raise is not None:
+        self._poke()
+        if data == b"":
+            return
+        if self._must_raise is not None:
+            self._discarded += len(data)
             return  # nothing more of a refused body is kept
         self._received += len(data)
         if self._max_content_length is not None and self._received > self._max_content_length:
@@ -38,9 +52,26 @@ class BoundedBody(TrioBody):
         super().append(data)
 
     def set_complete(self) -> None:
+        # called when the client's last piece came (a refusal wakes readers itself, in `_refuse`)
+        self._client_done = True
+        self._poke()
         if self._must_raise is None:
             self._ended = True
         super().set_complete()
+
+    def _poke(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
+
+    async def drain(self, max_bytes: int = DRAIN_BYTES, seconds: float = DRAIN_SECONDS) -> bool:
+        """Take (and drop) the rest of a body the app will not read, within bounds; True when the
+        client sent all of it, so the connection can be closed, or reused, cleanly."""
+        self._refuse()  # from here on nothing is kept
+        start = self._received + self._discarded
+        with trio.move_on_after(seconds):
+            while not self._client_done and self._received + self._discarded - start <= max_bytes:
+                await self._progress.wait()
+        return self._client_done
 
     async def __anext__(self) -> bytes:
         # Quart's own, with the refusal checked after the wait and no checkpoint between that
@@ -75,7 +106,9 @@ class BoundedBody(TrioBody):
         if self._must_raise is None:
             self._must_raise = RequestEntityTooLarge()
         self._data.clear()
-        self.set_complete()
+        # wake whoever waits for data (they raise); not `set_complete`: the client is not done
+        self._complete.set()
+        self._has_data.set()
 
 
 class BoundedRequest(TrioRequest):
@@ -91,13 +124,22 @@ def limit_body(max_bytes: int) -> None:
 
 
 def unread_body() -> bool:
-    """Does the current request still have body bytes the app has not got (or refused)?
-
-    hypercorn closes the connection after such an answer rather than read the rest; the answer
-    says `Connection: close` so that nobody expects to reuse it.
-    """
+    """Does the current request still have body bytes the app has not got (or refused)?"""
     body = request.body
     if isinstance(body, BoundedBody) and body.received_all:
         return False
     declared = request.content_length
     return bool(declared) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+async def drain_unread_body() -> bool:
+    """Before an answer to a request whose body was not read: take the rest of it (bounded, dropped).
+
+    True when nothing is left unread, so hypercorn keeps the connection for the next request; False
+    when the client sends more than `DRAIN_BYTES` or takes longer than `DRAIN_SECONDS`: hypercorn then
+    closes the connection, and the answer should say `Connection: close`.
+    """
+    if not unread_body():
+        return True
+    body = request.body
+    return isinstance(body, BoundedBody) and await body.drain()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 class _TCPServer(TCPServer):
-    """hypercorn's connection, ended as soon as its peer has closed it.
+    """hypercorn's connection, ended as soon as its peer has closed it, and never closed under a send.
 
     hypercorn keeps a connection whose peer is gone until its keep-alive timer fires: every
     `dancodes-ctl` call and every upstream connection Caddy drops would hold a socket and a task
@@ -36,6 +36,17 @@ class _TCPServer(TCPServer):
     async def _read_data(self) -> None:
         await super()._read_data()  # returns when the peer closed, the read failed, or we closed
         await self.idle_task.stop()
+
+    async def _close(self) -> None:
+        # hypercorn sends EOF without its send lock: a close that comes while the app still sends
+        # its answer (the peer went away, or the answer says Connection: close) made that send fail
+        # with BusyResourceError. Wait for the send in progress; unless this task is the sender.
+        with trio.CancelScope(shield=True):
+            if self.send_lock.statistics().owner is trio.lowlevel.current_task():
+                await super()._close()
+                return
+            async with self.send_lock:
+                await super()._close()
 
 
 async def serve_app(
