@@ -4,7 +4,7 @@
 #
 #   scripts/install.sh [--prod] [--bench] [--with-chromium]
 #
-#   Debian packages       git ca-certificates procps util-linux (+ make unless --prod), nodejs + npm if npm
+#   Debian packages       git ca-certificates procps util-linux gh (+ make unless --prod), nodejs + npm if npm
 #                         is missing
 #                         (apt-get, as root or via sudo; only for what is missing)
 #   $PREFIX/.venv         pip install -e ".[dev]" -c constraints.txt (--prod: without [dev]); brings caddy
@@ -82,6 +82,7 @@ if [[ $PROD == 0 ]] && ! have make; then pkgs+=(make); fi  # only the Makefile n
 have ps || pkgs+=(procps)
 have unshare || pkgs+=(util-linux)
 have npm || pkgs+=(nodejs npm)
+have gh || pkgs+=(gh)  # the GitHub CLI for the agent; it reads GH_TOKEN from the agent's environment
 if [[ $CHROMIUM == 1 ]] && ! have chromium; then pkgs+=(chromium); fi
 # No python3 at all and none given: Debian's (3.11 on bookworm), with python3-venv for `python3 -m venv`.
 if [[ -z $PYTHON_GIVEN ]] && ! have python3; then

@@ -126,6 +126,12 @@ class GitSettings(_Table):
     # {owner} and {name} are validated before they are put in; file:// bases serve the tests
     remote_url: str = "https://github.com/{owner}/{name}.git"
     github_api: str = "https://api.github.com"
+    # who the agent's commits are by; empty: the GitHub user's noreply identity (with a token), else local
+    user_name: str = ""
+    user_email: str = ""
+    # the agent's git and gh get $GITHUB_TOKEN (through their environment only); false: only the daemon
+    # (the phone's push and PR) can publish
+    agent_token: bool = True
 
 
 class AgentSettings(_Table):

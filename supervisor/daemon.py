@@ -27,7 +27,7 @@ import psutil
 import structlog
 import trio
 
-from supervisor import __version__, agent, opencode_config, secretstore
+from supervisor import __version__, agent, agent_git, opencode_config, secretstore
 from supervisor.agent import AgentUser, agent_environment
 from supervisor.auth import AuthWall
 from supervisor.auth.wall import PROXY_SECRET_ENV
@@ -71,6 +71,7 @@ class Daemon:
         self._nursery: trio.Nursery | None = None
         #: set by `run`: the agent's own user (None: it shares ours), opencode's server password
         self.agent_user: AgentUser | None = None
+        self.agent_identity = agent_git.Identity(agent_git.LOCAL_NAME, agent_git.LOCAL_EMAIL, "local")
         self.opencode_password = ""
         self._recorder: Recorder | None = None
         for name in start_order(loaded):
@@ -123,6 +124,14 @@ class Daemon:
             )
         else:
             env = dict(os.environ)
+        if config.agent:
+            git = loaded.config.git
+            env.update(self.agent_identity.env())
+            env.update(
+                agent_git.credential_env(
+                    os.environ.get("GITHUB_TOKEN"), git.remote_url, agent_token=git.agent_token
+                )
+            )
         env.update(config.env)
         user = (self.agent_user.uid, self.agent_user.gid) if config.agent and self.agent_user else None
         headers: dict[str, str] = {}
@@ -238,7 +247,25 @@ class Daemon:
         self.opencode_password = secretstore.load_or_make(paths.secrets_dir, secretstore.OPENCODE_PASSWORD)
         self._redactor.secrets.append(self.opencode_password)
         self.opencode.authenticate(self.opencode_password)
+        await self._choose_agent_identity()
         log.info("agent_boundary", user=user.name if user else None, uid=user.uid if user else os.geteuid())
+
+    async def _choose_agent_identity(self) -> None:
+        git = self.loaded.config.git
+        token = os.environ.get("GITHUB_TOKEN")
+        if token:
+            self._redactor.secrets.append(agent_git.token_header(token).partition("Basic ")[2])
+        user = None
+        if token and not (git.user_name and git.user_email):
+            user = await agent_git.github_user(git.github_api, token)
+        self.agent_identity = agent_git.choose_identity(git.user_name, git.user_email, user)
+        log.info(
+            "agent_git_identity",
+            name=self.agent_identity.name,
+            email=self.agent_identity.email,
+            source=self.agent_identity.source,
+            token=bool(token) and git.agent_token,
+        )
 
     async def _create_agent_user(self, name: str) -> None:
         child = spawn(self.reaper, agent.useradd_argv(name, self.loaded.paths.agent_home), env=os.environ)

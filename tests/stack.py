@@ -60,6 +60,7 @@ def running_stack(
     env: dict[str, str] | None = None,
     production_ports: bool = True,
     provider_file: Path | None = None,
+    remote_url: str | None = None,
 ) -> Iterator[Stack]:
     """Start the stack under `root`; stop the daemon (by pid) and the LLM after.
 
@@ -77,7 +78,7 @@ def running_stack(
             provider_file.chmod(0o600)
             env["OPENCODE_CONFIG"] = str(provider_file)
             env.pop("OPENCODE_CONFIG_CONTENT", None)
-        remote_url = f"file://{root / 'remotes'}/{{owner}}/{{name}}.git"
+        remote_url = remote_url or f"file://{root / 'remotes'}/{{owner}}/{{name}}.git"
         # the daemon's XDG layout for opencode, pre-seeded so no plugin install reaches the network
         opencode_xdg(root / "daemon" / "data" / "opencode")
         daemon = launch_daemon(

@@ -157,21 +157,28 @@ def test_a_bad_user_file_is_one_line_naming_it(
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {"GITHUB_TOKEN": FAKE_TOKEN}
-    with running_stack(tmp_path_factory.mktemp("agent"), env=env, production_ports=False) as stack:
+    # git.agent_token = false: the token is the daemon's alone (with it on, the agent's git gets it
+    # on purpose, through its environment: tests/test_agent_git.py)
+    extra = "agent_token = false\n"  # continues the [git] table
+    with running_stack(tmp_path_factory.mktemp("agent"), extra, env=env, production_ports=False) as stack:
         yield stack
 
 
-def run_as_agent(stack: Stack, client: httpx.Client, command: str) -> tuple[str, Path]:
+def run_as_agent(
+    stack: Stack, client: httpx.Client, command: str, *, repo: str = "acme/boxed"
+) -> tuple[str, Path]:
     """A chat in a fresh worktree whose model runs `command` with opencode's bash tool; its output."""
+    owner, name = repo.split("/")
     repos = client.get("/admin/repos").json()["repos"]
-    if not any(r["repo"] == "acme/boxed" for r in repos):
-        stack.remote("acme", "boxed")
-        cloned = client.post("/admin/repos/clone", json={"repo": "acme/boxed", "wait": True})
+    if not any(r["repo"] == repo for r in repos):
+        if not (stack.remotes / owner / f"{name}.git").exists():
+            stack.remote(owner, name)
+        cloned = client.post("/admin/repos/clone", json={"repo": repo, "wait": True})
         assert cloned.status_code == 201, cloned.text
-    repo_path = stack.daemon.data_dir / "projects" / "repos" / "acme__boxed"
+    repo_path = stack.daemon.data_dir / "projects" / "repos" / f"{owner}__{name}"
     session = client.post("/session", headers={"x-opencode-directory": str(repo_path)}, json={})
     sid = session.json()["id"]
-    made = client.post("/admin/worktrees", json={"repo": "acme/boxed", "session_id": sid})
+    made = client.post("/admin/worktrees", json={"repo": repo, "session_id": sid})
     assert made.status_code == 201, made.text
     wt = Path(made.json()["worktree"]["path"])
     stack.llm.reply_tool_call("bash", {"command": command, "description": "look around"})

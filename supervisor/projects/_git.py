@@ -610,6 +610,16 @@ def _drop_refs(repo: pygit2.Repository, prefix: str) -> None:
             continue
 
 
+def track_same_name(repo: pygit2.Repository, branch: str) -> None:
+    """Make origin's branch of the same name the upstream of `branch`, whether it exists there yet or
+    not, unless it has one: the agent's bare `git push` (and `git pull` once it exists) then work."""
+    config = repo.config
+    if f"branch.{branch}.remote" in config:
+        return
+    config[f"branch.{branch}.remote"] = ORIGIN
+    config[f"branch.{branch}.merge"] = f"refs/heads/{branch}"
+
+
 def branch_holder(repo: pygit2.Repository, branch: str) -> str | None:
     """The worktree name whose HEAD is on `branch`, "" for the clone itself, None if nobody's."""
     ref = f"refs/heads/{branch}"

@@ -460,7 +460,9 @@ class ProjectStore(OwnedByAgent):
         start = clone.branches.remote.get(f"{git.ORIGIN}/{default}") if default else None
         if start is None:
             raise Conflict(f"repo {repo} has no default branch on origin to start {branch} from")
-        return clone.branches.local.create(branch, start.peel(pygit2.Commit)), True
+        local = clone.branches.local.create(branch, start.peel(pygit2.Commit))
+        git.track_same_name(clone, branch)
+        return local, True
 
     def _worktree_info(self, repo: RepoName, session_id: str, path: Path) -> WorktreeInfo:
         from supervisor.projects import _git as git

@@ -1,0 +1,139 @@
+"""The agent's git reaches GitHub (issue 10): its commits have an identity in a fresh container, its bare
+`git push` reaches a GitHub stand-in that demands the token (git over HTTPS on loopback, tests/githttps.py),
+and the token is in no file; with `git.agent_token = false` it is nowhere in the agent's environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from supervisor import agent_git
+from tests.conftest import ONLY_TEST_SERVICES, DaemonProc, daemon_env, reachable_by_agent, toml_value
+from tests.githttps import USER, GitHubStandIn
+from tests.gitutil import git
+from tests.stack import Stack, running_stack
+from tests.test_agent import PROBE_SERVICE, run_as_agent, section
+
+TOKEN = "ghp_thephonesowntoken0123456789abcdefABCD"
+
+
+# -- pure ---------------------------------------------------------------------------------------------
+
+
+def test_identity_comes_from_the_config_then_github_then_a_plain_local_one() -> None:
+    github = {"login": "octo", "id": 42, "name": "Octo Cat"}
+    assert agent_git.choose_identity("Ann", "ann@example.com", github) == agent_git.Identity(
+        "Ann", "ann@example.com", "config"
+    )
+    from_github = agent_git.choose_identity("", "", github)
+    assert (from_github.name, from_github.email) == ("Octo Cat", "42+octo@users.noreply.github.com")
+    assert agent_git.choose_identity("", "ann@example.com", github).name == "Octo Cat"
+    nameless = agent_git.choose_identity("", "", {"login": "octo", "id": 42, "name": None})
+    assert nameless.name == "octo"
+    for broken in (None, {}, {"login": "octo"}, {"login": "", "id": 1}, {"login": "x", "id": True}):
+        local = agent_git.choose_identity("", "", broken)
+        assert (local.name, local.email, local.source) == (
+            agent_git.LOCAL_NAME,
+            agent_git.LOCAL_EMAIL,
+            "local",
+        )
+
+
+def test_the_token_reaches_the_agent_only_for_the_remotes_origin_and_only_when_allowed() -> None:
+    env = agent_git.credential_env(TOKEN, "https://github.com/{owner}/{name}.git", agent_token=True)
+    assert env["GH_TOKEN"] == TOKEN
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://github.com/.extraheader"
+    assert env["GIT_CONFIG_VALUE_0"] == agent_git.token_header(TOKEN)
+    assert agent_git.credential_env(TOKEN, "https://github.com/{owner}/{name}.git", agent_token=False) == {}
+    assert agent_git.credential_env(None, "https://github.com/{owner}/{name}.git", agent_token=True) == {}
+    # a remote that is not https gets no header (the token never goes over plain http)
+    plain = agent_git.credential_env(TOKEN, "http://example.com/{owner}/{name}.git", agent_token=True)
+    assert "GIT_CONFIG_COUNT" not in plain
+    with_port = agent_git.remote_origin("https://user@git.example:8443/{owner}/{name}.git")
+    assert with_port == "https://git.example:8443"
+
+
+# -- for real -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def github_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, GitHubStandIn]]:
+    root = tmp_path_factory.mktemp("agentgit")
+    reachable_by_agent(root)
+    (root / "remotes").mkdir()
+    home = root / "empty-home"  # a fresh container: no ~/.gitconfig
+    home.mkdir()
+    with GitHubStandIn(root / "remotes", TOKEN, root / "tls") as github:
+        env = {
+            "GITHUB_TOKEN": TOKEN,
+            "HOME": str(home),
+            "SSL_CERT_FILE": str(github.ca),  # the daemon's libgit2 and httpx; the agent gets it too
+            "GIT_SSL_CAINFO": str(github.ca),  # the agent's git (curl)
+        }
+        extra = f"github_api = {toml_value(github.api)}\n"  # continues the [git] table
+        with running_stack(
+            root, extra, env=env, production_ports=False, remote_url=github.remote_url
+        ) as stack:
+            yield stack, github
+
+
+def test_the_agents_commit_has_an_identity_and_its_bare_push_reaches_github(
+    github_stack: tuple[Stack, GitHubStandIn],
+) -> None:
+    stack, github = github_stack
+    remote = stack.remote("acme", "shipit")
+    command = (
+        "echo shipped > ship.txt && git add ship.txt && git commit -q -m 'ship it' && git push -q 2>&1; "
+        # gh authenticates from the same environment (compared, never printed: what a tool prints is
+        # kept in the chat's history, on disk)
+        "echo \"push rc=$?\"; [ \"$(gh auth token 2>/dev/null)\" = \"$GH_TOKEN\" ] && echo gh-token-ok; "
+        "echo '=== env ==='; env | cut -d= -f1"
+    )
+    with stack.signed_in() as client:
+        output, wt = run_as_agent(stack, client, command, repo="acme/shipit")
+    assert "push rc=0" in output, output
+    assert "gh-token-ok" in output, output
+    sid = wt.name.rsplit("__", 1)[1]
+    pushed = git(remote.bare, "log", "-1", "--format=%an <%ae>|%cn <%ce>|%s", f"dancodes/{sid}")
+    identity = f"{USER['name']} <{USER['id']}+{USER['login']}@users.noreply.github.com>"
+    assert pushed == f"{identity}|{identity}|ship it"
+    # the git requests carried the token; one without it was refused (git asks first without)
+    git_requests = [s for s in github.seen if s.path.startswith("/acme/shipit.git/")]
+    assert any(s.authorized and "receive-pack" in s.path for s in git_requests)
+    env = section(output, "env")
+    assert "GH_TOKEN" in env.split()
+    assert "GIT_CONFIG_VALUE_0" in env.split()
+    assert "AUTH_" not in env
+
+    # the token is in no file: not under data_dir (the clone's config, opencode's state, the
+    # agent's home) and not in the HOME the daemon was given
+    header = agent_git.token_header(TOKEN).partition("Basic ")[2]
+    for top in (stack.daemon.data_dir, stack.root / "empty-home"):
+        for path in top.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                assert TOKEN.encode() not in data, path
+                assert header.encode() not in data, path
+    assert not re.search(r"https://[^/\s]*@", git(wt, "remote", "get-url", "origin"))
+
+
+def test_without_agent_token_the_agent_has_no_token_at_all(
+    start_daemon: Callable[..., DaemonProc], tmp_path: Path
+) -> None:
+    env = {**daemon_env(tmp_path), "GITHUB_TOKEN": TOKEN}
+    extra = '[git]\nremote_url = "https://github.com/{owner}/{name}.git"\nagent_token = false\n'
+    extra += 'user_name = "Ann"\nuser_email = "ann@example.com"\n'
+    daemon = start_daemon(ONLY_TEST_SERVICES + PROBE_SERVICE + extra, env=env, wait_healthy=False)
+    env_file = daemon.data_dir / "home" / "peek-env"
+    daemon.wait_for(lambda: env_file.exists() and env_file.stat().st_size > 0, 20, "the peek service")
+    text = env_file.read_text()
+    assert TOKEN not in text
+    assert agent_git.token_header(TOKEN).partition("Basic ")[2] not in text
+    assert "GH_TOKEN" not in text
+    assert "GIT_CONFIG_COUNT" not in text
+    assert "GIT_AUTHOR_NAME=Ann\n" in text  # the identity is given all the same
+    assert "GIT_COMMITTER_EMAIL=ann@example.com\n" in text
