@@ -90,7 +90,7 @@ def test_the_agents_commit_has_an_identity_and_its_bare_push_reaches_github(
         "echo shipped > ship.txt && git add ship.txt && git commit -q -m 'ship it' && git push -q 2>&1; "
         # gh authenticates from the same environment (compared, never printed: what a tool prints is
         # kept in the chat's history, on disk)
-        "echo \"push rc=$?\"; [ \"$(gh auth token 2>/dev/null)\" = \"$GH_TOKEN\" ] && echo gh-token-ok; "
+        'echo "push rc=$?"; [ "$(gh auth token 2>/dev/null)" = "$GH_TOKEN" ] && echo gh-token-ok; '
         "echo '=== env ==='; env | cut -d= -f1"
     )
     with stack.signed_in() as client:

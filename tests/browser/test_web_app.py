@@ -363,6 +363,29 @@ def test_an_edit_shows_its_diff_and_collapses(page: Page, stack: Stack) -> None:
     expect(tool.locator(".diff .add")).to_be_visible()
 
 
+def test_a_failed_command_looks_failed(page: Page, stack: Stack) -> None:
+    """opencode marks the bash tool completed whatever the command's exit status; the app shows it."""
+    landed(page)
+    new_chat(page)
+    stack.llm.reply_tool_call(
+        "bash", {"command": "echo partial; ls /nonexistent-dir; exit 3", "description": "x"}
+    )
+    stack.llm.reply_tool_call("bash", {"command": "echo fine", "description": "y"})
+    stack.llm.reply_text("Tried both.")
+    send(page, "try the two commands")
+    expect(tid(page, "messages")).to_contain_text("Tried both.")
+    tools = page.locator('[data-testid="part-tool"][data-tool="bash"]')
+    expect(tools).to_have_count(2)
+    failed, fine = tools.nth(0), tools.nth(1)
+    expect(failed).to_have_attribute("data-exit", "3")
+    expect(failed).to_have_class(re.compile(r"\bfailed\b"))
+    expect(failed.locator(".tool-head")).to_contain_text("exit 3")
+    expect(failed.locator(".exit")).to_have_text("exit status 3")
+    expect(fine).to_have_attribute("data-exit", "0")
+    expect(fine).not_to_have_class(re.compile(r"\bfailed\b"))
+    shot(page, "14-failed-command")
+
+
 def test_a_failed_reply_shows_as_an_error(page: Page, stack: Stack) -> None:
     landed(page)
     new_chat(page)

@@ -3,6 +3,7 @@ import { useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Message, Part } from "./api";
 import { renderMarkdown } from "./markdown";
 import { S, realError, type Chat } from "./store";
+import { toolOutcome } from "./tools";
 
 export function Messages({ chat }: { chat: Chat | null }) {
   const box = useRef<HTMLDivElement>(null);
@@ -144,6 +145,7 @@ function ToolView({ p }: { p: Part }) {
   const input = st.input ?? {};
   const meta = st.metadata ?? {};
   const tool = p.tool ?? "tool";
+  const outcome = toolOutcome(st);
   let head = st.title || "";
   let body: preact.ComponentChildren = null;
   if (tool === "bash") {
@@ -152,6 +154,7 @@ function ToolView({ p }: { p: Part }) {
       <>
         <pre class="cmd">$ {str(input.command)}</pre>
         {(st.output ?? meta.output) !== undefined && <pre class="out">{str(st.output ?? meta.output)}</pre>}
+        {outcome.exit !== null && outcome.exit !== 0 && <div class="exit">exit status {outcome.exit}</div>}
       </>
     );
   } else {
@@ -169,12 +172,18 @@ function ToolView({ p }: { p: Part }) {
     );
   }
   return (
-    <div class={"part-tool " + st.status} data-testid="part-tool" data-tool={tool} data-state={st.status}>
+    <div
+      class={"part-tool " + st.status + (outcome.failed ? " failed" : "")}
+      data-testid="part-tool"
+      data-tool={tool}
+      data-state={st.status}
+      data-exit={outcome.exit ?? undefined}
+    >
       <button class="tool-head" onClick={() => setOpen(!open)} aria-expanded={open}>
-        <span class="tool-name">{tool}</span> <span class="tool-title">{head}</span>{" "}
-        <span class="dim">
-          {st.status === "completed" ? "" : st.status} {open ? "▾" : "▸"}
-        </span>
+        <span class="tool-name">{tool}</span>{" "}
+        {/* before the title, which may be cut off at the screen's edge */}
+        {outcome.label && <span class={outcome.failed ? "tool-failed" : "dim"}>{outcome.label} </span>}
+        <span class="tool-title">{head}</span> <span class="dim">{open ? "▾" : "▸"}</span>
       </button>
       {open && (
         <div class="tool-body">
