@@ -674,3 +674,45 @@ def test_worktrees_made_from_several_threads_at_once(cloned: ProjectStore, remot
         listed = list(pool.map(lambda _: cloned.list_worktrees(), range(4)))
     assert sorted(w.session_id for w in made) == [f"ses_{i}" for i in range(6)]
     assert all(len(found) == 6 for found in listed)
+
+
+def test_the_diff_holds_commits_changes_and_untracked_files_since_the_merge_base(
+    cloned: ProjectStore, remote: Remote
+) -> None:
+    wt = cloned.create_worktree(REPO, "ses_diff").path
+    remote.push_commit("upstream.txt", "someone else's\n")  # main moves on: not part of the chat's change
+    commit_file(wt, "feature.py", "print('hi')\n")
+    (wt / "README.md").write_text("# widget\nmore\n")  # uncommitted
+    (wt / "notes" / "deep").mkdir(parents=True)
+    (wt / "notes" / "deep" / "todo.md").write_text("a\nb\n")  # untracked, in a new directory
+    (wt / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    (wt / "debug.log").write_text("ignored\n")  # .gitignore has *.log: not the chat's change
+    cloned.fetch(REPO)
+
+    diff = cloned.diff(REPO, "ses_diff").as_json()
+    files = {f["path"]: f for f in diff["files"]}
+    assert set(files) == {"feature.py", "README.md", "notes/deep/todo.md", "logo.png"}
+    assert files["feature.py"] | {"status": "added", "additions": 1, "deletions": 0} == files["feature.py"]
+    assert (files["README.md"]["status"], files["README.md"]["additions"]) == ("modified", 1)
+    assert files["notes/deep/todo.md"]["additions"] == 2
+    assert files["logo.png"]["binary"] is True
+    assert (diff["additions"], diff["branch"], diff["base_branch"]) == (4, "dancodes/ses_diff", "main")
+    assert "+print('hi')" in diff["patch"]
+    assert "upstream.txt" not in diff["patch"]
+    assert diff["truncated"] is False
+
+
+def test_a_big_patch_is_capped_but_every_file_is_listed(cloned: ProjectStore) -> None:
+    from supervisor.projects import _git as git
+    from supervisor.projects.diff import worktree_diff
+
+    wt = cloned.create_worktree(REPO, "ses_big").path
+    for n in range(5):
+        (wt / f"f{n}.txt").write_text("line\n" * 50)
+    with git.opened(wt) as repo:
+        capped = worktree_diff(repo, max_patch_bytes=400).as_json()
+    assert capped["truncated"] is True
+    assert len(capped["patch"].encode()) <= 400
+    assert len(capped["files"]) == 5
+    with pytest.raises(NotFound):
+        cloned.diff(REPO, "ses_nowhere")

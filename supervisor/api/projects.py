@@ -29,6 +29,7 @@ from supervisor.api.responses import (
     WorktreeCreated,
     WorktreeDeleted,
     WorktreeDetail,
+    WorktreeDiff,
     WorktreeList,
     can_fail,
 )
@@ -191,6 +192,18 @@ async def get_worktree(owner: str, name: str, session_id: str) -> Json:
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
     info = await trio.to_thread.run_sync(current_daemon().store.worktree, repo, sid)
     return {"worktree": info.as_json()}
+
+
+@projects.get("/worktrees/<owner>/<name>/<session_id>/diff")
+@path_parameters(owner=OWNER, name=NAME, session_id=SESSION_ID)
+@validate_response(WorktreeDiff)
+@can_fail(400, 401, 404, 502)
+async def worktree_diff(owner: str, name: str, session_id: str) -> Json:
+    """The chat's whole change against the merge-base with origin's default branch, as a stat and a
+    unified patch (capped, with `truncated`): commits since then, uncommitted and untracked files."""
+    repo, sid = RepoName(owner, name), validate_session_id(session_id)
+    diff = await trio.to_thread.run_sync(current_daemon().store.diff, repo, sid)
+    return diff.as_json()
 
 
 @projects.delete("/worktrees/<owner>/<name>/<session_id>")

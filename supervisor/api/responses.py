@@ -315,6 +315,29 @@ class WorktreeDetail(_Answer):
     worktree: WorktreeInfo
 
 
+class FileChange(_Answer):
+    path: str
+    old_path: str | None  # the path before a rename
+    status: Literal["added", "deleted", "modified", "renamed", "copied", "typechange"]
+    additions: int
+    deletions: int
+    binary: bool
+
+
+class WorktreeDiff(_Answer):
+    """The chat's whole change against the merge-base with origin's default branch: its commits,
+    uncommitted and untracked files. `patch` is capped (`truncated`); `files` lists every file."""
+
+    branch: str | None
+    base: str | None
+    base_branch: str | None
+    files: list[FileChange]
+    additions: int
+    deletions: int
+    patch: str
+    truncated: bool
+
+
 class WorktreeDeleted(_Answer):
     deleted: DeletedWorktree
 

@@ -48,6 +48,8 @@ from supervisor.projects.progress import CloneProgress
 if TYPE_CHECKING:
     import pygit2
 
+    from supervisor.projects.diff import WorktreeDiff
+
 __all__ = ["BRANCH_PREFIX", "CloneProgress", "ProjectStore"]
 
 BRANCH_PREFIX = "dancodes/"
@@ -78,7 +80,7 @@ class ProjectStore(OwnedByAgent):
     git_home: Path | None = None
 
     def load_modules(self) -> None:
-        from supervisor.projects import _git  # pygit2 and what it imports
+        from supervisor.projects import _git, diff  # noqa: F401 - pygit2 and what it imports
 
         if self.git_home is not None:
             _git.use_home(self.git_home)
@@ -326,6 +328,24 @@ class ProjectStore(OwnedByAgent):
             return self._worktree_info(repo, session_id, path)
         except pygit2.GitError as exc:
             raise self._failed(f"reading worktree {session_id} of {repo}", exc) from None
+
+    @as_agent
+    def diff(self, repo: RepoName, session_id: str) -> WorktreeDiff:
+        """The chat's whole change against the merge-base with origin's default branch (see
+        `supervisor.projects.diff`), from the last fetch."""
+        import pygit2
+
+        from supervisor.projects import _git as git
+        from supervisor.projects.diff import worktree_diff
+
+        path = self.worktree_path(repo, session_id)
+        if not path.is_dir():
+            raise NotFound(f"no worktree for session {session_id} of {repo}")
+        try:
+            with git.opened(path) as wt:
+                return worktree_diff(wt)
+        except (pygit2.GitError, OSError) as exc:
+            raise self._failed(f"reading the diff of worktree {session_id} of {repo}", exc) from None
 
     @as_agent
     def delete_worktree(self, repo: RepoName, session_id: str, *, force: bool = False) -> DeleteResult:
