@@ -100,6 +100,7 @@ def make_remote(remotes: Path, dev: Path, owner: str, name: str) -> Remote:
     bare.parent.mkdir(parents=True, exist_ok=True)
     # --shared=0777: the agent's user pushes to it too, as it would to GitHub
     git(remotes, "init", "-q", "--bare", "--shared=0777", "-b", "main", str(bare))
+    git(bare, "config", "receive.denyNonFastforwards", "false")  # --shared turns it on; GitHub allows them
     git(remotes, "clone", "-q", str(bare), str(dev))
     git(dev, "checkout", "-q", "-b", "main")
     commit_file(dev, "README.md", f"# {name}\n")

@@ -137,3 +137,49 @@ def test_without_agent_token_the_agent_has_no_token_at_all(
     assert "GIT_CONFIG_COUNT" not in text
     assert "GIT_AUTHOR_NAME=Ann\n" in text  # the identity is given all the same
     assert "GIT_COMMITTER_EMAIL=ann@example.com\n" in text
+
+
+def test_the_phone_reads_the_diff_commits_and_pushes_a_chat_whose_agent_only_committed(
+    github_stack: tuple[Stack, GitHubStandIn],
+) -> None:
+    stack, github = github_stack
+    remote = stack.remote("acme", "publish")
+    command = "echo a > a.txt && git add a.txt && git commit -q -m 'agent: a' && echo b > b.txt && echo done"
+    with stack.signed_in() as client:
+        output, wt = run_as_agent(stack, client, command, repo="acme/publish")
+        assert "done" in output, output
+        sid = wt.name.rsplit("__", 1)[1]
+        base = f"/admin/worktrees/acme/publish/{sid}"
+
+        diff = client.get(f"{base}/diff").json()
+        assert {f["path"]: f["status"] for f in diff["files"]} == {"a.txt": "added", "b.txt": "added"}
+        assert "+b" in diff["patch"]
+
+        committed = client.post(f"{base}/commit", json={"message": "the rest"})
+        assert committed.status_code == 201, committed.text
+        assert committed.json()["files"] == 1
+        again = client.post(f"{base}/commit", json={})
+        assert again.status_code == 409, again.text
+        assert "nothing to commit" in again.json()["error"]
+
+        before = len(github.seen)
+        pushed = client.post(f"{base}/push", json={})
+        assert pushed.status_code == 200, pushed.text
+        assert pushed.json()["branch"] == f"dancodes/{sid}"
+        assert any(s.authorized and "receive-pack" in s.path for s in github.seen[before:])
+        subjects = git(remote.bare, "log", "--format=%s|%an", f"dancodes/{sid}", "-2").splitlines()
+        assert subjects == [f"the rest|{USER['name']}", f"agent: a|{USER['name']}"]
+        assert client.get(f"/admin/worktrees/acme/publish/{sid}").json()["worktree"]["unpushed"] == 0
+
+        # someone else pushed to the branch meanwhile: a plain push is refused, a forced one wins
+        git(remote.dev, "fetch", "-q", "origin")
+        remote.push_commit("theirs.txt", "theirs\n", branch=f"dancodes/{sid}")
+        (wt / "c.txt").write_text("c\n")
+        assert client.post(f"{base}/commit", json={"message": "mine"}).status_code == 201
+        refused = client.post(f"{base}/push", json={})
+        assert refused.status_code == 409, refused.text
+        assert "not a fast-forward" in refused.json()["error"]
+        assert TOKEN not in refused.text
+        forced = client.post(f"{base}/push", json={"force": True})
+        assert forced.status_code == 200, forced.text
+        assert git(remote.bare, "log", "-1", "--format=%s", f"dancodes/{sid}") == "mine"

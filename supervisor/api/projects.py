@@ -6,6 +6,7 @@ them, and every error is a `ProjectError` or `UpstreamError` carrying its HTTP s
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,11 @@ from supervisor.api.guard import Json, current_daemon, require_auth
 from supervisor.api.openapi import path_parameters
 from supervisor.api.responses import (
     CloneFailed,
+    Committed,
     DiskReport,
     GcReport,
     GitHubRepoList,
+    Pushed,
     RepoDeleted,
     RepoList,
     RepoStatus,
@@ -38,11 +41,13 @@ from supervisor.api.schemas import (
     OWNER,
     SESSION_ID,
     CloneRequest,
+    CommitRequest,
     ForceQuery,
     GcRequest,
+    PushRequest,
     WorktreeRequest,
 )
-from supervisor.errors import UpstreamError
+from supervisor.errors import OpencodeError, UpstreamError
 from supervisor.projects.names import RepoName, validate_branch, validate_session_id
 
 if TYPE_CHECKING:
@@ -204,6 +209,49 @@ async def worktree_diff(owner: str, name: str, session_id: str) -> Json:
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
     diff = await trio.to_thread.run_sync(current_daemon().store.diff, repo, sid)
     return diff.as_json()
+
+
+@projects.post("/worktrees/<owner>/<name>/<session_id>/commit")
+@path_parameters(owner=OWNER, name=NAME, session_id=SESSION_ID)
+@validate_request(CommitRequest)
+@validate_response(Committed, 201)
+@can_fail(400, 401, 403, 404, 409, 502)
+async def commit_worktree(owner: str, name: str, session_id: str, data: CommitRequest) -> Json:
+    """Commit everything the agent left uncommitted, on the chat's branch, as the agent's identity;
+    409 when there is nothing to commit."""
+    repo, sid = RepoName(owner, name), validate_session_id(session_id)
+    daemon = current_daemon()
+    message = (data.message or "").strip() or await _chat_title(sid)
+    identity = daemon.agent_identity
+    done = await trio.to_thread.run_sync(
+        functools.partial(daemon.store.commit_all, repo, sid, message, (identity.name, identity.email))
+    )
+    log.info("worktree_committed", repo=str(repo), session_id=sid, commit=done["commit"])
+    return done, 201
+
+
+@projects.post("/worktrees/<owner>/<name>/<session_id>/push")
+@path_parameters(owner=OWNER, name=NAME, session_id=SESSION_ID)
+@validate_request(PushRequest)
+@validate_response(Pushed)
+@can_fail(400, 401, 403, 404, 409, 502)
+async def push_worktree(owner: str, name: str, session_id: str, data: PushRequest) -> Json:
+    """Push the chat's branch to origin with the token; a non-fast-forward is 409 unless `force`."""
+    repo, sid = RepoName(owner, name), validate_session_id(session_id)
+    store = current_daemon().store
+    done = await trio.to_thread.run_sync(functools.partial(store.push, repo, sid, force=data.force))
+    log.info("worktree_pushed", repo=str(repo), session_id=sid, branch=done["branch"], forced=data.force)
+    return done
+
+
+async def _chat_title(session_id: str) -> str:
+    """The chat's title from opencode, for a commit message; a plain one when opencode cannot say."""
+    try:
+        session = (await current_daemon().opencode.sessions()).get(session_id)
+    except OpencodeError:
+        session = None
+    title = session.title.strip() if session is not None else ""
+    return title or f"Changes from chat {session_id}"
 
 
 @projects.delete("/worktrees/<owner>/<name>/<session_id>")

@@ -338,6 +338,18 @@ class WorktreeDiff(_Answer):
     truncated: bool
 
 
+class Committed(_Answer):
+    commit: str  # the new commit, abbreviated
+    branch: str | None
+    files: int  # how many paths it changed
+
+
+class Pushed(_Answer):
+    branch: str
+    commit: str  # the branch's tip, now on origin
+    forced: bool
+
+
 class WorktreeDeleted(_Answer):
     deleted: DeletedWorktree
 

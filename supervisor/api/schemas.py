@@ -76,5 +76,17 @@ class GcRequest(_Body):
     force: bool = False
 
 
+class CommitRequest(_Body):
+    """Commit everything left uncommitted; `message` defaults from the chat's title."""
+
+    message: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
+
+
+class PushRequest(_Body):
+    """Push the chat's branch to origin; `force` overwrites a branch origin has moved past."""
+
+    force: bool = False
+
+
 class ForceQuery(_Body):
     force: bool = False

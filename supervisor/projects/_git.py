@@ -610,6 +610,60 @@ def _drop_refs(repo: pygit2.Repository, prefix: str) -> None:
             continue
 
 
+class NothingToCommit(Exception):
+    """The worktree has no change to commit."""
+
+
+class PushRejected(Exception):
+    """The remote refused the push; `reason` says why in the remote's words."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def commit_all(repo: pygit2.Repository, message: str, name: str, email: str) -> pygit2.Oid:
+    """Commit every change of the checkout on its branch, as `git add -A && git commit` would:
+    tracked changes and deletions, untracked files, not ignored ones. NothingToCommit if none."""
+    index = repo.index
+    status = repo.status(untracked_files="all", ignored=False)
+    changed = {p: f for p, f in status.items() if f != FileStatus.CURRENT and not f & FileStatus.IGNORED}
+    if not changed:
+        raise NothingToCommit
+    for path, flags in changed.items():
+        if flags & FileStatus.WT_DELETED and path in index:
+            index.remove(path)
+    index.add_all()
+    index.write()
+    tree = index.write_tree()
+    parent = head_commit(repo)
+    signature = pygit2.Signature(name, email)
+    return repo.create_commit("HEAD", signature, signature, message, tree, [parent.id] if parent else [])
+
+
+class _PushCallbacks(Callbacks):
+    def push_update_reference(self, refname: str, message: str | None) -> None:
+        if message:
+            raise PushRejected(f"{refname}: {message}")
+
+
+def push_branch(repo: pygit2.Repository, url: str, token: str | None, branch: str, *, force: bool) -> None:
+    """Push `branch` to the same name at `url`, then record it as origin's, as a fetch would."""
+    remote = repo.remotes.create_anonymous(url)
+    spec = f"{'+' if force else ''}refs/heads/{branch}:refs/heads/{branch}"
+    try:
+        remote.push([spec], callbacks=_PushCallbacks(url, token))
+    except pygit2.GitError as exc:
+        text = str(exc).replace("-", "").lower()
+        # libgit2's words differ between local and smart transports
+        if "nonfastforward" in text or "not present locally" in text:
+            raise PushRejected("the remote branch has commits this one lacks (not a fast-forward)") from None
+        raise
+    tip = repo.references[f"refs/heads/{branch}"].target
+    repo.references.create(f"refs/remotes/{ORIGIN}/{branch}", tip, force=True)
+    track_same_name(repo, branch)
+
+
 def track_same_name(repo: pygit2.Repository, branch: str) -> None:
     """Make origin's branch of the same name the upstream of `branch`, whether it exists there yet or
     not, unless it has one: the agent's bare `git push` (and `git pull` once it exists) then work."""

@@ -348,6 +348,66 @@ class ProjectStore(OwnedByAgent):
             raise self._failed(f"reading the diff of worktree {session_id} of {repo}", exc) from None
 
     @as_agent
+    def commit_all(
+        self, repo: RepoName, session_id: str, message: str, author: tuple[str, str]
+    ) -> dict[str, Any]:
+        """Commit everything the agent left uncommitted in the chat's worktree, on its branch."""
+        import pygit2
+
+        from supervisor.projects import _git as git
+
+        path = self._existing_worktree(repo, session_id)
+        with self._locked(repo):
+            try:
+                with git.opened(path) as wt:
+                    if wt.index.conflicts is not None:
+                        raise Conflict(f"worktree {session_id} of {repo} has unresolved merge conflicts")
+                    files = len(git.scan(wt).changes)
+                    oid = git.commit_all(wt, message, *author)
+                    return {"commit": str(oid)[:12], "branch": git.head_branch(wt), "files": files}
+            except git.NothingToCommit:
+                raise Conflict(f"worktree {session_id} of {repo} has nothing to commit") from None
+            except pygit2.GitError as exc:
+                raise self._failed(f"committing in worktree {session_id} of {repo}", exc) from None
+
+    @as_agent
+    def push(self, repo: RepoName, session_id: str, *, force: bool = False) -> dict[str, Any]:
+        """Push the chat's branch to origin (the URL the daemon builds, with the token). A branch
+        origin has moved past is refused (Conflict) unless `force`, which first fetches and then
+        overwrites what that fetch saw."""
+        import pygit2
+
+        from supervisor.projects import _git as git
+
+        path = self._existing_worktree(repo, session_id)
+        with self._locked(repo):
+            with git.opened(path) as wt:
+                branch = git.head_branch(wt)
+                head = git.head_commit(wt)
+            if branch is None or head is None:
+                raise Conflict(f"worktree {session_id} of {repo} is not on a branch with a commit")
+            clone_path = self._existing_repo(repo)
+            if force:
+                self._fetch(repo, clone_path)  # the lease: what we overwrite is what we just saw
+            try:
+                with git.opened(clone_path) as clone:
+                    git.push_branch(clone, self.url(repo), self._token, branch, force=force)
+            except git.PushRejected as exc:
+                raise Conflict(
+                    f"push of {branch} to {repo} refused: {self._scrub(exc.reason)}; pass force to overwrite"
+                ) from None
+            except (pygit2.GitError, git.AuthRejected, OSError) as exc:
+                raise self._failed(f"push of {branch} to {repo}", exc) from None
+            return {"branch": branch, "commit": head.short_id, "forced": force}
+
+    def _existing_worktree(self, repo: RepoName, session_id: str) -> Path:
+        validate_session_id(session_id)
+        path = self.worktree_path(repo, session_id)
+        if not path.is_dir():
+            raise NotFound(f"no worktree for session {session_id} of {repo}")
+        return path
+
+    @as_agent
     def delete_worktree(self, repo: RepoName, session_id: str, *, force: bool = False) -> DeleteResult:
         """Remove a worktree, its metadata and its `dancodes/...` branch. Uncommitted changes or
         commits on no remote refuse the delete unless `force`, which first saves them as
