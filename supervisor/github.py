@@ -84,3 +84,86 @@ def _repo(item: dict[str, Any]) -> GitHubRepo:
         default_branch=item.get("default_branch") or "main",
         pushed_at=item.get("pushed_at"),
     )
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    url: str
+    number: int
+    created: bool  # False: an open one for the same branch was there already
+
+    def as_json(self) -> dict[str, Any]:
+        return {"url": self.url, "number": self.number, "created": self.created}
+
+
+async def open_pull(
+    api: str,
+    *,
+    token: str,
+    owner: str,
+    name: str,
+    head: str,
+    base: str,
+    title: str,
+    body: str,
+    draft: bool,
+    timeout: float = 15.0,
+) -> PullRequest:
+    """The open PR of branch `head` into `base`, or a new one. GitHub's refusals come back as one
+    line with its own message and a status that says whose fault it is (422, 403, 404; 502)."""
+    headers = {
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+        "Authorization": f"Bearer {token}",
+    }
+    pulls = f"{api.rstrip('/')}/repos/{owner}/{name}/pulls"
+    async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
+        try:
+            found = await client.get(pulls, params={"head": f"{owner}:{head}", "state": "open"})
+            if found.status_code == 200 and isinstance(found.json(), list) and found.json():
+                return _pull(found.json()[0], created=False)
+            if found.status_code != 200:
+                raise _github_refusal("looking for an open pull request", found)
+            made = await client.post(
+                pulls, json={"title": title, "body": body, "head": head, "base": base, "draft": draft}
+            )
+        except httpx.HTTPError as exc:
+            raise GitHubError(f"GitHub API could not be reached: {type(exc).__name__}") from None
+        except ValueError:
+            raise GitHubError("GitHub API answered something that is not JSON") from None
+    if made.status_code != 201:
+        raise _github_refusal("opening the pull request", made)
+    try:
+        return _pull(made.json(), created=True)
+    except ValueError:
+        raise GitHubError("GitHub API answered something that is not JSON") from None
+
+
+def _pull(item: Any, *, created: bool) -> PullRequest:
+    try:
+        return PullRequest(url=str(item["html_url"]), number=int(item["number"]), created=created)
+    except (KeyError, TypeError, ValueError):
+        raise GitHubError("GitHub API answered a pull request without a url or number") from None
+
+
+def _github_refusal(doing: str, response: httpx.Response) -> GitHubError:
+    """GitHub's own words, on one line: its `message` and the first error's `message` if any."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    words = []
+    if isinstance(body, dict):
+        if isinstance(body.get("message"), str):
+            words.append(body["message"])
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0].get("message")
+            if isinstance(first, str):
+                words.append(first)
+    said = ": ".join(words) or f"HTTP {response.status_code}"
+    said = " ".join(said.split())[:300]
+    status = response.status_code if response.status_code in (403, 404, 422) else 502
+    if response.status_code == 401:
+        said = f"GitHub refused the token (401): {said}; check GITHUB_TOKEN"
+    return GitHubError(f"GitHub refused {doing}: {said}", status=status)

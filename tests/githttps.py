@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qs
 
 USER = {"login": "octo-dev", "id": 4242, "name": "Octo Dev"}
 
@@ -58,11 +59,24 @@ def make_ca_and_cert(directory: Path) -> tuple[Path, Path, Path]:
 
 
 @dataclass
+class Pull:
+    owner: str
+    name: str
+    number: int
+    body: dict[str, Any]  # what the daemon sent: title, body, head, base, draft
+
+    @property
+    def url(self) -> str:
+        return f"https://github.example/{self.owner}/{self.name}/pull/{self.number}"
+
+
+@dataclass
 class GitHubStandIn:
     remotes: Path
     token: str
     workdir: Path
     seen: list[Seen] = field(default_factory=list)
+    pulls: list[Pull] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -125,7 +139,9 @@ def _handler(stand_in: GitHubStandIn) -> type[BaseHTTPRequestHandler]:
             if not ok:
                 self._answer(401, b"token required\n", {"WWW-Authenticate": 'Basic realm="GitHub"'})
             elif path == "/api/user":
-                self._answer(200, json.dumps(USER).encode(), {"Content-Type": "application/json"})
+                self._json(200, USER)
+            elif path.startswith("/api/repos/") and path.endswith("/pulls"):
+                self._pulls(path.split("/")[3], path.split("/")[4], query, body)
             else:
                 self._git(path, query, body)
 
@@ -172,6 +188,37 @@ def _handler(stand_in: GitHubStandIn) -> type[BaseHTTPRequestHandler]:
                 elif name:
                     headers[name] = value.strip()
             self._answer(status, payload, headers)
+
+        def _pulls(self, owner: str, name: str, query: str, body: bytes) -> None:
+            """GitHub's pulls: GET lists the open ones of `head=owner:branch`; POST opens one, or 422."""
+            mine = [p for p in stand_in.pulls if (p.owner, p.name) == (owner, name)]
+            if self.command == "GET":
+                head = parse_qs(query).get("head", [""])[0].split(":")[-1]
+                found = [p for p in mine if p.body["head"] == head]
+                self._json(200, [{"html_url": p.url, "number": p.number} for p in found])
+                return
+            asked = json.loads(body)
+            bare = stand_in.remotes / owner / f"{name}.git"
+            if not bare.is_dir():
+                self._json(404, {"message": "Not Found"})
+                return
+            between = subprocess.run(
+                ["git", "rev-list", "--count", f"{asked['base']}..{asked['head']}"],
+                cwd=bare,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "GIT_CONFIG_GLOBAL": os.environ.get("GIT_CONFIG_GLOBAL", os.devnull)},
+            )
+            if between.returncode != 0 or between.stdout.strip() == "0":
+                no_commits = f"No commits between {asked['base']} and {asked['head']}"
+                self._json(422, {"message": "Validation Failed", "errors": [{"message": no_commits}]})
+                return
+            pull = Pull(owner, name, len(stand_in.pulls) + 1, asked)
+            stand_in.pulls.append(pull)
+            self._json(201, {"html_url": pull.url, "number": pull.number})
+
+        def _json(self, status: int, value: Any) -> None:
+            self._answer(status, json.dumps(value).encode(), {"Content-Type": "application/json"})
 
         def _answer(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)

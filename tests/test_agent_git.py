@@ -183,3 +183,46 @@ def test_the_phone_reads_the_diff_commits_and_pushes_a_chat_whose_agent_only_com
         forced = client.post(f"{base}/push", json={"force": True})
         assert forced.status_code == 200, forced.text
         assert git(remote.bare, "log", "-1", "--format=%s", f"dancodes/{sid}") == "mine"
+
+
+def test_the_phone_opens_the_pr_once_and_githubs_refusals_are_one_line(
+    github_stack: tuple[Stack, GitHubStandIn],
+) -> None:
+    stack, github = github_stack
+    stack.remote("acme", "pulls")
+    command = (
+        "echo feature > feature.txt && git add feature.txt && git commit -q -m 'add the feature' && echo ok"
+    )
+    with stack.signed_in() as client:
+        output, wt = run_as_agent(stack, client, command, repo="acme/pulls")
+        assert "ok" in output, output
+        sid = wt.name.rsplit("__", 1)[1]
+        base = f"/admin/worktrees/acme/pulls/{sid}"
+
+        opened = client.post(f"{base}/pr", json={"draft": True})
+        assert opened.status_code == 200, opened.text
+        assert opened.json()["created"] is True
+        pull = github.pulls[-1]
+        assert opened.json() == {"url": pull.url, "number": pull.number, "created": True}
+        assert pull.body["head"] == f"dancodes/{sid}"
+        assert pull.body["base"] == "main"
+        assert pull.body["draft"] is True
+        assert pull.body["title"]  # the chat's title, or a plain one
+        assert "- add the feature" in pull.body["body"]
+        assert "feature.txt | +1 -0" in pull.body["body"]
+        assert any(s.authorized and s.path.endswith("/pulls") and s.method == "POST" for s in github.seen)
+
+        again = client.post(f"{base}/pr", json={"title": "another"})
+        assert again.json() == {"url": pull.url, "number": pull.number, "created": False}
+        assert len(github.pulls) == pull.number  # no second PR for the branch
+
+        # nothing to compare: GitHub's 422, its words, one line, nothing opened
+        empty_wt = run_as_agent(stack, client, "echo nothing to do", repo="acme/pulls")[1]
+        empty_sid = empty_wt.name.rsplit("__", 1)[1]
+        before = len(github.pulls)
+        refused = client.post(f"/admin/worktrees/acme/pulls/{empty_sid}/pr", json={})
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert "No commits between main and" in error
+        assert "\n" not in error
+        assert len(github.pulls) == before

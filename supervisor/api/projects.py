@@ -25,6 +25,7 @@ from supervisor.api.responses import (
     DiskReport,
     GcReport,
     GitHubRepoList,
+    PullRequestOpened,
     Pushed,
     RepoDeleted,
     RepoList,
@@ -44,13 +45,15 @@ from supervisor.api.schemas import (
     CommitRequest,
     ForceQuery,
     GcRequest,
+    PullRequestRequest,
     PushRequest,
     WorktreeRequest,
 )
-from supervisor.errors import OpencodeError, UpstreamError
+from supervisor.errors import Conflict, GitHubError, OpencodeError, UpstreamError
 from supervisor.projects.names import RepoName, validate_branch, validate_session_id
 
 if TYPE_CHECKING:
+    from supervisor.projects.diff import WorktreeDiff as WorktreeDiffData
     from supervisor.projects.store import CloneProgress
 
 log = structlog.get_logger("dancodes.api")
@@ -242,6 +245,52 @@ async def push_worktree(owner: str, name: str, session_id: str, data: PushReques
     done = await trio.to_thread.run_sync(functools.partial(store.push, repo, sid, force=data.force))
     log.info("worktree_pushed", repo=str(repo), session_id=sid, branch=done["branch"], forced=data.force)
     return done
+
+
+@projects.post("/worktrees/<owner>/<name>/<session_id>/pr")
+@path_parameters(owner=OWNER, name=NAME, session_id=SESSION_ID)
+@validate_request(PullRequestRequest)
+@validate_response(PullRequestOpened)
+@can_fail(400, 401, 403, 404, 409, 422, 502, 503)
+async def open_pull_request(owner: str, name: str, session_id: str, data: PullRequestRequest) -> Json:
+    """Push the chat's branch if needed, then open its PR on GitHub (or answer the open one)."""
+    repo, sid = RepoName(owner, name), validate_session_id(session_id)
+    daemon = current_daemon()
+    token = os.environ.get("GITHUB_TOKEN")
+    if not token:
+        raise GitHubError("set GITHUB_TOKEN to open pull requests", status=503)
+    diff = await trio.to_thread.run_sync(daemon.store.diff, repo, sid)
+    if diff.branch is None:
+        raise Conflict(f"worktree {sid} of {repo} is not on a branch")
+    await trio.to_thread.run_sync(functools.partial(daemon.store.push, repo, sid, force=False))
+    base = data.base or diff.base_branch
+    if base is None:
+        raise Conflict(f"repo {repo} has no default branch on origin to open a pull request into")
+    pull = await github.open_pull(
+        daemon.loaded.config.git.github_api,
+        token=token,
+        owner=repo.owner,
+        name=repo.name,
+        head=diff.branch,
+        base=base,
+        title=(data.title or "").strip() or await _chat_title(sid),
+        body=data.body if data.body is not None else _summary(diff),
+        draft=data.draft,
+    )
+    log.info("pull_request", repo=str(repo), session_id=sid, number=pull.number, created=pull.created)
+    return pull.as_json()
+
+
+def _summary(diff: WorktreeDiffData) -> str:
+    """A PR body from the chat's change: its commit subjects, then a diff stat."""
+    lines = [f"- {c.subject}" for c in reversed(diff.commits)]
+    stat = [
+        f"    {f.path} | +{f.additions} -{f.deletions}" + (" (binary)" if f.binary else "")
+        for f in diff.files
+    ]
+    total = sum(f.additions for f in diff.files), sum(f.deletions for f in diff.files)
+    stat.append(f"    {len(diff.files)} files changed, +{total[0]} -{total[1]}")
+    return "\n".join(["Commits:", *lines, "", "Changes:", *stat, "", "Opened from dancodes."])
 
 
 async def _chat_title(session_id: str) -> str:

@@ -324,6 +324,11 @@ class FileChange(_Answer):
     binary: bool
 
 
+class CommitLine(_Answer):
+    id: str
+    subject: str
+
+
 class WorktreeDiff(_Answer):
     """The chat's whole change against the merge-base with origin's default branch: its commits,
     uncommitted and untracked files. `patch` is capped (`truncated`); `files` lists every file."""
@@ -331,6 +336,7 @@ class WorktreeDiff(_Answer):
     branch: str | None
     base: str | None
     base_branch: str | None
+    commits: list[CommitLine]  # since the base, newest first (at most 250)
     files: list[FileChange]
     additions: int
     deletions: int
@@ -348,6 +354,12 @@ class Pushed(_Answer):
     branch: str
     commit: str  # the branch's tip, now on origin
     forced: bool
+
+
+class PullRequestOpened(_Answer):
+    url: str
+    number: int
+    created: bool  # false: the branch's open PR was there already
 
 
 class WorktreeDeleted(_Answer):

@@ -88,5 +88,14 @@ class PushRequest(_Body):
     force: bool = False
 
 
+class PullRequestRequest(_Body):
+    """Push if needed, then open (or find) the PR; title and body default from the chat."""
+
+    title: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    body: Annotated[str, msgspec.Meta(max_length=65_536)] | None = None
+    draft: bool = False
+    base: Branch | None = None  # default: origin's default branch
+
+
 class ForceQuery(_Body):
     force: bool = False

@@ -17,6 +17,7 @@ from supervisor.projects import _git as git
 
 #: 1 MB of patch text: far more than a phone shows, little for the daemon to hold
 MAX_PATCH_BYTES = 1 << 20
+MAX_COMMITS = 250  # listed since the base: a PR's summary, not a log
 _STATUS = {
     DeltaStatus.ADDED: "added",
     DeltaStatus.DELETED: "deleted",
@@ -49,10 +50,20 @@ class FileChange:
 
 
 @dataclass(frozen=True)
+class CommitLine:
+    id: str  # abbreviated
+    subject: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "subject": self.subject}
+
+
+@dataclass(frozen=True)
 class WorktreeDiff:
     branch: str | None
     base: str | None  # the merge-base commit; None when origin has no default branch in common
     base_branch: str | None  # origin's default branch the base was taken from
+    commits: list[CommitLine]  # since the base, newest first
     files: list[FileChange]
     patch: str
     truncated: bool
@@ -62,6 +73,7 @@ class WorktreeDiff:
             "branch": self.branch,
             "base": self.base,
             "base_branch": self.base_branch,
+            "commits": [c.as_json() for c in self.commits],
             "files": [f.as_json() for f in self.files],
             "additions": sum(f.additions for f in self.files),
             "deletions": sum(f.deletions for f in self.files),
@@ -118,10 +130,20 @@ def worktree_diff(wt: pygit2.Repository, *, max_patch_bytes: int = MAX_PATCH_BYT
             continue
         pieces.append(text)
         size += len(text.encode())
+    commits: list[CommitLine] = []
+    if head is not None:
+        walker = wt.walk(head.id)
+        if base is not None:
+            walker.hide(base.id)
+        for commit in walker:
+            commits.append(CommitLine(commit.short_id, commit.message.split("\n", 1)[0]))
+            if len(commits) >= MAX_COMMITS:
+                break
     return WorktreeDiff(
         branch=git.head_branch(wt),
         base=base.short_id if base is not None else None,
         base_branch=default,
+        commits=commits,
         files=files,
         patch="".join(pieces),
         truncated=truncated,
