@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import shot
-from tests.gitutil import Remote
+from tests.gitutil import Remote, git
 from tests.llm import Reply, ToolCall
 from tests.stack import Stack
 
@@ -384,6 +384,45 @@ def test_a_failed_command_looks_failed(page: Page, stack: Stack) -> None:
     expect(fine).to_have_attribute("data-exit", "0")
     expect(fine).not_to_have_class(re.compile(r"\bfailed\b"))
     shot(page, "14-failed-command")
+
+
+def test_the_chat_menu_shows_the_diff_commits_pushes_and_deletes(
+    page: Page, stack: Stack, remote: Remote
+) -> None:
+    landed(page)
+    new_chat(page)
+    session_id = open_chat_id(page)
+    stack.llm.reply_tool_call("bash", {"command": "printf 'one\\ntwo\\n' > menu.txt", "description": "w"})
+    stack.llm.reply_text("Wrote menu.txt.")
+    send(page, "write the menu file")
+    expect(tid(page, "messages")).to_contain_text("Wrote menu.txt.")
+
+    tid(page, "chat-menu-button").click()
+    menu = tid(page, "chat-menu")
+    expect(tid(menu, "branch-name")).to_have_text(f"dancodes/{session_id}")
+    tid(menu, "show-diff").click()
+    files = tid(menu, "diff-file")
+    expect(files).to_have_count(1)
+    expect(files.first).to_contain_text("menu.txt")
+    expect(files.first).to_contain_text("+2 -0")
+    files.first.click()  # the file's patch, under it
+    expect(menu.locator(".diff-patch")).to_contain_text("+two")
+    shot(page, "15-chat-menu-diff")
+
+    notice = page.locator(".notice")
+    tid(menu, "commit").click()
+    expect(notice).to_contain_text("committed")
+    tid(menu, "push").click()
+    expect(notice).to_contain_text(f"pushed dancodes/{session_id}")
+    pushed = git(remote.bare, "show", f"refs/heads/dancodes/{session_id}:menu.txt")
+    assert pushed == "one\ntwo"
+
+    page.once("dialog", lambda dialog: dialog.accept())  # "Delete the chat … and its worktree?"
+    tid(menu, "delete-chat").click()
+    expect(tid(page, "chat-menu")).to_have_count(0)
+    expect(page.locator(f'[data-testid="chat-item"][data-session-id="{session_id}"]')).to_have_count(0)
+    worktree = stack.daemon.data_dir / "projects" / "worktrees" / f"acme__rocket__{session_id}"
+    assert not worktree.exists()
 
 
 def test_a_failed_reply_shows_as_an_error(page: Page, stack: Stack) -> None:

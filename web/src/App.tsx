@@ -10,6 +10,7 @@ import {
   selectRepo,
   send,
 } from "./actions";
+import { ChatMenu } from "./ChatMenu";
 import { Messages } from "./Messages";
 import { S, changed, chatsOfRepo, currentChat, saved, subscribe, type Chat } from "./store";
 
@@ -90,6 +91,7 @@ function TopBar() {
       <span class="version dim" data-testid="version">
         {S.version ? `v${S.version}` : ""}
       </span>
+      <ChatMenu />
       <button
         class="icon plus"
         data-testid="new-chat"

@@ -116,7 +116,7 @@ function str(v: unknown): string {
   return typeof v === "string" ? v : JSON.stringify(v, null, 2);
 }
 
-function DiffView({ diff }: { diff: string }) {
+export function DiffView({ diff }: { diff: string }) {
   return (
     <pre class="diff">
       {diff.split("\n").map((line, i) => (

@@ -50,6 +50,27 @@ export interface Worktree {
   last_activity?: number;
 }
 
+export interface FileChange {
+  path: string;
+  old_path: string | null;
+  status: string;
+  additions: number;
+  deletions: number;
+  binary: boolean;
+}
+
+export interface WorktreeDiff {
+  branch: string | null;
+  base: string | null;
+  base_branch: string | null;
+  commits: { id: string; subject: string }[];
+  files: FileChange[];
+  additions: number;
+  deletions: number;
+  patch: string;
+  truncated: boolean;
+}
+
 export interface SessionInfo {
   id: string;
   title: string;
@@ -165,4 +186,5 @@ async function call<T>(method: string, url: string, opts: { body?: unknown; dir?
 export const api = {
   get: <T>(url: string, dir?: string) => call<T>("GET", url, { dir }),
   post: <T>(url: string, body: unknown, dir?: string) => call<T>("POST", url, { body, dir }),
+  del: <T>(url: string, dir?: string) => call<T>("DELETE", url, { dir }),
 };

@@ -1,0 +1,149 @@
+// The chat's three-dots menu: its branch, its diff, and publishing it (commit, push, open the PR),
+// all done by the daemon (/admin/worktrees/...), so the agent is not needed; and deleting the chat.
+import { useState } from "preact/hooks";
+import { api, ApiError, type WorktreeDiff } from "./api";
+import { notify } from "./actions";
+import { DiffView } from "./Messages";
+import { filePatch } from "./patches";
+import { S, changed, currentChat, type Chat } from "./store";
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function base(chat: Chat): string {
+  return `/admin/worktrees/${chat.repo}/${encodeURIComponent(chat.id)}`;
+}
+
+export function ChatMenu() {
+  const chat = currentChat();
+  const [open, setOpen] = useState(false);
+  const [diff, setDiff] = useState<WorktreeDiff | null>(null);
+  const [shown, setShown] = useState<string | null>(null);
+  const [busy, setBusy] = useState("");
+  const [pr, setPr] = useState<{ url: string; number: number } | null>(null);
+  if (!chat) return null;
+  const branch = `dancodes/${chat.id}`;
+
+  async function act(label: string, run: () => Promise<string>): Promise<void> {
+    setBusy(label);
+    try {
+      notify(await run());
+    } catch (e) {
+      notify(`${label}: ${errText(e)}`);
+    } finally {
+      setBusy("");
+    }
+  }
+  const c = chat;
+  const loadDiff = () =>
+    act("diff", async () => {
+      const d = await api.get<WorktreeDiff>(`${base(c)}/diff`);
+      setDiff(d);
+      return `${d.files.length} files changed, +${d.additions} -${d.deletions}`;
+    });
+  const commit = () =>
+    act("commit", async () => {
+      const done = await api.post<{ commit: string; files: number }>(`${base(c)}/commit`, {});
+      return `committed ${done.commit} (${done.files} files)`;
+    });
+  const push = () =>
+    act("push", async () => {
+      const done = await api.post<{ branch: string }>(`${base(c)}/push`, {});
+      return `pushed ${done.branch}`;
+    });
+  const openPr = () =>
+    act("pull request", async () => {
+      const done = await api.post<{ url: string; number: number; created: boolean }>(`${base(c)}/pr`, {});
+      setPr(done);
+      return `${done.created ? "opened" : "already open:"} PR #${done.number}`;
+    });
+  const remove = () =>
+    act("delete", async () => {
+      if (!confirm(`Delete the chat "${c.title}" and its worktree?`)) return "kept";
+      try {
+        await api.del(base(c));
+      } catch (e) {
+        if (!(e instanceof ApiError) || e.status !== 409) throw e;
+        // it holds work, or runs: say which, and back it up only when asked again
+        if (!confirm(`${e.message}\n\nBack it up and delete it anyway?`)) return "kept";
+        await api.del(`${base(c)}?force=true`);
+      }
+      await api.del(`/session/${encodeURIComponent(c.id)}`, c.path).catch(() => undefined);
+      delete S.chats[c.id];
+      S.chat = null;
+      setOpen(false);
+      changed();
+      return "chat deleted";
+    });
+
+  return (
+    <>
+      <button class="icon" data-testid="chat-menu-button" aria-label="chat menu" onClick={() => setOpen(!open)}>
+        ⋮
+      </button>
+      {open && (
+        <div class="chat-menu" data-testid="chat-menu">
+          <div class="menu-branch">
+            <code data-testid="branch-name">{branch}</code>
+            <button onClick={() => void navigator.clipboard?.writeText(branch).then(() => notify("branch copied"))}>
+              copy
+            </button>
+          </div>
+          <div class="menu-actions">
+            <button data-testid="show-diff" disabled={!!busy} onClick={() => void loadDiff()}>
+              diff
+            </button>
+            <button data-testid="commit" disabled={!!busy} onClick={() => void commit()}>
+              commit all
+            </button>
+            <button data-testid="push" disabled={!!busy} onClick={() => void push()}>
+              push
+            </button>
+            <button data-testid="open-pr" disabled={!!busy} onClick={() => void openPr()}>
+              open PR
+            </button>
+            <button data-testid="delete-chat" class="danger" disabled={!!busy} onClick={() => void remove()}>
+              delete
+            </button>
+          </div>
+          {busy && <div class="dim">{busy}…</div>}
+          {pr && (
+            <a data-testid="pr-link" href={pr.url} target="_blank" rel="noopener">
+              PR #{pr.number}
+            </a>
+          )}
+          {diff && (
+            <div class="diff-view" data-testid="diff-view">
+              <div class="dim">
+                {diff.files.length} files, +{diff.additions} -{diff.deletions}
+                {diff.base_branch ? ` since ${diff.base_branch}` : ""}
+              </div>
+              {diff.files.map((f) => (
+                <div key={f.path}>
+                  <button
+                    class="diff-file"
+                    data-testid="diff-file"
+                    onClick={() => setShown(shown === f.path ? null : f.path)}
+                  >
+                    {f.path} <span class="dim">{f.binary ? "binary" : `+${f.additions} -${f.deletions}`}</span>
+                  </button>
+                  {shown === f.path && (
+                    <div class="diff-patch">
+                      {filePatch(diff.patch, f.path) ? (
+                        <DiffView diff={filePatch(diff.patch, f.path)} />
+                      ) : (
+                        <pre class="out">(no text: binary, or past the cut)</pre>
+                      )}
+                    </div>
+                  )}
+                </div>
+              ))}
+              {diff.truncated && <div class="dim">… the patch is cut: it is too large to show here</div>}
+            </div>
+          )}
+        </div>
+      )}
+    </>
+  );
+}
