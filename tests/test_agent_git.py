@@ -226,3 +226,55 @@ def test_the_phone_opens_the_pr_once_and_githubs_refusals_are_one_line(
         assert "No commits between main and" in error
         assert "\n" not in error
         assert len(github.pulls) == before
+
+
+def test_a_revoked_token_is_one_line_and_changes_nothing(github_stack: tuple[Stack, GitHubStandIn]) -> None:
+    stack, github = github_stack
+    remote = stack.remote("acme", "revoked")
+    command = "echo x > x.txt && git add x.txt && git commit -q -m 'x'; echo ok"
+    with stack.signed_in() as client:
+        wt = run_as_agent(stack, client, command, repo="acme/revoked")[1]
+        sid = wt.name.rsplit("__", 1)[1]
+        real, github.token = github.token, "revoked-" + github.token  # the server takes another one now
+        try:
+            before = len(github.pulls)
+            refused = client.post(f"/admin/worktrees/acme/revoked/{sid}/pr", json={})
+        finally:
+            github.token = real
+    assert refused.status_code == 502, refused.text
+    error = refused.json()["error"]
+    assert "rejected the GitHub token" in error
+    assert TOKEN not in refused.text
+    assert "\n" not in error
+    assert len(github.pulls) == before
+    assert f"dancodes/{sid}" not in git(remote.bare, "branch", "--list", f"dancodes/{sid}")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "answer", "words"),
+    [
+        (403, {"message": "Resource not accessible by personal access token"}, 403, "not accessible"),
+        (404, {"message": "Not Found"}, 404, "Not Found"),
+        (
+            422,
+            {"message": "Validation Failed", "errors": [{"message": "A pull request already exists"}]},
+            422,
+            "Validation Failed: A pull request already exists",
+        ),
+        (401, {"message": "Bad credentials"}, 502, "refused the token (401)"),
+        (500, "<html>oops</html>", 502, "HTTP 500"),
+    ],
+)
+def test_githubs_refusals_keep_its_words_and_say_whose_fault_it_is(
+    status: int, body: object, answer: int, words: str
+) -> None:
+    import httpx
+
+    from supervisor.github import _github_refusal
+
+    content = body if isinstance(body, str) else None
+    response = httpx.Response(status, json=None if content else body, content=content)
+    error = _github_refusal("opening the pull request", response)
+    assert error.status == answer
+    assert words in str(error)
+    assert "\n" not in str(error)
