@@ -417,6 +417,27 @@ def test_the_chat_menu_shows_the_diff_commits_pushes_and_deletes(
     pushed = git(remote.bare, "show", f"refs/heads/dancodes/{session_id}:menu.txt")
     assert pushed == "one\ntwo"
 
+    # rename: opencode's own title, shown in the sidebar
+    page.once("dialog", lambda dialog: dialog.accept("Menu chat"))
+    tid(menu, "rename-chat").click()
+    expect(notice).to_contain_text("renamed")
+    with stack.signed_in() as client:
+        directory = str(stack.daemon.data_dir / "projects" / "worktrees" / f"acme__rocket__{session_id}")
+        seen = client.get(f"/session/{session_id}", headers={"x-opencode-directory": directory}).json()
+    assert seen["title"] == "Menu chat"
+    expect(page.locator(f'[data-testid="chat-item"][data-session-id="{session_id}"]')).to_contain_text(
+        "Menu chat"
+    )
+
+    # the transcript, as markdown, on the clipboard
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    tid(menu, "copy-transcript").click()
+    expect(notice).to_contain_text("transcript copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith("# Menu chat\n")
+    assert "write the menu file" in copied
+    assert "$ printf" in copied
+
     page.once("dialog", lambda dialog: dialog.accept())  # "Delete the chat … and its worktree?"
     tid(menu, "delete-chat").click()
     expect(tid(page, "chat-menu")).to_have_count(0)

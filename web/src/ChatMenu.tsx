@@ -5,6 +5,7 @@ import { api, ApiError, type WorktreeDiff } from "./api";
 import { notify } from "./actions";
 import { DiffView } from "./Messages";
 import { filePatch } from "./patches";
+import { transcript } from "./transcript";
 import { S, changed, currentChat, type Chat } from "./store";
 
 function errText(e: unknown): string {
@@ -58,6 +59,33 @@ export function ChatMenu() {
       setPr(done);
       return `${done.created ? "opened" : "already open:"} PR #${done.number}`;
     });
+  const rename = () =>
+    act("rename", async () => {
+      const title = prompt("Rename the chat", c.title)?.trim();
+      if (!title || title === c.title) return "kept the name";
+      await api.patch(`/session/${encodeURIComponent(c.id)}`, { title }, c.path); // opencode's own title
+      c.title = title;
+      changed();
+      return "renamed";
+    });
+  const copy = async (text: string, what: string): Promise<string> => {
+    if (!navigator.clipboard) throw new Error("this browser gives no clipboard here");
+    await navigator.clipboard.writeText(text);
+    return `${what} copied`;
+  };
+  const share = () =>
+    act("share", async () => {
+      // nothing is uploaded anywhere: the phone's share sheet gets links that need the login
+      const url = pr?.url ?? location.origin + "/";
+      const text = `${c.title} (${branch})`;
+      if (navigator.share) {
+        await navigator.share({ title: c.title, text, url });
+        return "shared";
+      }
+      return copy(`${text}\n${url}`, "link");
+    });
+  const copyTranscript = () =>
+    act("transcript", () => copy(transcript(c.title, S.messages[c.id] ?? []), "transcript"));
   const remove = () =>
     act("delete", async () => {
       if (!confirm(`Delete the chat "${c.title}" and its worktree?`)) return "kept";
@@ -102,6 +130,15 @@ export function ChatMenu() {
             </button>
             <button data-testid="open-pr" disabled={!!busy} onClick={() => void openPr()}>
               open PR
+            </button>
+            <button data-testid="rename-chat" disabled={!!busy} onClick={() => void rename()}>
+              rename
+            </button>
+            <button data-testid="share-chat" disabled={!!busy} onClick={() => void share()}>
+              share
+            </button>
+            <button data-testid="copy-transcript" disabled={!!busy} onClick={() => void copyTranscript()}>
+              transcript
             </button>
             <button data-testid="delete-chat" class="danger" disabled={!!busy} onClick={() => void remove()}>
               delete

@@ -186,5 +186,6 @@ async function call<T>(method: string, url: string, opts: { body?: unknown; dir?
 export const api = {
   get: <T>(url: string, dir?: string) => call<T>("GET", url, { dir }),
   post: <T>(url: string, body: unknown, dir?: string) => call<T>("POST", url, { body, dir }),
+  patch: <T>(url: string, body: unknown, dir?: string) => call<T>("PATCH", url, { body, dir }),
   del: <T>(url: string, dir?: string) => call<T>("DELETE", url, { dir }),
 };
