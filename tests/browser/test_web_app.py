@@ -9,10 +9,12 @@ import itertools
 import os
 import re
 import signal
+import struct
 import time
+import zlib
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import FilePayload, Locator, Page, expect
 
 from tests.browser.conftest import shot
 from tests.gitutil import Remote, git
@@ -444,6 +446,55 @@ def test_the_chat_menu_shows_the_diff_commits_pushes_and_deletes(
     expect(page.locator(f'[data-testid="chat-item"][data-session-id="{session_id}"]')).to_have_count(0)
     worktree = stack.daemon.data_dir / "projects" / "worktrees" / f"acme__rocket__{session_id}"
     assert not worktree.exists()
+
+
+def png(width: int, height: int) -> bytes:
+    """A real PNG of one grey, made here (no image library needed)."""
+    raw = b"".join(b"\x00" + b"\x80\x80\x80" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_photo_is_made_smaller_sent_and_shown_and_bad_files_are_refused(page: Page, stack: Stack) -> None:
+    landed(page)
+    new_chat(page)
+    attach = tid(page, "attach")
+    notice = page.locator(".notice")
+
+    attach.set_input_files({"name": "app.zip", "mimeType": "application/zip", "buffer": b"PK\x03\x04"})
+    expect(notice).to_contain_text("app.zip: only photos and text files can be attached")
+    huge: FilePayload = {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": b"\xff" * (30 << 20)}
+    attach.set_input_files(huge)
+    expect(notice).to_contain_text("huge.jpg is 30.0 MB: at most 25.0 MB")
+    expect(tid(page, "attachment")).to_have_count(0)
+
+    attach.set_input_files({"name": "board.png", "mimeType": "image/png", "buffer": png(3000, 1000)})
+    expect(tid(page, "attachment")).to_have_count(1)
+    thumb = tid(page, "attachment").locator("img")
+    expect(thumb).to_have_attribute("alt", "board.jpg")
+    expect(thumb).to_have_js_property("complete", True)
+    assert thumb.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [2048, 683]  # made smaller here
+    stack.llm.reply_text("A grey board.")
+    send(page, "what is on the photo?")
+    expect(tid(page, "messages")).to_contain_text("A grey board.")
+    shown = tid(page, "part-image")
+    expect(shown).to_have_count(1)
+    expect(shown).to_have_js_property("complete", True)
+    width, height = shown.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert 0 < width <= 2048  # as opencode keeps it (it may make it smaller still)
+    assert round(width / height) == 3
+    expect(tid(page, "attachment")).to_have_count(0)  # sent: the tray is empty
+    shot(page, "16-photo")
 
 
 def test_a_failed_reply_shows_as_an_error(page: Page, stack: Stack) -> None:

@@ -10,6 +10,7 @@ import {
   selectRepo,
   send,
 } from "./actions";
+import { prepare, type Attachment } from "./attachments";
 import { ChatMenu } from "./ChatMenu";
 import { Messages } from "./Messages";
 import { S, changed, chatsOfRepo, currentChat, saved, subscribe, type Chat } from "./store";
@@ -280,6 +281,7 @@ function kb(n: number): string {
 function InputArea({ chat }: { chat: Chat | null }) {
   const ref = useRef<HTMLTextAreaElement>(null);
   const [text, setText] = useState("");
+  const [files, setFiles] = useState<Attachment[]>([]);
   const busy = chat?.status === "busy";
   const noRepo = !S.repo;
   const grow = () => {
@@ -294,13 +296,41 @@ function InputArea({ chat }: { chat: Chat | null }) {
   }, []);
   const submit = async () => {
     const t = text;
-    if (!t.trim() || noRepo) return;
+    const attached = files;
+    if ((!t.trim() && !attached.length) || noRepo) return;
     setText("");
-    const ok = await send(t);
-    if (!ok) setText(t);
+    setFiles([]);
+    const ok = await send(t, attached);
+    if (!ok) {
+      setText(t);
+      setFiles(attached);
+    }
   };
+  const attach = async (list: FileList | null) => {
+    for (const file of Array.from(list ?? [])) {
+      try {
+        const one = await prepare(file);
+        setFiles((had) => [...had, one]);
+      } catch (e) {
+        notify(e instanceof Error ? e.message : String(e));
+      }
+    }
+  };
+  const ready = !!text.trim() || files.length > 0;
   return (
     <footer class="input">
+      {files.length > 0 && (
+        <div class="attachments">
+          {files.map((f, i) => (
+            <span class="attachment" data-testid="attachment" key={f.url}>
+              {f.mime.startsWith("image/") ? <img class="thumb" src={f.url} alt={f.filename} /> : f.filename}
+              <button aria-label={`remove ${f.filename}`} onClick={() => setFiles(files.filter((_, j) => j !== i))}>
+                ×
+              </button>
+            </span>
+          ))}
+        </div>
+      )}
       <textarea
         ref={ref}
         data-testid="prompt"
@@ -351,14 +381,28 @@ function InputArea({ chat }: { chat: Chat | null }) {
             </option>
           ))}
         </select>
+        <label class="attach" aria-label="attach a photo or a text file">
+          attach
+          <input
+            type="file"
+            data-testid="attach"
+            accept="image/*,text/*,.md,.json,.yaml,.yml,.toml,.csv,.log,.diff,.patch"
+            multiple
+            hidden
+            onChange={(e) => {
+              const input = e.target as HTMLInputElement;
+              void attach(input.files).finally(() => (input.value = ""));
+            }}
+          />
+        </label>
         <span class="spacer" />
         {busy && (
           <button class="stop" data-testid="stop" onClick={() => void abort()}>
             stop
           </button>
         )}
-        {(!busy || text.trim()) && (
-          <button class="send" data-testid="send" disabled={noRepo || !text.trim()} onClick={() => void submit()}>
+        {(!busy || ready) && (
+          <button class="send" data-testid="send" disabled={noRepo || !ready} onClick={() => void submit()}>
             send
           </button>
         )}

@@ -98,7 +98,12 @@ const PartView = memo(function PartView({ p, role, root }: { p: Part; role: stri
     case "tool":
       return <ToolView p={p} />;
     case "file":
-      return <div class="file dim">[file] {p.filename ?? p.mime ?? ""}</div>;
+      // a photo sent from the phone: a data: URL only, never a link the model chose
+      return p.mime?.startsWith("image/") && p.url?.startsWith("data:image/") ? (
+        <img class="thumb" data-testid="part-image" src={p.url} alt={p.filename ?? "photo"} />
+      ) : (
+        <div class="file dim">[file] {p.filename ?? p.mime ?? ""}</div>
+      );
     case "patch":
       return <div class="dim">changed: {(p.files ?? []).map((f) => relative(f, root)).join(", ")}</div>;
     default:

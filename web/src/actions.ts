@@ -1,4 +1,5 @@
 // What the user can do, and the start-up sequence.
+import type { Attachment } from "./attachments";
 import {
   api,
   ApiError,
@@ -252,8 +253,8 @@ export async function newChat(): Promise<Chat | null> {
   }
 }
 
-export async function send(text: string): Promise<boolean> {
-  if (!text.trim()) return false;
+export async function send(text: string, files: Attachment[] = []): Promise<boolean> {
+  if (!text.trim() && !files.length) return false;
   let chat = currentChat();
   if (!chat) {
     chat = await newChat();
@@ -262,7 +263,9 @@ export async function send(text: string): Promise<boolean> {
   // the stream must be listening before the turn starts, or its first deltas are lost
   await streamReady(chat.path);
   const [providerID, ...rest] = S.model.split("/");
-  const body: Record<string, unknown> = { parts: [{ type: "text", text }], agent: S.agent };
+  const parts: Record<string, unknown>[] = text.trim() ? [{ type: "text", text }] : [];
+  for (const f of files) parts.push({ type: "file", mime: f.mime, url: f.url, filename: f.filename });
+  const body: Record<string, unknown> = { parts, agent: S.agent };
   if (providerID && rest.length) body.model = { providerID, modelID: rest.join("/") };
   chat.status = "busy";
   chat.error = undefined;
