@@ -18,14 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-import structlog
-
-log = structlog.get_logger("dancodes.agent_git")
-
 LOCAL_NAME = "dancodes agent"
 LOCAL_EMAIL = "dancodes-agent@localhost"
-_TOKEN_USER = "x-access-token"  # noqa: S105 - what GitHub expects as the user for a token over https
+TOKEN_USER = "x-access-token"  # noqa: S105 - what GitHub expects as the user for a token over https
 
 
 @dataclass(frozen=True)
@@ -62,31 +57,6 @@ def choose_identity(name: str, email: str, github_user: Mapping[str, Any] | None
     return fallback
 
 
-async def github_user(api: str, token: str, *, timeout: float = 3.0) -> dict[str, Any] | None:
-    """`GET /user` with the token; None (logged) when GitHub cannot say: the local identity is used."""
-    headers = {
-        "Accept": "application/vnd.github+json",
-        "X-GitHub-Api-Version": "2022-11-28",
-        "Authorization": f"Bearer {token}",
-    }
-    try:
-        async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
-            response = await client.get(f"{api.rstrip('/')}/user")
-    except httpx.HTTPError as exc:
-        log.warning("github_user_unknown", reason=f"GitHub API could not be reached: {type(exc).__name__}")
-        return None
-    if response.status_code != 200:
-        log.warning(
-            "github_user_unknown", reason=f"GitHub API answered GET /user with {response.status_code}"
-        )
-        return None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    return body if isinstance(body, dict) else None
-
-
 def remote_origin(remote_url: str) -> str | None:
     """`https://host[:port]` of the configured remote; None when it is not https (no token sent)."""
     parts = urlsplit(remote_url.format(owner="o", name="n"))
@@ -97,7 +67,7 @@ def remote_origin(remote_url: str) -> str | None:
 
 def token_header(token: str) -> str:
     """The header git sends for the token (Basic, as GitHub takes a token over https)."""
-    return "Authorization: Basic " + base64.b64encode(f"{_TOKEN_USER}:{token}".encode()).decode("ascii")
+    return "Authorization: Basic " + base64.b64encode(f"{TOKEN_USER}:{token}".encode()).decode("ascii")
 
 
 def credential_env(token: str | None, remote_url: str, *, agent_token: bool) -> dict[str, str]:

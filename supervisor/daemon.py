@@ -27,7 +27,7 @@ import psutil
 import structlog
 import trio
 
-from supervisor import __version__, agent, agent_git, opencode_config, secretstore
+from supervisor import __version__, agent, agent_git, github, opencode_config, secretstore
 from supervisor.agent import AgentUser, agent_environment
 from supervisor.auth import AuthWall
 from supervisor.auth.wall import PROXY_SECRET_ENV
@@ -257,7 +257,7 @@ class Daemon:
             self._redactor.secrets.append(agent_git.token_header(token).partition("Basic ")[2])
         user = None
         if token and not (git.user_name and git.user_email):
-            user = await agent_git.github_user(git.github_api, token)
+            user = await github.get_user(git.github_api, token)
         self.agent_identity = agent_git.choose_identity(git.user_name, git.user_email, user)
         log.info(
             "agent_git_identity",

@@ -11,8 +11,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
+import structlog
 
 from supervisor.errors import GitHubError
+
+log = structlog.get_logger("dancodes.github")
 
 _PAGES = 5  # 500 repos: enough for a picker, bounded for a phone waiting on it
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
@@ -32,6 +35,34 @@ class GitHubRepo:
         return asdict(self)
 
 
+def api_headers(token: str | None) -> dict[str, str]:
+    """What every call to GitHub's REST API sends: its JSON type, its pinned version, the token."""
+    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+async def get_user(api: str, token: str, *, timeout: float = 3.0) -> dict[str, Any] | None:
+    """`GET /user` with the token; None (logged) when GitHub cannot say."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout, headers=api_headers(token)) as client:
+            response = await client.get(f"{api.rstrip('/')}/user")
+    except httpx.HTTPError as exc:
+        log.warning("github_user_unknown", reason=f"GitHub API could not be reached: {type(exc).__name__}")
+        return None
+    if response.status_code != 200:
+        log.warning(
+            "github_user_unknown", reason=f"GitHub API answered GET /user with {response.status_code}"
+        )
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return body if isinstance(body, dict) else None
+
+
 async def list_repos(
     api: str, *, token: str | None, user: str | None, timeout: float = 15.0
 ) -> list[GitHubRepo]:
@@ -45,9 +76,7 @@ async def list_repos(
         raise GitHubError(
             "set GITHUB_TOKEN (or GITHUB_USER for public repos) to list GitHub repos", status=503
         )
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    headers = api_headers(token)
     repos: list[GitHubRepo] = []
     async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
         for _ in range(_PAGES):
@@ -111,11 +140,7 @@ async def open_pull(
 ) -> PullRequest:
     """The open PR of branch `head` into `base`, or a new one. GitHub's refusals come back as one
     line with its own message and a status that says whose fault it is (422, 403, 404; 502)."""
-    headers = {
-        "Accept": "application/vnd.github+json",
-        "X-GitHub-Api-Version": "2022-11-28",
-        "Authorization": f"Bearer {token}",
-    }
+    headers = api_headers(token)
     pulls = f"{api.rstrip('/')}/repos/{owner}/{name}/pulls"
     async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
         try:

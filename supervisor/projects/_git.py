@@ -30,6 +30,7 @@ from pygit2.enums import (
 )
 
 from supervisor.agent import acting_as_daemon
+from supervisor.agent_git import TOKEN_USER
 from supervisor.projects.info import describe_work, plural
 from supervisor.projects.progress import CloneProgress
 
@@ -50,7 +51,6 @@ def use_home(home: Path) -> None:
 ORIGIN = "origin"
 BACKUP_PREFIX = "refs/dancodes/backup/"
 SIGNATURE = ("dancodes", "dancodes@localhost")
-_TOKEN_USER = "x-access-token"  # noqa: S105 - what GitHub expects as the user for a token over https
 
 
 class Cancelled(Exception):
@@ -83,7 +83,7 @@ class Callbacks(pygit2.RemoteCallbacks):
         if self._asked or not allowed_types & CredentialType.USERPASS_PLAINTEXT:
             raise AuthRejected
         self._asked = True
-        return pygit2.UserPass(_TOKEN_USER, self._token)
+        return pygit2.UserPass(TOKEN_USER, self._token)
 
     def sideband_progress(self, string: str) -> None:
         # the server's "Counting objects" phase comes before any transfer progress

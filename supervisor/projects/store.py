@@ -321,9 +321,7 @@ class ProjectStore(OwnedByAgent):
     def worktree(self, repo: RepoName, session_id: str) -> WorktreeInfo:
         import pygit2
 
-        path = self.worktree_path(repo, session_id)
-        if not path.is_dir():
-            raise NotFound(f"no worktree for session {session_id} of {repo}")
+        path = self._existing_worktree(repo, session_id)
         try:
             return self._worktree_info(repo, session_id, path)
         except pygit2.GitError as exc:
@@ -338,9 +336,7 @@ class ProjectStore(OwnedByAgent):
         from supervisor.projects import _git as git
         from supervisor.projects.diff import worktree_diff
 
-        path = self.worktree_path(repo, session_id)
-        if not path.is_dir():
-            raise NotFound(f"no worktree for session {session_id} of {repo}")
+        path = self._existing_worktree(repo, session_id)
         try:
             with git.opened(path) as wt:
                 return worktree_diff(wt)

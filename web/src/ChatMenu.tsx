@@ -2,15 +2,11 @@
 // all done by the daemon (/admin/worktrees/...), so the agent is not needed; and deleting the chat.
 import { useState } from "preact/hooks";
 import { api, ApiError, type WorktreeDiff } from "./api";
-import { notify } from "./actions";
+import { errText, notify } from "./actions";
 import { DiffView } from "./Messages";
 import { filePatch } from "./patches";
 import { transcript } from "./transcript";
 import { S, changed, currentChat, type Chat } from "./store";
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 function base(chat: Chat): string {
   return `/admin/worktrees/${chat.repo}/${encodeURIComponent(chat.id)}`;

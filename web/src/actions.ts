@@ -20,7 +20,7 @@ export function notify(msg: string): void {
   changed();
 }
 
-function errText(e: unknown): string {
+export function errText(e: unknown): string {
   return e instanceof ApiError || e instanceof Error ? e.message : String(e);
 }
 
