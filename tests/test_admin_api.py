@@ -515,3 +515,15 @@ def test_fuzz_admin_api_from_its_openapi_spec(stack: Stack, client: httpx.Client
         "GET /admin/repos/github",
     ]:
         assert label in ok, (label, sorted(answered))
+
+
+def test_a_json_body_is_held_to_its_types_as_the_spec_states_them(stack: Stack) -> None:
+    """quart-schema converts leniently ("0" for a boolean); the spec says boolean, so it is a 400."""
+    with stack.signed_in() as client:  # its own session: the fuzz run may have ended the others
+        for path, body, field in [
+            ("/admin/repos/clone", {"repo": "acme/none", "wait": "0"}, "wait"),
+            ("/admin/gc", {"dry_run": "true"}, "dry_run"),
+        ]:
+            response = client.post(path, json=body)
+            assert response.status_code == 400, (path, response.text)
+            assert field in response.json()["error"]
