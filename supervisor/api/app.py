@@ -17,7 +17,6 @@ import msgspec
 import structlog
 from quart import Quart, Response, request
 from quart_schema import Info, QuartSchema, RequestSchemaValidationError
-from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -77,28 +76,7 @@ def create_app(daemon: Daemon) -> Quart:
     app.register_blueprint(web)
     _register_errors(app)
     _close_after_unread_bodies(app)
-    _strict_json_bodies(app)
     return app
-
-
-def _strict_json_bodies(app: Quart) -> None:
-    """A JSON body is held to its schema as the spec states it: quart-schema converts with msgspec's
-    `strict=False` (right for query strings, which are all text), which would take `"0"` for a
-    boolean. Checked here once, for every route with a JSON body, before quart-schema converts it."""
-
-    @app.before_request
-    async def strict_body() -> None:
-        view = app.view_functions.get(request.endpoint or "")
-        declared = getattr(view, QUART_SCHEMA_REQUEST_ATTRIBUTE, None)
-        if declared is None or declared[1] is not DataSource.JSON:
-            return
-        data = await request.get_json(silent=True)
-        if data is None:
-            return  # quart-schema answers a missing or broken body itself
-        try:
-            msgspec.convert(data, declared[0], strict=True)
-        except msgspec.ValidationError as exc:
-            raise RequestSchemaValidationError(exc) from None
 
 
 class _Request(body.BoundedRequest):
