@@ -21,7 +21,7 @@ import contextlib
 import os
 import shutil
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import structlog
@@ -47,6 +47,9 @@ from supervisor.reaper import Mode, Reaper, become_reaper
 from supervisor.service import RESTING, Launch, Service
 from supervisor.settings import discard_temp_files
 from supervisor.spawn import spawn
+
+if TYPE_CHECKING:
+    from supervisor.typing import AdminContext
 
 log = structlog.get_logger("dancodes.daemon")
 
@@ -152,6 +155,10 @@ class Daemon:
         return Launch(env=env, user=user, headers=headers)
 
     # -- what the API reads -------------------------------------------------------------------
+
+    @property
+    def orphans_reaped(self) -> int:
+        return self.reaper.orphans_reaped
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         # a required service that the config disables is not waited for
@@ -300,7 +307,8 @@ class Daemon:
                 await self._prepare_agent()
                 await nursery.start(self.clones.run)
                 app_stop = trio.Event()
-                await nursery.start(serve_app, self, app_stop)
+                context: AdminContext = self  # the API sees the daemon through this alone
+                await nursery.start(serve_app, context, app_stop)
                 for svc in self.services.values():
                     await nursery.start(svc.supervise)
                     nursery.start_soon(self._start_when_ready, svc)

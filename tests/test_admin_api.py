@@ -6,6 +6,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -219,6 +220,49 @@ NOT_API_ERROR = {
     ("post", "/admin/repos/clone", "502"): "CloneFailed",
     ("get", "/admin/health", "503"): "Health",
 }
+
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+
+
+def test_the_web_apps_types_are_generated_from_the_spec_the_daemon_serves(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    """The web build writes the spec (web/src/generated/admin-openapi.json) and openapi-typescript's types
+    for it (admin.ts): both must be what the running daemon serves, or the app was built against another
+    API (run scripts/build-web.sh)."""
+    served = client.get("/admin/openapi.json").json()
+    (tmp_path / "served.json").write_text(json.dumps(served))
+    built = json.loads((WEB / "src/generated/admin-openapi.json").read_text())
+    assert built == served, "web/src/generated/admin-openapi.json is stale: run scripts/build-web.sh"
+    made = subprocess.run(
+        [
+            "npm",
+            "run",
+            "--silent",
+            "types",
+            "--",
+            str(tmp_path / "served.json"),
+            "-o",
+            str(tmp_path / "admin.ts"),
+        ],
+        cwd=WEB,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "admin.ts").read_text() == (WEB / "src/generated/admin.ts").read_text()
+    # the types the app uses are these: no hand-written copy of a /admin shape is left
+    for source in (WEB / "src").glob("*.ts*"):
+        text = source.read_text()
+        for shape in (
+            "interface Repo ",
+            "interface Worktree ",
+            "interface ChatList ",
+            "interface WorktreeDiff ",
+        ):
+            assert shape not in text, f"{source.name} declares {shape.strip()} by hand"
 
 
 def test_openapi_spec_and_docs(client: httpx.Client) -> None:

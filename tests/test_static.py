@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,62 @@ def test_ruff_format() -> None:
 def test_mypy_strict() -> None:
     out = run(str(BIN / "mypy"))  # files and strictness come from pyproject.toml
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _imports() -> dict[str, set[str]]:
+    """Each module of the package and the package modules it imports: at the top, under TYPE_CHECKING
+    or inside a function alike (a module imported late is still a module depended on)."""
+    root = ROOT / "supervisor"
+    modules = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in root.rglob("*.py")
+    }
+
+    def owner(name: str) -> str:
+        while name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and (node.module or "").startswith("supervisor")
+            ):
+                module = node.module or ""
+                found |= {
+                    owner(f"{module}.{a.name}") if f"{module}.{a.name}" in modules else owner(module)
+                    for a in node.names
+                }
+            elif isinstance(node, ast.Import):
+                found |= {owner(a.name) for a in node.names if a.name.startswith("supervisor")}
+        graph[name] = found - {name, "supervisor"}
+    return graph
+
+
+def test_the_package_imports_form_no_circle() -> None:
+    """Layers depend one way (the API sees the daemon through `supervisor.typing.AdminContext`): a module
+    that reaches itself through its imports names the circle."""
+    graph = _imports()
+    assert "supervisor.daemon" in graph["supervisor.cli"]  # the walk sees imports made inside functions
+    through = sorted(m for m in graph if m.startswith("supervisor.api") and "supervisor.daemon" in graph[m])
+    assert not through, f"the API imports the daemon: {through}"
+
+    def circle_from(start: str) -> list[str] | None:
+        stack = [(start, [start])]
+        seen: set[str] = set()
+        while stack:
+            module, trail = stack.pop()
+            for dep in sorted(graph.get(module, ())):
+                if dep == start:
+                    return [*trail, start]
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.append((dep, [*trail, dep]))
+        return None
+
+    circles = [c for m in sorted(graph) if (c := circle_from(m))]
+    assert not circles, "import circle: " + " -> ".join(circles[0])

@@ -19,7 +19,7 @@ from quart import Blueprint, Response, abort, request
 from quart_schema import document_querystring, document_request, document_response, validate_response
 
 from supervisor import settings
-from supervisor.api.guard import Json, current_daemon, require_auth
+from supervisor.api.guard import Json, current_context, require_auth
 from supervisor.api.openapi import path_parameters, streams
 from supervisor.api.responses import (
     ConfigChange,
@@ -51,7 +51,7 @@ admin.before_request(require_auth)
 @validate_response(Health, 200)
 @validate_response(Health, 503)
 async def health() -> Json:
-    ok, body = current_daemon().health()
+    ok, body = current_context().health()
     if not signed_in_or_operator():
         # anyone may ask whether it is up; pids, version, uptime and disk are the owner's business
         body = {"status": body["status"]}
@@ -62,11 +62,11 @@ async def health() -> Json:
 @validate_response(ServiceList)
 @can_fail(401)
 async def services() -> Json:
-    return {"services": [svc.as_json() for svc in current_daemon().services.values()]}
+    return {"services": [svc.as_json() for svc in current_context().services.values()]}
 
 
 def _service(name: str) -> Service:
-    svc = current_daemon().services.get(name)
+    svc = current_context().services.get(name)
     if svc is None:
         abort(404, f"no service named '{name}'")
     return svc
@@ -136,7 +136,7 @@ async def logs(name: str) -> Json | Response:
 @validate_response(ConfigView)
 @can_fail(401)
 async def config() -> Json:
-    loaded = current_daemon().loaded
+    loaded = current_context().loaded
     layers = [loaded.paths.conf_dir / "dancodes.toml", loaded.source, loaded.paths.data_dir / SETTINGS_FILE]
     return {
         "config": msgspec.to_builtins(loaded.config),
@@ -159,7 +159,7 @@ def _checked_key(key: str) -> str:
 @validate_response(ConfigEntry)
 @can_fail(400, 401, 404)
 async def config_get(key: str) -> Json:
-    return {"key": key, "value": settings.lookup(current_daemon().loaded, _checked_key(key))}
+    return {"key": key, "value": settings.lookup(current_context().loaded, _checked_key(key))}
 
 
 @admin.route("/config/<key>", methods=["PUT", "DELETE"])
@@ -169,8 +169,8 @@ async def config_get(key: str) -> Json:
 @can_fail(400, 401, 403, 404, 413, 500, 507)
 async def config_change(key: str) -> Json:
     _checked_key(key)
-    daemon = current_daemon()
-    if not on_control_socket() and not tunable_through_wall(key, daemon.loaded.config):
+    context = current_context()
+    if not on_control_socket() and not tunable_through_wall(key, context.loaded.config):
         abort(403, wall_refusal(key))
     value = None
     if request.method == "PUT":
@@ -178,9 +178,9 @@ async def config_change(key: str) -> Json:
         if not isinstance(body, dict) or not isinstance(body.get("value"), str):
             abort(400, 'the body must be JSON like {"value": "30"} (the value in TOML syntax)')
         value = settings.parse_value(body["value"])
-    settings.change(daemon.loaded, key, value)  # validated against the whole config, then written
-    await daemon.reload()
-    effective = settings.lookup(daemon.loaded, key) if value is not None else None
+    settings.change(context.loaded, key, value)  # validated against the whole config, then written
+    await context.reload()
+    effective = settings.lookup(context.loaded, key) if value is not None else None
     # the listeners, the data_dir and the wall are set up at start
     restart = key.split(".")[0] in ("ports", "app", "auth", "agent")  # the agent's user is set up at start
     return {"key": key, "value": effective, "restart_needed": restart}
@@ -190,20 +190,20 @@ async def config_change(key: str) -> Json:
 @validate_response(ProcessList)
 @can_fail(401)
 async def processes() -> Json:
-    daemon = current_daemon()
-    orphans = await trio.to_thread.run_sync(daemon.orphans)
-    return {"orphans": [o.as_json() for o in orphans], "reaped": daemon.reaper.orphans_reaped}
+    context = current_context()
+    orphans = await trio.to_thread.run_sync(context.orphans)
+    return {"orphans": [o.as_json() for o in orphans], "reaped": context.orphans_reaped}
 
 
 @admin.post("/processes/<int:pid>/kill")
 @validate_response(Killed)
 @can_fail(401, 403, 404)
 async def kill(pid: int) -> Json:
-    return {"killed": await current_daemon().kill(pid)}
+    return {"killed": await current_context().kill(pid)}
 
 
 @admin.post("/processes/orphans/kill")
 @validate_response(Killed)
 @can_fail(401, 403)
 async def kill_orphans() -> Json:
-    return {"killed": await current_daemon().kill_orphans()}
+    return {"killed": await current_context().kill_orphans()}

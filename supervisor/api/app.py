@@ -1,4 +1,5 @@
-"""Builds the Quart app around a running daemon; every error answers JSON `{"error": "…"}`.
+"""Builds the Quart app around a running daemon (its `AdminContext`); every error answers JSON
+`{"error": "…"}`.
 
 Blueprints: `auth` (/auth/*: the login wall), `admin` (/admin: health, services, processes,
 config), `projects` (/admin: repos, worktrees, disk, gc), `sessions` (/admin/sessions: who is
@@ -41,16 +42,22 @@ from supervisor.errors import (
 )
 
 if TYPE_CHECKING:
-    from supervisor.daemon import Daemon
+    from supervisor.typing import AdminContext
 
 log = structlog.get_logger("dancodes.api")
 
 
-def create_app(daemon: Daemon) -> Quart:
+def create_app(context: AdminContext) -> Quart:
+    app = build_app()
+    app.config["DANCODES_CONTEXT"] = context
+    app.config["DANCODES_AUTH"] = context.auth
+    app.config["DANCODES_WEB_ROOT"] = context.loaded.paths.web_root
+    return app
+
+
+def build_app() -> Quart:
+    """The app's routes, schemas and error handling, not yet bound to a daemon."""
     app = QuartTrio("dancodes")
-    app.config["DANCODES_DAEMON"] = daemon
-    app.config["DANCODES_AUTH"] = daemon.auth
-    app.config["DANCODES_WEB_ROOT"] = daemon.loaded.paths.web_root
     app.config["RESPONSE_TIMEOUT"] = None  # `logs?follow=1` streams for as long as the client reads
     # every body here is a small JSON document or a form; counted as it arrives, chunked or not,
     # streamed or not (supervisor.api.body); the login form lowers it to 8 KB

@@ -12,7 +12,7 @@ import trio
 from quart import Blueprint
 from quart_schema import validate_response
 
-from supervisor.api.guard import Json, current_daemon, require_auth
+from supervisor.api.guard import Json, current_context, require_auth
 from supervisor.api.responses import ChatList, can_fail
 from supervisor.errors import OpencodeError
 from supervisor.opencode import Session
@@ -27,19 +27,19 @@ chats.before_request(require_auth)
 async def list_chats() -> Json:
     """Chats newest first. `found` is false for a worktree whose session opencode no longer has;
     `opencode` is false when opencode could not be asked, and titles and `found` are then unknown."""
-    daemon = current_daemon()
-    dirs = await trio.to_thread.run_sync(daemon.store.worktree_dirs)
+    context = current_context()
+    dirs = await trio.to_thread.run_sync(context.store.worktree_dirs)
     sessions: dict[str, Session] | None
     try:
-        sessions = await daemon.opencode.sessions()
+        sessions = await context.opencode.sessions()
     except OpencodeError:
         sessions = None
     else:
-        daemon.chats.forget_except(set(sessions))
+        context.chats.forget_except(set(sessions))
     listed: list[dict[str, Any]] = []
     for repo, session_id, path in dirs:
         session = sessions.get(session_id) if sessions is not None else None
-        activity = daemon.chats.get(session_id)
+        activity = context.chats.get(session_id)
         listed.append(
             {
                 "repo": str(repo),
@@ -53,4 +53,4 @@ async def list_chats() -> Json:
             }
         )
     listed.sort(key=lambda chat: (chat["created"] or 0, chat["session_id"]), reverse=True)
-    return {"chats": listed, "opencode": sessions is not None, "following": daemon.chats.following}
+    return {"chats": listed, "opencode": sessions is not None, "following": context.chats.following}

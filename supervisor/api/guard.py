@@ -1,5 +1,5 @@
 """What the /admin blueprints share: who may call (the control socket always, loopback TCP only
-with the cookie), the daemon they act on, and the shape of their JSON answers.
+with the cookie), the daemon they act on (as an `AdminContext`), and the shape of their JSON answers.
 
 Caddy already sent every /admin request through forward_auth; checking the cookie (and the
 CSRF origin for a state-changing call) again here means a mistake in the Caddyfile does not
@@ -18,15 +18,15 @@ from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
 from supervisor.auth import require_auth as require_cookie
 
 if TYPE_CHECKING:
-    from supervisor.daemon import Daemon
+    from supervisor.typing import AdminContext
 
 #: A JSON body, with or without an explicit status.
 Json = tuple[dict[str, Any], int] | dict[str, Any]
 
 
-def current_daemon() -> Daemon:
-    daemon: Daemon = current_app.config["DANCODES_DAEMON"]
-    return daemon
+def current_context() -> AdminContext:
+    context: AdminContext = current_app.config["DANCODES_CONTEXT"]
+    return context
 
 
 async def require_auth() -> Response | None:

@@ -12,6 +12,8 @@ quart-schema 0.25, for msgspec Structs:
 - documents a route's request body for each of its methods; a GET or DELETE here reads none.
   And it leaves the body optional, but every route here that reads one needs it (if only `{}`).
 - says of a path parameter only what its converter says; `path_parameters` gives the rest (a pattern).
+  And a rule's methods and an `any(...)` converter's choices come in a set's order: sorted here, so
+  the spec is the same text from one process to the next.
 """
 
 from __future__ import annotations
@@ -75,7 +77,9 @@ class OpenAPI(OpenAPIProvider):
             elif "requestBody" in operation:
                 operation["requestBody"] = {**operation["requestBody"], "required": True}
             operation["parameters"] = [
-                {**p, "schema": declared[p["name"]]} if p["in"] == "path" and p["name"] in declared else p
+                {**p, "schema": declared[p["name"]]}
+                if p["in"] == "path" and p["name"] in declared
+                else _sorted(p)
                 for p in operation["parameters"]
             ]
             if stream is not None:
@@ -89,7 +93,18 @@ class OpenAPI(OpenAPIProvider):
         for operation in operations.values():
             _refer_by_name(operation, named)
             operation["responses"] = dict(sorted(operation["responses"].items(), key=lambda r: str(r[0])))
-        return {_PARAMETER.sub(r"{\1}", rule.rule): operations}, {**components, **named}
+        # a rule's methods are a set: in a fixed order, the spec (and the types made from it) is stable
+        ordered = dict(sorted(operations.items()))
+        return {_PARAMETER.sub(r"{\1}", rule.rule): ordered}, {**components, **named}
+
+
+def _sorted(parameter: dict[str, Any]) -> dict[str, Any]:
+    """The parameter with its `enum` sorted: an `any(...)` converter keeps its choices in a set, whose
+    order changes from one process to the next, and the web app's types are generated from this."""
+    schema = parameter.get("schema", {})
+    if "enum" not in schema:
+        return parameter
+    return {**parameter, "schema": {**schema, "enum": sorted(schema["enum"])}}
 
 
 def _add_stream(

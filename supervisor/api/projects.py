@@ -17,7 +17,7 @@ from quart import Blueprint
 from quart_schema import validate_querystring, validate_request, validate_response
 
 from supervisor import github
-from supervisor.api.guard import Json, current_daemon, require_auth
+from supervisor.api.guard import Json, current_context, require_auth
 from supervisor.api.openapi import path_parameters
 from supervisor.api.responses import (
     CloneFailed,
@@ -71,11 +71,11 @@ def _clone_json(repo: RepoName, progress: CloneProgress) -> dict[str, Any]:
 @can_fail(401)
 async def list_repos() -> Json:
     """Cloned repos, and the clones running or recently failed with their progress."""
-    daemon = current_daemon()
-    repos = await trio.to_thread.run_sync(daemon.store.list_repos)
+    context = current_context()
+    repos = await trio.to_thread.run_sync(context.store.list_repos)
     return {
         "repos": [r.as_json() for r in repos],
-        "clones": [_clone_json(repo, p) for repo, p in daemon.clones.listed()],
+        "clones": [_clone_json(repo, p) for repo, p in context.clones.listed()],
     }
 
 
@@ -88,21 +88,21 @@ async def list_repos() -> Json:
 @can_fail(400, 401, 403, 413)
 async def clone(data: CloneRequest) -> Json:
     """Start a clone (202 with its progress); an existing repo answers 200, `wait` answers when done."""
-    daemon = current_daemon()
+    context = current_context()
     repo = RepoName.parse(data.repo)
-    if daemon.store.exists(repo) and daemon.clones.get(repo) is None:
-        info = await trio.to_thread.run_sync(daemon.store.repo, repo)
+    if context.store.exists(repo) and context.clones.get(repo) is None:
+        info = await trio.to_thread.run_sync(context.store.repo, repo)
         return {"repo": info.as_json(), "clone": None}, 200
-    progress = daemon.clones.start(repo)
+    progress = context.clones.start(repo)
     if not data.wait:
         return {"repo": None, "clone": _clone_json(repo, progress)}, 202
-    await daemon.clones.wait(repo)
+    await context.clones.wait(repo)
     if progress.phase == "failed":
         return {
             "error": progress.error or f"clone of {repo} failed",
             "clone": _clone_json(repo, progress),
         }, 502
-    info = await trio.to_thread.run_sync(daemon.store.repo, repo)
+    info = await trio.to_thread.run_sync(context.store.repo, repo)
     return {"repo": info.as_json(), "clone": _clone_json(repo, progress)}, 201
 
 
@@ -112,12 +112,12 @@ async def clone(data: CloneRequest) -> Json:
 @validate_response(RepoStatus, 202)
 @can_fail(400, 401, 404)
 async def get_repo(owner: str, name: str) -> Json:
-    daemon = current_daemon()
+    context = current_context()
     repo = RepoName(owner, name)
-    progress = daemon.clones.get(repo)
+    progress = context.clones.get(repo)
     if progress is not None:
         return {"repo": None, "clone": _clone_json(repo, progress)}, 202
-    info = await trio.to_thread.run_sync(daemon.store.repo, repo)
+    info = await trio.to_thread.run_sync(context.store.repo, repo)
     return {"repo": info.as_json(), "clone": None}
 
 
@@ -128,18 +128,18 @@ async def get_repo(owner: str, name: str) -> Json:
 @can_fail(400, 401, 403, 404, 409, 502)
 async def delete_repo(owner: str, name: str, query_args: ForceQuery) -> Json:
     """Delete a clone; refused while it has worktrees unless `force` (which backs their work up)."""
-    daemon = current_daemon()
+    context = current_context()
     repo = RepoName(owner, name)
-    progress = daemon.clones.get(repo)
+    progress = context.clones.get(repo)
     if progress is not None and progress.phase not in ("done", "failed"):
         progress.cancel()
-        await daemon.clones.wait(repo)
+        await context.clones.wait(repo)
         return {"deleted": str(repo), "cancelled_clone": True}
     if query_args.force:
-        for wt in await trio.to_thread.run_sync(daemon.store.list_worktrees):
+        for wt in await trio.to_thread.run_sync(context.store.list_worktrees):
             if wt.repo == repo:
-                await daemon.housekeeper.delete_worktree(repo, wt.session_id, force=True)
-    result = await trio.to_thread.run_sync(lambda: daemon.store.delete_repo(repo, force=query_args.force))
+                await context.housekeeper.delete_worktree(repo, wt.session_id, force=True)
+    result = await trio.to_thread.run_sync(lambda: context.store.delete_repo(repo, force=query_args.force))
     return {"deleted": str(repo), **result.as_json()}
 
 
@@ -148,13 +148,13 @@ async def delete_repo(owner: str, name: str, query_args: ForceQuery) -> Json:
 @can_fail(401, 502, 503)
 async def github_repos() -> Json:
     """The user's GitHub repos, newest push first, each marked if it is cloned here."""
-    daemon = current_daemon()
+    context = current_context()
     repos = await github.list_repos(
-        daemon.loaded.config.git.github_api,
+        context.loaded.config.git.github_api,
         token=os.environ.get("GITHUB_TOKEN") or None,
         user=os.environ.get("GITHUB_USER") or None,
     )
-    cloned = {str(r.repo) for r in await trio.to_thread.run_sync(daemon.store.list_repos)}
+    cloned = {str(r.repo) for r in await trio.to_thread.run_sync(context.store.list_repos)}
     return {"repos": [{**r.as_json(), "cloned": r.full_name in cloned} for r in repos]}
 
 
@@ -168,14 +168,14 @@ async def create_worktree(data: WorktreeRequest) -> Json:
     If opencode knows the chat, the chat is moved into the worktree (`session_moved`): opencode
     runs a chat's turns in the directory stored on it, not the one a request names.
     """
-    daemon = current_daemon()
+    context = current_context()
     repo = RepoName.parse(data.repo)
     session_id = validate_session_id(data.session_id)
     branch = validate_branch(data.branch) if data.branch is not None else None
-    info = await trio.to_thread.run_sync(lambda: daemon.store.create_worktree(repo, session_id, branch))
+    info = await trio.to_thread.run_sync(lambda: context.store.create_worktree(repo, session_id, branch))
     try:
         # the chat was made in the clone; its turns must run in its worktree from now on
-        await daemon.opencode.move_session(session_id, str(info.path))
+        await context.opencode.move_session(session_id, str(info.path))
     except UpstreamError as exc:
         moved = False
         log.warning("session_not_moved", session_id=session_id, error=str(exc))
@@ -188,7 +188,7 @@ async def create_worktree(data: WorktreeRequest) -> Json:
 @validate_response(WorktreeList)
 @can_fail(401)
 async def list_worktrees() -> Json:
-    worktrees = await trio.to_thread.run_sync(current_daemon().store.list_worktrees)
+    worktrees = await trio.to_thread.run_sync(current_context().store.list_worktrees)
     return {"worktrees": [wt.as_json() for wt in worktrees]}
 
 
@@ -198,7 +198,7 @@ async def list_worktrees() -> Json:
 @can_fail(400, 401, 404)
 async def get_worktree(owner: str, name: str, session_id: str) -> Json:
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
-    info = await trio.to_thread.run_sync(current_daemon().store.worktree, repo, sid)
+    info = await trio.to_thread.run_sync(current_context().store.worktree, repo, sid)
     return {"worktree": info.as_json()}
 
 
@@ -210,7 +210,7 @@ async def worktree_diff(owner: str, name: str, session_id: str) -> Json:
     """The chat's whole change against the merge-base with origin's default branch, as a stat and a
     unified patch (capped, with `truncated`): commits since then, uncommitted and untracked files."""
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
-    diff = await trio.to_thread.run_sync(current_daemon().store.diff, repo, sid)
+    diff = await trio.to_thread.run_sync(current_context().store.diff, repo, sid)
     return diff.as_json()
 
 
@@ -223,11 +223,11 @@ async def commit_worktree(owner: str, name: str, session_id: str, data: CommitRe
     """Commit everything the agent left uncommitted, on the chat's branch, as the agent's identity;
     409 when there is nothing to commit."""
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
-    daemon = current_daemon()
+    context = current_context()
     message = (data.message or "").strip() or await _chat_title(sid)
-    identity = daemon.agent_identity
+    identity = context.agent_identity
     done = await trio.to_thread.run_sync(
-        functools.partial(daemon.store.commit_all, repo, sid, message, (identity.name, identity.email))
+        functools.partial(context.store.commit_all, repo, sid, message, (identity.name, identity.email))
     )
     log.info("worktree_committed", repo=str(repo), session_id=sid, commit=done["commit"])
     return done, 201
@@ -241,7 +241,7 @@ async def commit_worktree(owner: str, name: str, session_id: str, data: CommitRe
 async def push_worktree(owner: str, name: str, session_id: str, data: PushRequest) -> Json:
     """Push the chat's branch to origin with the token; a non-fast-forward is 409 unless `force`."""
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
-    store = current_daemon().store
+    store = current_context().store
     done = await trio.to_thread.run_sync(functools.partial(store.push, repo, sid, force=data.force))
     log.info("worktree_pushed", repo=str(repo), session_id=sid, branch=done["branch"], forced=data.force)
     return done
@@ -255,19 +255,19 @@ async def push_worktree(owner: str, name: str, session_id: str, data: PushReques
 async def open_pull_request(owner: str, name: str, session_id: str, data: PullRequestRequest) -> Json:
     """Push the chat's branch if needed, then open its PR on GitHub (or answer the open one)."""
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
-    daemon = current_daemon()
+    context = current_context()
     token = os.environ.get("GITHUB_TOKEN")
     if not token:
         raise GitHubError("set GITHUB_TOKEN to open pull requests", status=503)
-    diff = await trio.to_thread.run_sync(daemon.store.diff, repo, sid)
+    diff = await trio.to_thread.run_sync(context.store.diff, repo, sid)
     if diff.branch is None:
         raise Conflict(f"worktree {sid} of {repo} is not on a branch")
-    await trio.to_thread.run_sync(functools.partial(daemon.store.push, repo, sid, force=False))
+    await trio.to_thread.run_sync(functools.partial(context.store.push, repo, sid, force=False))
     base = data.base or diff.base_branch
     if base is None:
         raise Conflict(f"repo {repo} has no default branch on origin to open a pull request into")
     pull = await github.open_pull(
-        daemon.loaded.config.git.github_api,
+        context.loaded.config.git.github_api,
         token=token,
         owner=repo.owner,
         name=repo.name,
@@ -296,7 +296,7 @@ def _summary(diff: WorktreeDiffData) -> str:
 async def _chat_title(session_id: str) -> str:
     """The chat's title from opencode, for a commit message; a plain one when opencode cannot say."""
     try:
-        session = (await current_daemon().opencode.sessions()).get(session_id)
+        session = (await current_context().opencode.sessions()).get(session_id)
     except OpencodeError:
         session = None
     title = session.title.strip() if session is not None else ""
@@ -311,7 +311,7 @@ async def _chat_title(session_id: str) -> str:
 async def delete_worktree(owner: str, name: str, session_id: str, query_args: ForceQuery) -> Json:
     """Dispose the chat's opencode instance, then delete; work on no remote needs `force` (backed up)."""
     repo, sid = RepoName(owner, name), validate_session_id(session_id)
-    return {"deleted": await current_daemon().housekeeper.delete_worktree(repo, sid, force=query_args.force)}
+    return {"deleted": await current_context().housekeeper.delete_worktree(repo, sid, force=query_args.force)}
 
 
 @projects.get("/disk")
@@ -319,9 +319,9 @@ async def delete_worktree(owner: str, name: str, session_id: str, query_args: Fo
 @can_fail(401)
 async def disk() -> Json:
     """The volume's total, used and free bytes, and the size of each repo and worktree."""
-    daemon = current_daemon()
-    usage = shutil.disk_usage(daemon.loaded.paths.data_dir)
-    sizes = await trio.to_thread.run_sync(daemon.store.disk_usage)
+    context = current_context()
+    usage = shutil.disk_usage(context.loaded.paths.data_dir)
+    sizes = await trio.to_thread.run_sync(context.store.disk_usage)
     return {"volume": {"total": usage.total, "used": usage.used, "free": usage.free}, **sizes}
 
 
@@ -331,5 +331,5 @@ async def disk() -> Json:
 @can_fail(400, 401, 403, 413, 502)
 async def gc(data: GcRequest) -> Json:
     """Prune worktrees whose chat is gone or idle, never losing work; `dry_run` changes nothing."""
-    report = await current_daemon().housekeeper.gc(dry_run=data.dry_run, force=data.force)
+    report = await current_context().housekeeper.gc(dry_run=data.dry_run, force=data.force)
     return report.as_json()

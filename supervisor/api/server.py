@@ -22,7 +22,7 @@ from supervisor.auth import FORWARD_AUTH_SOCKET, serve_forward_auth
 from supervisor.errors import ListenError
 
 if TYPE_CHECKING:
-    from supervisor.daemon import Daemon
+    from supervisor.typing import AdminContext
 
 
 class _TCPServer(TCPServer):
@@ -50,10 +50,13 @@ class _TCPServer(TCPServer):
 
 
 async def serve_app(
-    daemon: Daemon, stop: trio.Event, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    context: AdminContext,
+    stop: trio.Event,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Bind both listeners, report started, and serve until `stop` is set."""
-    loaded = daemon.loaded
+    loaded = context.loaded
     tcp = f"127.0.0.1:{loaded.config.ports.app}"
     sock = loaded.paths.control_socket
     config = HypercornConfig()
@@ -76,11 +79,11 @@ async def serve_app(
         listener.listen(config.backlog)
     http1.install()
     # hypercorn must finish each response's end even when the app cancels it (supervisor.api.response_end)
-    app = wrap_app(shield_response_end(create_app(daemon)), config.wsgi_max_body_size, "asgi")
+    app = wrap_app(shield_response_end(create_app(context)), config.wsgi_max_body_size, "asgi")
     try:
         async with trio.open_nursery() as nursery:
             # Caddy's forward_auth asks the wall here rather than through hypercorn (supervisor.auth.forward)
-            await nursery.start(serve_forward_auth, daemon.auth, loaded.paths.run_dir / FORWARD_AUTH_SOCKET)
+            await nursery.start(serve_forward_auth, context.auth, loaded.paths.run_dir / FORWARD_AUTH_SOCKET)
             # hypercorn.trio.serve, but with sockets bound here so a busy port is a clear error, and
             # with connections that end when their peer ends them (worker_serve looks the class up here)
             hypercorn.trio.run.TCPServer = _TCPServer  # type: ignore[attr-defined]

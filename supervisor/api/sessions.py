@@ -14,7 +14,7 @@ import structlog
 from quart import Blueprint, abort, request
 from quart_schema import validate_response
 
-from supervisor.api.guard import current_daemon, require_auth
+from supervisor.api.guard import current_context, require_auth
 from supervisor.api.responses import SessionList, SessionOut, SessionsEnded, can_fail
 from supervisor.auth.origin import header_map
 from supervisor.auth.sessions import HANDLE_LENGTH, handle_of, session_hash
@@ -29,7 +29,7 @@ sessions.before_request(require_auth)
 @validate_response(SessionList)
 @can_fail(401)
 async def list_sessions() -> SessionList:
-    wall = current_daemon().auth
+    wall = current_context().auth
     own = wall.session_of(header_map(request.headers.items()))
     own_handle = handle_of(session_hash(own)) if own else None
     return SessionList(
@@ -50,7 +50,7 @@ async def list_sessions() -> SessionList:
 @validate_response(SessionsEnded)
 @can_fail(401, 403)
 async def end_all_sessions() -> SessionsEnded:
-    ended = current_daemon().auth.sessions.end_all()
+    ended = current_context().auth.sessions.end_all()
     log.info("sessions_ended", count=ended)
     return SessionsEnded(ended=ended)
 
@@ -59,7 +59,7 @@ async def end_all_sessions() -> SessionsEnded:
 @validate_response(SessionsEnded)
 @can_fail(401, 403, 404)
 async def end_session(handle: str) -> SessionsEnded:
-    if len(handle) != HANDLE_LENGTH or not current_daemon().auth.sessions.end_handle(handle):
+    if len(handle) != HANDLE_LENGTH or not current_context().auth.sessions.end_handle(handle):
         abort(404, f"no session '{handle[:40]}' (GET /admin/sessions lists them)")
     log.info("sessions_ended", count=1, session=handle)
     return SessionsEnded(ended=1)

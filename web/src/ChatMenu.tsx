@@ -1,16 +1,13 @@
 // The chat's three-dots menu: its branch, its diff, and publishing it (commit, push, open the PR),
 // all done by the daemon (/admin/worktrees/...), so the agent is not needed; and deleting the chat.
 import { useState } from "preact/hooks";
+import { admin, worktreeOf } from "./admin";
 import { api, ApiError, type WorktreeDiff } from "./api";
 import { errText, notify } from "./actions";
 import { DiffView } from "./Messages";
 import { filePatch } from "./patches";
 import { transcript } from "./transcript";
-import { S, changed, currentChat, type Chat } from "./store";
-
-function base(chat: Chat): string {
-  return `/admin/worktrees/${chat.repo}/${encodeURIComponent(chat.id)}`;
-}
+import { S, changed, currentChat } from "./store";
 
 export function ChatMenu() {
   const chat = currentChat();
@@ -33,25 +30,26 @@ export function ChatMenu() {
     }
   }
   const c = chat;
+  const path = worktreeOf(c);
   const loadDiff = () =>
     act("diff", async () => {
-      const d = await api.get<WorktreeDiff>(`${base(c)}/diff`);
+      const d = await admin("get", "/admin/worktrees/{owner}/{name}/{session_id}/diff", { path });
       setDiff(d);
       return `${d.files.length} files changed, +${d.additions} -${d.deletions}`;
     });
   const commit = () =>
     act("commit", async () => {
-      const done = await api.post<{ commit: string; files: number }>(`${base(c)}/commit`, {});
+      const done = await admin("post", "/admin/worktrees/{owner}/{name}/{session_id}/commit", { path, body: {} });
       return `committed ${done.commit} (${done.files} files)`;
     });
   const push = () =>
     act("push", async () => {
-      const done = await api.post<{ branch: string }>(`${base(c)}/push`, {});
+      const done = await admin("post", "/admin/worktrees/{owner}/{name}/{session_id}/push", { path, body: {} });
       return `pushed ${done.branch}`;
     });
   const openPr = () =>
     act("pull request", async () => {
-      const done = await api.post<{ url: string; number: number; created: boolean }>(`${base(c)}/pr`, {});
+      const done = await admin("post", "/admin/worktrees/{owner}/{name}/{session_id}/pr", { path, body: {} });
       setPr(done);
       return `${done.created ? "opened" : "already open:"} PR #${done.number}`;
     });
@@ -86,12 +84,12 @@ export function ChatMenu() {
     act("delete", async () => {
       if (!confirm(`Delete the chat "${c.title}" and its worktree?`)) return "kept";
       try {
-        await api.del(base(c));
+        await admin("delete", "/admin/worktrees/{owner}/{name}/{session_id}", { path });
       } catch (e) {
         if (!(e instanceof ApiError) || e.status !== 409) throw e;
         // it holds work, or runs: say which, and back it up only when asked again
         if (!confirm(`${e.message}\n\nBack it up and delete it anyway?`)) return "kept";
-        await api.del(`${base(c)}?force=true`);
+        await admin("delete", "/admin/worktrees/{owner}/{name}/{session_id}", { path, query: { force: true } });
       }
       await api.del(`/session/${encodeURIComponent(c.id)}`, c.path).catch(() => undefined);
       delete S.chats[c.id];

@@ -1,16 +1,7 @@
 // What the user can do, and the start-up sequence.
+import { admin } from "./admin";
 import type { Attachment } from "./attachments";
-import {
-  api,
-  ApiError,
-  type Agent,
-  type Clone,
-  type GithubRepo,
-  type Provider,
-  type Repo,
-  type SessionInfo,
-  type Worktree,
-} from "./api";
+import { api, ApiError, type Agent, type Provider, type SessionInfo } from "./api";
 import { loadChats } from "./chats";
 import { fetchMessages, isWatched, reconcileStreams, startLifecycle, streamReady } from "./events";
 import { S, changed, chatsOfRepo, currentChat, repoInfo, saved, type Chat } from "./store";
@@ -31,7 +22,7 @@ export function focusPrompt(): void {
 // ---------------------------------------------------------------- loading
 
 async function loadRepos(): Promise<void> {
-  const r = await api.get<{ repos: Repo[]; clones: Clone[] }>("/admin/repos");
+  const r = await admin("get", "/admin/repos");
   S.repos = r.repos;
   S.clones = r.clones;
   changed();
@@ -39,7 +30,7 @@ async function loadRepos(): Promise<void> {
 
 export async function loadGithub(): Promise<void> {
   try {
-    S.github = await api.get<{ repos: GithubRepo[] }>("/admin/repos/github");
+    S.github = await admin("get", "/admin/repos/github");
   } catch (e) {
     S.github = { error: errText(e) };
   }
@@ -81,8 +72,7 @@ function lastActivity(repo: string): number {
 
 export async function start(): Promise<void> {
   startLifecycle();
-  void api
-    .get<{ daemon?: { version?: string } }>("/admin/health")
+  void admin("get", "/admin/health")
     .then((h) => {
       S.version = h.daemon?.version ?? "";
       changed();
@@ -168,7 +158,7 @@ export async function cloneRepo(repo: string): Promise<void> {
     return;
   }
   try {
-    const r = await api.post<{ clone?: Clone; repo?: Repo }>("/admin/repos/clone", { repo });
+    const r = await admin("post", "/admin/repos/clone", { body: { repo } });
     if (r.repo) {
       if (!repoInfo(r.repo.repo)) S.repos = [...S.repos, r.repo];
       selectRepo(r.repo.repo);
@@ -223,9 +213,8 @@ export async function newChat(): Promise<Chat | null> {
   changed();
   try {
     const session = await api.post<SessionInfo>("/session", {}, repo.path);
-    const { worktree } = await api.post<{ worktree: Worktree }>("/admin/worktrees", {
-      repo: repo.repo,
-      session_id: session.id,
+    const { worktree } = await admin("post", "/admin/worktrees", {
+      body: { repo: repo.repo, session_id: session.id },
     });
     const chat: Chat = {
       id: session.id,

@@ -1,4 +1,5 @@
 // HTTP helpers and the shapes of what opencode and the daemon answer (only the fields we use).
+import type { Schemas } from "./admin";
 
 export class ApiError extends Error {
   constructor(
@@ -9,68 +10,15 @@ export class ApiError extends Error {
   }
 }
 
-export interface Repo {
-  repo: string;
-  owner: string;
-  name: string;
-  path: string;
-  default_branch: string;
-  head: string;
-  worktrees: number;
-  last_fetch: number | null;
-}
+// The daemon's own answers: generated from its OpenAPI spec (./admin.ts).
+export type Repo = Schemas["RepoInfo"];
+export type Clone = Schemas["CloneStatus"];
+export type GithubRepo = Schemas["GitHubRepoInfo"];
+export type Worktree = Schemas["WorktreeInfo"];
+export type FileChange = Schemas["FileChange"];
+export type WorktreeDiff = Schemas["WorktreeDiff"];
 
-export interface Clone {
-  repo: string;
-  phase: string;
-  received_objects: number;
-  total_objects: number;
-  received_bytes: number;
-  error: string | null;
-  finished?: number | null;
-}
-
-export interface GithubRepo {
-  full_name: string;
-  owner: string;
-  name: string;
-  private: boolean;
-  description: string | null;
-  pushed_at: string | null;
-  cloned: boolean;
-}
-
-export interface Worktree {
-  repo: string;
-  session_id: string;
-  path: string;
-  branch: string;
-  dirty?: boolean;
-  unpushed?: number;
-  last_activity?: number;
-}
-
-export interface FileChange {
-  path: string;
-  old_path: string | null;
-  status: string;
-  additions: number;
-  deletions: number;
-  binary: boolean;
-}
-
-export interface WorktreeDiff {
-  branch: string | null;
-  base: string | null;
-  base_branch: string | null;
-  commits: { id: string; subject: string }[];
-  files: FileChange[];
-  additions: number;
-  deletions: number;
-  patch: string;
-  truncated: boolean;
-}
-
+// opencode's answers (only the fields we use)
 export interface SessionInfo {
   id: string;
   title: string;
@@ -142,7 +90,7 @@ export interface Agent {
   hidden?: boolean;
 }
 
-async function call<T>(method: string, url: string, opts: { body?: unknown; dir?: string } = {}): Promise<T> {
+export async function call<T>(method: string, url: string, opts: { body?: unknown; dir?: string } = {}): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (opts.body !== undefined) headers["content-type"] = "application/json";
   if (opts.dir) headers["x-opencode-directory"] = encodeURIComponent(opts.dir);

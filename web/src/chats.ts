@@ -2,26 +2,11 @@
 //
 // The daemon follows opencode's global event stream, so this one call costs nothing in opencode. Asking
 // opencode itself about each chat would boot every worktree's instance and keep them all in memory.
-import { api } from "./api";
-import { S, changed, type Chat, type ChatStatus } from "./store";
+import { admin, type Schemas } from "./admin";
+import { S, changed, type Chat } from "./store";
 
-export interface ChatRow {
-  repo: string;
-  session_id: string;
-  path: string;
-  title: string | null;
-  created: number | null; // epoch seconds
-  found: boolean | null; // null: opencode could not be asked
-  status: ChatStatus;
-  error: string | null;
-  updated: number; // epoch seconds
-}
-
-export interface ChatList {
-  chats: ChatRow[];
-  opencode: boolean; // the daemon could read opencode's session list
-  following: boolean; // the daemon sees opencode's events: its statuses are current
-}
+export type ChatRow = Schemas["ChatInfo"];
+export type ChatList = Schemas["ChatList"];
 
 /** How long a chat stays busy after a prompt went out from here, whatever a poll says: the turn may not have
  * started yet when the poll was answered. */
@@ -59,5 +44,5 @@ export function mergeChats(list: ChatList, watched: (dir: string) => boolean, no
 }
 
 export async function loadChats(watched: (dir: string) => boolean): Promise<void> {
-  mergeChats(await api.get<ChatList>("/admin/chats"), watched);
+  mergeChats(await admin("get", "/admin/chats"), watched);
 }

@@ -1,0 +1,72 @@
+"""The narrow interfaces one layer sees of another (as hypercorn's `typing.py`).
+
+The HTTP API (`supervisor.api`) acts on the daemon only through `AdminContext`: the parts it
+reads and the few operations it may ask for. `supervisor.daemon.Daemon` satisfies it, and the API
+never imports the daemon, so the import graph runs one way: daemon → api → projects, auth, ….
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from supervisor.agent_git import Identity
+    from supervisor.auth import AuthWall
+    from supervisor.chats import ChatBoard
+    from supervisor.config import LoadedConfig
+    from supervisor.opencode import OpencodeClient
+    from supervisor.orphans import Orphan
+    from supervisor.projects.clones import Clones
+    from supervisor.projects.housekeeping import Housekeeper
+    from supervisor.projects.store import ProjectStore
+    from supervisor.service import Service
+
+
+class AdminContext(Protocol):
+    """What the /admin routes, the wall and the web app are served from."""
+
+    @property
+    def loaded(self) -> LoadedConfig:
+        """The config in force (replaced as a whole by `reload`) and the paths derived from it."""
+
+    @property
+    def auth(self) -> AuthWall: ...
+
+    @property
+    def services(self) -> Mapping[str, Service]: ...
+
+    @property
+    def store(self) -> ProjectStore: ...
+
+    @property
+    def clones(self) -> Clones: ...
+
+    @property
+    def housekeeper(self) -> Housekeeper: ...
+
+    @property
+    def opencode(self) -> OpencodeClient: ...
+
+    @property
+    def chats(self) -> ChatBoard: ...
+
+    @property
+    def agent_identity(self) -> Identity:
+        """The author and committer of the agent's commits, and of the ones the phone makes."""
+
+    @property
+    def orphans_reaped(self) -> int: ...
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the daemon is healthy, and the body of /admin/health."""
+
+    async def reload(self) -> None:
+        """Read the config file again and apply what changed."""
+
+    def orphans(self) -> list[Orphan]: ...
+
+    async def kill(self, pid: int) -> list[int]:
+        """Kill an orphan's process tree (never a service or the daemon); the pids signalled."""
+
+    async def kill_orphans(self) -> list[int]: ...
