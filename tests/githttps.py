@@ -1,5 +1,6 @@
-"""GitHub stand-in for tests: git over HTTPS that demands the token, and the one REST call the daemon
-makes at start (`GET /user`), on one loopback port with a CA of its own (DESIGN §7).
+"""GitHub stand-in for tests: git over HTTPS that demands the token, and the REST calls the daemon makes
+(`GET /user` at start, `GET /user/repos` answered with none, a repo's pulls), on one loopback port with
+a CA of its own (DESIGN §7).
 
     with GitHubStandIn(remotes, token, tmp) as github:
         env["SSL_CERT_FILE"] = str(github.ca)               # the daemon's libgit2 and httpx, the agent's git
@@ -140,6 +141,8 @@ def _handler(stand_in: GitHubStandIn) -> type[BaseHTTPRequestHandler]:
                 self._answer(401, b"token required\n", {"WWW-Authenticate": 'Basic realm="GitHub"'})
             elif path == "/api/user":
                 self._json(200, USER)
+            elif path == "/api/user/repos":
+                self._json(200, [])  # the user's repos: none listed (tests clone by name)
             elif path.startswith("/api/repos/") and path.endswith("/pulls"):
                 self._pulls(path.split("/")[3], path.split("/")[4], query, body)
             else:

@@ -1,7 +1,8 @@
 """Browser tests: Debian's chromium, driven by Playwright's sync API, at a phone viewport, against the real
 stack (daemon + opencode + Caddy + the scripted LLM) serving the built web app from `web/dist`.
 
-- `stack`: one per test module (`tests/stack.py`), stopped by pid at the end of the module.
+- `stack`: one per test module (`tests/stack.py`), stopped by pid at the end of the module; with a token, and
+  `github`, the GitHub REST stand-in (`tests/githttps.py`), at `git.github_api`.
 - `browser`: one headless chromium per module (`--no-sandbox`: the tests run as root in containers).
 - `device`: what the phone keeps between visits (the web app's localStorage), carried from test to test in a
   module so "the last repo, remembered on the device" means something; cookies are not carried.
@@ -23,7 +24,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, toml_value
+from tests.githttps import GitHubStandIn
 from tests.stack import Stack, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,9 +84,26 @@ def chromium_path() -> str:
     return path
 
 
+GITHUB_TOKEN = "ghp_thebrowserteststoken0123456789abcdEF"
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("browser")) as stack:
+def stack_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def github(stack_root: Path) -> Iterator[GitHubStandIn]:
+    """GitHub's REST API for the stack (`git.github_api`): the pull requests the phone opens land here,
+    checked against the stack's own (`file://`) remotes."""
+    with GitHubStandIn(stack_root / "remotes", GITHUB_TOKEN, stack_root / "github-tls") as github:
+        yield github
+
+
+@pytest.fixture(scope="module")
+def stack(stack_root: Path, github: GitHubStandIn) -> Iterator[Stack]:
+    env = {"GITHUB_TOKEN": GITHUB_TOKEN, "SSL_CERT_FILE": str(github.ca)}  # the daemon's httpx trusts it
+    with running_stack(stack_root, f"github_api = {toml_value(github.api)}\n", env=env) as stack:
         yield stack
 
 

@@ -12,11 +12,13 @@ import signal
 import struct
 import time
 import zlib
+from pathlib import Path
 
 import pytest
-from playwright.sync_api import FilePayload, Locator, Page, expect
+from playwright.sync_api import Dialog, FilePayload, Locator, Page, expect
 
 from tests.browser.conftest import shot
+from tests.githttps import GitHubStandIn
 from tests.gitutil import Remote, git
 from tests.llm import Reply, ToolCall
 from tests.stack import Stack
@@ -123,10 +125,10 @@ def chat_item(page: Page, session_id: str) -> Locator:
 
 
 def new_chat(page: Page) -> None:
-    before = tid(page, "messages").get_attribute("data-session-id")
+    """ "+": an empty chat, the phone's alone until its first prompt (then `open_chat_id` knows it)."""
     tid(page, "new-chat").click()
-    if before:
-        expect(tid(page, "messages")).not_to_have_attribute("data-session-id", before)
+    expect(tid(page, "messages")).to_have_attribute("data-session-id", "")
+    expect(tid(page, "messages")).to_contain_text(f"new chat in {REPO}: type below")
     expect(tid(page, "prompt")).to_be_focused()
 
 
@@ -137,6 +139,38 @@ def landed(page: Page) -> str:
     expect(tid(page, "prompt")).to_be_focused()
     expect(tid(page, "repo-picker")).to_be_hidden()
     return session_id
+
+
+def on_the_server(stack: Stack) -> tuple[set[str], set[str]]:
+    """The ids of every session opencode holds, and of every chat the daemon holds a worktree for."""
+    with stack.signed_in() as client:
+        sessions = client.get("/experimental/session", params={"limit": 100_000, "archived": "true"})
+        worktrees = client.get("/admin/worktrees")
+    assert sessions.status_code == 200, sessions.text
+    assert worktrees.status_code == 200, worktrees.text
+    return {s["id"] for s in sessions.json()}, {w["session_id"] for w in worktrees.json()["worktrees"]}
+
+
+def worktree_of(stack: Stack, session_id: str) -> Path:
+    return stack.daemon.data_dir / "projects" / "worktrees" / f"acme__rocket__{session_id}"
+
+
+WATCH_THE_PROMPT = """(text) => {
+    // what showed while `text` went out: each progress line; whether it showed before its chat existed
+    window.__seen = {progress: [], onDraft: false};
+    const check = () => {
+        const seen = window.__seen;
+        const line = document.querySelector('[data-testid="progress"]');
+        const last = seen.progress[seen.progress.length - 1];
+        if (line && last !== line.textContent) seen.progress.push(line.textContent);
+        const pending = document.querySelectorAll('[data-testid="message"][data-pending="true"]');
+        const shown = document.querySelector('[data-testid="messages"]');
+        const draft = shown.getAttribute('data-session-id') === '';
+        if (draft && Array.from(pending).some((m) => m.textContent.includes(text))) seen.onDraft = true;
+    };
+    const options = {subtree: true, childList: true, attributes: true, characterData: true};
+    new MutationObserver(check).observe(document.body, options);
+}"""
 
 
 # ------------------------------------------------------------------------------------------------ the tests
@@ -272,6 +306,89 @@ def test_reload_restores_repo_and_most_recent_chat(page: Page, stack: Stack) -> 
     expect(tid(page, "repo-button")).to_contain_text("rocket")
 
 
+def test_plus_makes_nothing_until_the_first_prompt_makes_one_chat(page: Page, stack: Stack) -> None:
+    last = landed(page)
+    sessions, worktrees = on_the_server(stack)
+    asked: list[str] = []  # what the page asked of the server, beyond reading
+    page.on("request", lambda r: asked.append(f"{r.method} {r.url}") if r.method != "GET" else None)
+
+    new_chat(page)
+    new_chat(page)
+    # an empty chat is the phone's alone: a reload forgets it and brings back the last real chat
+    page.reload()
+    assert landed(page) == last
+    new_chat(page)
+    new_chat(page)
+    assert asked == []
+
+    text = "one chat, made by its first prompt"
+    page.evaluate(WATCH_THE_PROMPT, text)
+    full = "The first prompt made this chat, and its reply streams in."
+    slow(stack, full)
+    tid(page, "prompt").fill(text)
+    tid(page, "send").click()
+    expect(tid(page, "message").filter(has_text=text)).to_be_visible()
+    expect(tid(page, "prompt")).to_have_value("")
+    watch_growth(page, full)
+    seen = page.evaluate("() => window.__seen")
+    assert seen["onDraft"], f"the prompt showed only once its chat was made; progress lines: {seen}"
+    assert "making the chat's worktree…" in seen["progress"], seen
+    expect(tid(page, "message").filter(has_text=text)).to_have_count(1)  # opencode's copy took its place
+    expect(page.locator('[data-pending="true"]')).to_have_count(0)
+    expect(tid(page, "progress")).to_have_count(0)
+
+    session_id = open_chat_id(page)
+    assert session_id != last
+    sessions_now, worktrees_now = on_the_server(stack)
+    assert (sessions_now - sessions, sessions - sessions_now) == ({session_id}, set())
+    assert (worktrees_now - worktrees, worktrees - worktrees_now) == ({session_id}, set())
+    open_sidebar(page)
+    expect(chat_item(page, session_id)).to_have_attribute("data-status", "idle")
+    shot(page, "08b-first-prompt-made-the-chat")
+    close_sidebar(page)
+
+
+def test_a_first_prompt_whose_worktree_fails_keeps_its_text_and_leaves_nothing(
+    page: Page, stack: Stack, remote: Remote
+) -> None:
+    landed(page)
+    sessions, worktrees = on_the_server(stack)
+    new_chat(page)
+    notes: FilePayload = {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"the rocket is red\n"}
+    tid(page, "attach").set_input_files(notes)
+    expect(tid(page, "attachment")).to_have_count(1)
+    text = "a prompt that must not be lost"
+    notice = page.locator(".notice")
+    away = remote.bare.with_name("rocket.git.away")
+    remote.bare.rename(away)  # "GitHub" lost the repo: the worktree's fetch fails
+    try:
+        tid(page, "prompt").fill(text)
+        tid(page, "send").click()
+        expect(notice).to_contain_text("could not make the chat's worktree: ")
+    finally:
+        away.rename(remote.bare)
+    line = notice.inner_text()
+    assert "acme/rocket" in line, line
+    assert len(line.strip().splitlines()) == 1, line
+    expect(tid(page, "prompt")).to_have_value(text)
+    expect(tid(page, "attachment")).to_have_count(1)
+    expect(tid(page, "message")).to_have_count(0)  # the pending prompt went back to the box
+    expect(tid(page, "messages")).to_have_attribute("data-session-id", "")  # still the empty chat
+    shot(page, "08c-worktree-failed")
+    # the session made for it is gone (deleted before the line showed), and no worktree is left
+    assert on_the_server(stack) == (sessions, worktrees)
+
+    # the same text, sent again: a chat this time
+    stack.llm.reply_text("made on the second try")
+    tid(page, "send").click()
+    expect(tid(page, "messages")).to_contain_text("made on the second try")
+    expect(tid(page, "attachment")).to_have_count(0)
+    expect(tid(page, "prompt")).to_have_value("")
+    session_id = open_chat_id(page)
+    sessions_now, worktrees_now = on_the_server(stack)
+    assert (sessions_now - sessions, worktrees_now - worktrees) == ({session_id}, {session_id})
+
+
 def test_opencode_killed_mid_reply_recovers_without_reload(page: Page, stack: Stack) -> None:
     landed(page)
     long = "A reply that opencode will not live to finish, streamed slowly on purpose. " * 4
@@ -342,6 +459,9 @@ def test_model_output_is_text_never_html(page: Page, stack: Stack) -> None:
 def test_an_edit_shows_its_diff_and_collapses(page: Page, stack: Stack) -> None:
     landed(page)
     new_chat(page)
+    stack.llm.reply_text("Ready to edit.")
+    send(page, "get ready to edit")  # the first prompt makes the chat and its worktree
+    expect(tid(page, "messages")).to_contain_text("Ready to edit.")
     session_id = open_chat_id(page)
     readme = stack.daemon.data_dir / "projects" / "worktrees" / f"acme__rocket__{session_id}" / "README.md"
     stack.llm.reply_tool_call("read", {"filePath": str(readme)})  # opencode edits only files read before
@@ -388,16 +508,16 @@ def test_a_failed_command_looks_failed(page: Page, stack: Stack) -> None:
     shot(page, "14-failed-command")
 
 
-def test_the_chat_menu_shows_the_diff_commits_pushes_and_deletes(
-    page: Page, stack: Stack, remote: Remote
+def test_the_chat_menu_shows_the_diff_commits_pushes_opens_the_pr_and_deletes(
+    page: Page, stack: Stack, remote: Remote, github: GitHubStandIn
 ) -> None:
     landed(page)
     new_chat(page)
-    session_id = open_chat_id(page)
     stack.llm.reply_tool_call("bash", {"command": "printf 'one\\ntwo\\n' > menu.txt", "description": "w"})
     stack.llm.reply_text("Wrote menu.txt.")
     send(page, "write the menu file")
     expect(tid(page, "messages")).to_contain_text("Wrote menu.txt.")
+    session_id = open_chat_id(page)
 
     tid(page, "chat-menu-button").click()
     menu = tid(page, "chat-menu")
@@ -418,6 +538,26 @@ def test_the_chat_menu_shows_the_diff_commits_pushes_and_deletes(
     expect(notice).to_contain_text(f"pushed dancodes/{session_id}")
     pushed = git(remote.bare, "show", f"refs/heads/dancodes/{session_id}:menu.txt")
     assert pushed == "one\ntwo"
+
+    # open PR: the daemon asks GitHub's API (the stand-in), with the token, for the chat's branch: a link
+    tid(menu, "open-pr").click()
+    link = tid(menu, "pr-link")
+    expect(link).to_be_visible()
+    assert len(github.pulls) == 1
+    pull = github.pulls[0]
+    expect(link).to_have_text(f"PR #{pull.number}")
+    expect(link).to_have_attribute("href", pull.url)
+    expect(notice).to_contain_text(f"opened PR #{pull.number}")
+    assert (pull.owner, pull.name) == ("acme", "rocket")
+    assert (pull.body["head"], pull.body["base"]) == (f"dancodes/{session_id}", "main")
+    posts = [s for s in github.seen if (s.method, s.path) == ("POST", "/api/repos/acme/rocket/pulls")]
+    assert posts
+    assert all(s.authorized for s in posts)
+    shot(page, "15b-chat-menu-pr")
+    # again: the open one, not a second
+    tid(menu, "open-pr").click()
+    expect(notice).to_contain_text(f"already open: PR #{pull.number}")
+    assert len(github.pulls) == 1
 
     # rename: opencode's own title, shown in the sidebar
     page.once("dialog", lambda dialog: dialog.accept("Menu chat"))
@@ -446,6 +586,54 @@ def test_the_chat_menu_shows_the_diff_commits_pushes_and_deletes(
     expect(page.locator(f'[data-testid="chat-item"][data-session-id="{session_id}"]')).to_have_count(0)
     worktree = stack.daemon.data_dir / "projects" / "worktrees" / f"acme__rocket__{session_id}"
     assert not worktree.exists()
+
+
+def test_deleting_a_chat_with_unpushed_work_asks_again_then_backs_it_up(page: Page, stack: Stack) -> None:
+    landed(page)
+    new_chat(page)
+    commit = "echo keep > keep.txt && git add keep.txt && git commit -q -m 'keep this' && echo committed"
+    stack.llm.reply_tool_call("bash", {"command": commit, "description": "c"})
+    stack.llm.reply_text("Committed keep.txt, not pushed.")
+    send(page, "commit a file and do not push")
+    expect(tid(page, "messages")).to_contain_text("Committed keep.txt, not pushed.")
+    session_id = open_chat_id(page)
+    worktree = worktree_of(stack, session_id)
+    head = git(worktree, "rev-parse", "HEAD")
+    assert git(worktree, "log", "-1", "--format=%s") == "keep this"
+
+    tid(page, "chat-menu-button").click()
+    menu = tid(page, "chat-menu")
+    notice = page.locator(".notice")
+    asked: list[str] = []
+
+    def yes_then_no(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        if len(asked) == 1:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.on("dialog", yes_then_no)
+    tid(menu, "delete-chat").click()
+    expect(notice).to_contain_text("kept")
+    page.remove_listener("dialog", yes_then_no)
+    assert len(asked) == 2, asked
+    assert asked[0].startswith("Delete the chat")
+    assert "commit" in asked[1], asked[1]  # the daemon's 409: what is at risk
+    assert asked[1].endswith("Back it up and delete it anyway?"), asked[1]
+    assert worktree.is_dir()
+    assert git(worktree, "rev-parse", "HEAD") == head
+    expect(chat_item(page, session_id)).to_have_count(1)
+    shot(page, "15c-delete-unpushed-kept")
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    tid(menu, "delete-chat").click()
+    expect(notice).to_contain_text("chat deleted")
+    expect(chat_item(page, session_id)).to_have_count(0)
+    assert not worktree.exists()
+    clone = stack.daemon.data_dir / "projects" / "repos" / "acme__rocket"
+    backup = f"refs/dancodes/backup/{session_id}/worktree"
+    git(clone, "merge-base", "--is-ancestor", head, backup)  # the commit is kept (raises if not)
 
 
 def png(width: int, height: int) -> bytes:
@@ -500,10 +688,10 @@ def test_a_photo_is_made_smaller_sent_and_shown_and_bad_files_are_refused(page: 
 def test_a_failed_reply_shows_as_an_error(page: Page, stack: Stack) -> None:
     landed(page)
     new_chat(page)
-    session_id = open_chat_id(page)
     stack.llm.reply_error(400, "the scripted model refuses this one")
     send(page, "this will fail")
     expect(page.locator(".msg-error")).to_contain_text("the scripted model refuses this one")
+    session_id = open_chat_id(page)
     open_sidebar(page)
     expect(chat_item(page, session_id)).to_have_attribute("data-status", "error")
     shot(page, "13-failed-reply")

@@ -9,11 +9,12 @@ import {
   selectChat,
   selectRepo,
   send,
+  sending,
 } from "./actions";
 import { prepare, type Attachment } from "./attachments";
 import { ChatMenu } from "./ChatMenu";
 import { Messages } from "./Messages";
-import { S, changed, chatsOfRepo, currentChat, saved, subscribe, type Chat } from "./store";
+import { S, changed, chatsOfRepo, currentChat, currentKey, saved, subscribe, type Chat } from "./store";
 
 function useStore(): void {
   const [, force] = useState(0);
@@ -97,7 +98,6 @@ function TopBar() {
         class="icon plus"
         data-testid="new-chat"
         aria-label="new chat"
-        disabled={S.creating}
         onClick={() => {
           S.sidebarOpen = false;
           void newChat();
@@ -284,6 +284,7 @@ function InputArea({ chat }: { chat: Chat | null }) {
   const [files, setFiles] = useState<Attachment[]>([]);
   const busy = chat?.status === "busy";
   const noRepo = !S.repo;
+  const setup = sending(currentKey()); // the chat is being made: a second send would make another
   const grow = () => {
     const el = ref.current;
     if (!el) return;
@@ -297,13 +298,14 @@ function InputArea({ chat }: { chat: Chat | null }) {
   const submit = async () => {
     const t = text;
     const attached = files;
-    if ((!t.trim() && !attached.length) || noRepo) return;
+    if ((!t.trim() && !attached.length) || noRepo || setup) return;
     setText("");
     setFiles([]);
-    const ok = await send(t, attached);
+    const ok = await send(t, attached); // shown as pending meanwhile
     if (!ok) {
-      setText(t);
-      setFiles(attached);
+      // back in the box, before anything typed since
+      setText((now) => (now.trim() ? `${t}\n${now}` : t));
+      setFiles((now) => [...attached, ...now]);
     }
   };
   const attach = async (list: FileList | null) => {
@@ -402,7 +404,7 @@ function InputArea({ chat }: { chat: Chat | null }) {
           </button>
         )}
         {(!busy || ready) && (
-          <button class="send" data-testid="send" disabled={noRepo || !ready} onClick={() => void submit()}>
+          <button class="send" data-testid="send" disabled={noRepo || !ready || setup} onClick={() => void submit()}>
             send
           </button>
         )}

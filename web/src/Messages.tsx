@@ -2,7 +2,8 @@ import { memo } from "preact/compat";
 import { useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Message, Part } from "./api";
 import { renderMarkdown } from "./markdown";
-import { S, realError, type Chat } from "./store";
+import { pendingShown, STEP_TEXT, type Pending } from "./sending";
+import { S, currentKey, realError, type Chat } from "./store";
 import { toolOutcome } from "./tools";
 
 export function Messages({ chat }: { chat: Chat | null }) {
@@ -11,6 +12,8 @@ export function Messages({ chat }: { chat: Chat | null }) {
   const [showJump, setShowJump] = useState(false);
   const list = chat ? (S.messages[chat.id] ?? []) : [];
   const chatId = chat?.id ?? "";
+  const waiting = S.pending[currentKey()];
+  const pending = waiting && pendingShown(waiting, list, chat?.status ?? null) ? waiting : null;
 
   const onScroll = () => {
     const el = box.current;
@@ -42,21 +45,46 @@ export function Messages({ chat }: { chat: Chat | null }) {
   return (
     <div class="messages-wrap">
       <div class="messages" data-testid="messages" data-session-id={chatId} ref={box} onScroll={onScroll}>
-        {!chat && (
+        {!chat && !pending && (
           <div class="empty dim">
             {S.loading ? "loading…" : S.repo ? `new chat in ${S.repo}: type below` : "choose a repo"}
           </div>
         )}
-        {chat && list.length === 0 && <div class="empty dim">new chat in {chat.repo}: type below</div>}
+        {chat && list.length === 0 && !pending && <div class="empty dim">new chat in {chat.repo}: type below</div>}
         {list.map((m) => (
           <MessageView key={m.info.id} m={m} root={chat?.path ?? ""} />
         ))}
-        {chat?.status === "busy" && <div class="working dim">working…</div>}
+        {pending && <PendingView p={pending} />}
+        {chat?.status === "busy" && pending?.step !== "prompt" && <div class="working dim">working…</div>}
       </div>
       {showJump && (
         <button class="scroll-bottom" data-testid="scroll-bottom" aria-label="scroll to bottom" onClick={toBottom}>
           ↓
         </button>
+      )}
+    </div>
+  );
+}
+
+/** The prompt as sent from here, until opencode's own copy shows; while it is on its way, which step runs. */
+function PendingView({ p }: { p: Pending }) {
+  return (
+    <div class="message user pending" data-testid="message" data-role="user" data-pending="true">
+      <div class="who">&gt; you</div>
+      {p.text.trim() && <div class="part-text user-text">{p.text}</div>}
+      {p.files.map((f) =>
+        f.mime.startsWith("image/") ? (
+          <img key={f.url} class="thumb" src={f.url} alt={f.filename} />
+        ) : (
+          <div key={f.url} class="file dim">
+            [file] {f.filename}
+          </div>
+        ),
+      )}
+      {p.step !== "sent" && (
+        <div class="progress dim" data-testid="progress" role="status">
+          {STEP_TEXT[p.step]}
+        </div>
       )}
     </div>
   );

@@ -1,10 +1,11 @@
 // What the user can do, and the start-up sequence.
 import { admin } from "./admin";
 import type { Attachment } from "./attachments";
-import { api, ApiError, type Agent, type Provider, type SessionInfo } from "./api";
+import { api, ApiError, type Agent, type Provider, type SessionInfo, type Worktree } from "./api";
 import { loadChats } from "./chats";
 import { fetchMessages, isWatched, reconcileStreams, startLifecycle, streamReady } from "./events";
-import { S, changed, chatsOfRepo, currentChat, repoInfo, saved, type Chat } from "./store";
+import { deliver, SendError, userCount } from "./sending";
+import { S, changed, chatsOfRepo, currentChat, currentKey, repoInfo, saved, type Chat } from "./store";
 
 export function notify(msg: string): void {
   S.notice = msg;
@@ -201,76 +202,117 @@ export function selectChat(id: string): void {
   void fetchMessages(id).catch((e) => notify(errText(e)));
 }
 
-/** A chat: the session in the repo's clone, then its worktree, into which the daemon moves it. */
-export async function newChat(): Promise<Chat | null> {
-  const repo = repoInfo(S.repo);
-  if (!repo) {
+/** "+": an empty chat on the phone alone. Its session and worktree are made when its first prompt goes out
+ * (`send`), so "+" asks nothing of the server, however often it is tapped. */
+export function newChat(): void {
+  if (!repoInfo(S.repo)) {
     openPicker(true);
-    return null;
+    return;
   }
-  if (S.creating) return null;
-  S.creating = true;
+  S.chat = null; // the last real chat stays the one restored after a reload
+  S.draft++;
+  reconcileStreams();
   changed();
-  try {
-    const session = await api.post<SessionInfo>("/session", {}, repo.path);
-    const { worktree } = await admin("post", "/admin/worktrees", {
-      body: { repo: repo.repo, session_id: session.id },
-    });
-    const chat: Chat = {
-      id: session.id,
-      repo: repo.repo,
-      path: worktree.path,
-      title: session.title,
-      updated: Date.now(),
-      created: session.time.created,
-      status: "idle",
-      found: true,
-    };
-    S.chats = { ...S.chats, [chat.id]: chat };
-    S.messages[chat.id] = [];
-    S.chat = chat.id;
-    saved.setChat(repo.repo, chat.id);
-    reconcileStreams();
-    focusPrompt();
-    return chat;
-  } catch (e) {
-    notify(`new chat: ${errText(e)}`);
-    return null;
-  } finally {
-    S.creating = false;
-    changed();
-  }
+  focusPrompt();
 }
 
+/** The draft's session and worktree are made: it becomes a chat, and the one on screen if the draft still is. */
+function adopt(session: SessionInfo, worktree: Worktree, draftKey: string): Chat {
+  const chat: Chat = {
+    id: session.id,
+    repo: worktree.repo,
+    path: worktree.path,
+    title: session.title,
+    updated: Date.now(),
+    created: session.time.created,
+    status: "idle",
+    found: true,
+  };
+  S.chats = { ...S.chats, [chat.id]: chat };
+  S.messages[chat.id] = [];
+  const pending = S.pending[draftKey];
+  delete S.pending[draftKey];
+  if (pending) S.pending[chat.id] = pending;
+  if (currentKey() === draftKey) {
+    S.chat = chat.id;
+    saved.setChat(chat.repo, chat.id);
+  }
+  changed();
+  return chat;
+}
+
+/** A step of the send runs now (the key moves from the draft to the chat once it exists). */
+function pendingKey(draftKey: string, chat: Chat | null): string {
+  return chat ? chat.id : draftKey;
+}
+
+/** Send a prompt to the chat on screen, or make the draft's chat first. The prompt shows at once as pending;
+ * false when a step failed (one line says which), and the caller puts the text back in the box. */
 export async function send(text: string, files: Attachment[] = []): Promise<boolean> {
   if (!text.trim() && !files.length) return false;
-  let chat = currentChat();
-  if (!chat) {
-    chat = await newChat();
-    if (!chat) return false;
-  }
-  // the stream must be listening before the turn starts, or its first deltas are lost
-  await streamReady(chat.path);
+  const current = currentChat();
+  const repo = current ? undefined : repoInfo(S.repo);
+  if (!current && !repo) return false;
+  const draftKey = currentKey();
+  if (sending(draftKey)) return false;
+  S.pending[draftKey] = {
+    repo: current?.repo ?? repo!.repo,
+    text,
+    files,
+    step: current ? "prompt" : "session",
+    users: userCount(current ? S.messages[current.id] : undefined),
+  };
+  changed();
   const [providerID, ...rest] = S.model.split("/");
   const parts: Record<string, unknown>[] = text.trim() ? [{ type: "text", text }] : [];
   for (const f of files) parts.push({ type: "file", mime: f.mime, url: f.url, filename: f.filename });
   const body: Record<string, unknown> = { parts, agent: S.agent };
   if (providerID && rest.length) body.model = { providerID, modelID: rest.join("/") };
-  chat.status = "busy";
-  chat.error = undefined;
-  chat.updated = chat.sentAt = Date.now();
-  changed();
+  let session: SessionInfo | undefined;
+  let chat = current;
   try {
-    await api.post(`/session/${encodeURIComponent(chat.id)}/prompt_async`, body, chat.path);
+    chat = await deliver<Chat>(current, {
+      createSession: async () => (session = await api.post<SessionInfo>("/session", {}, repo!.path)),
+      createWorktree: async (id) => {
+        const made = await admin("post", "/admin/worktrees", { body: { repo: repo!.repo, session_id: id } });
+        return (chat = adopt(session!, made.worktree, draftKey));
+      },
+      deleteSession: (id) => api.del<void>(`/session/${encodeURIComponent(id)}`, repo!.path),
+      progress: (step, c) => {
+        const p = S.pending[pendingKey(draftKey, c)];
+        if (p) p.step = step;
+        changed();
+      },
+      prompt: async (c) => {
+        c.status = "busy"; // watched from now on: the stream must listen before the turn starts
+        c.error = undefined;
+        c.updated = c.sentAt = Date.now();
+        reconcileStreams();
+        await streamReady(c.path);
+        await api.post(`/session/${encodeURIComponent(c.id)}/prompt_async`, body, c.path);
+      },
+    });
+    const p = S.pending[chat.id];
+    if (p) p.step = "sent";
     reconcileStreams();
+    changed();
     return true;
   } catch (e) {
-    chat.status = "error";
-    chat.error = errText(e);
-    chat.sentAt = undefined;
-    notify(`send: ${errText(e)}`);
+    delete S.pending[pendingKey(draftKey, chat)];
+    if (chat && e instanceof SendError && e.step === "prompt") {
+      chat.status = "error";
+      chat.error = errText(e);
+      chat.sentAt = undefined;
+    }
+    notify(errText(e));
     return false;
   }
+}
+
+/** A send from `key` is still making its chat or going out: another would make a second chat. */
+export function sending(key: string): boolean {
+  const p = S.pending[key];
+  return !!p && p.step !== "sent";
 }
 
 export async function abort(): Promise<void> {

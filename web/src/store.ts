@@ -1,5 +1,6 @@
 // One global mutable state, a change counter and a render scheduler: small and enough for this app.
 import type { Clone, GithubRepo, Message, MessageInfo, Part, Repo } from "./api";
+import { viewKey, type Pending } from "./sending";
 
 export type ChatStatus = "busy" | "idle" | "error";
 
@@ -40,7 +41,8 @@ export const S = {
   agents: [] as string[],
   agent: "build",
   notice: "" as string,
-  creating: false,
+  draft: 0, // "+" opens draft n+1: an empty chat on the phone alone, until its first prompt is sent
+  pending: {} as Record<string, Pending>, // by viewKey: a prompt on its way
 };
 
 const listeners = new Set<() => void>();
@@ -111,6 +113,11 @@ export function chatsOfRepo(repo: string | null): Chat[] {
 
 export function currentChat(): Chat | null {
   return (S.chat && S.chats[S.chat]) || null;
+}
+
+/** What is on screen: the chat's id, or the draft's key. */
+export function currentKey(): string {
+  return viewKey(S.chat, S.repo, S.draft);
 }
 
 export function repoInfo(repo: string | null): Repo | undefined {
