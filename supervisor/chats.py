@@ -15,6 +15,7 @@ say otherwise.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -50,6 +51,21 @@ class ChatActivity:
         return {"status": self.status, "error": self.error, "updated": self.updated}
 
 
+@dataclass(frozen=True)
+class Transition:
+    """A chat's status changed: what listeners (web push) are told, once per change."""
+
+    session_id: str
+    directory: str
+    before: ChatStatus
+    after: ChatStatus
+    error: str | None  # the failure's text when `after` is "error"
+
+
+#: Called in the daemon's event loop for each change; must be quick and must not raise.
+Listener = Callable[[Transition], None]
+
+
 def _error_text(error: Any) -> str | None:
     """The message of an opencode error object, or None for no error or the user's own abort."""
     if not isinstance(error, dict) or error.get("name") == ABORTED:
@@ -66,6 +82,7 @@ class ChatBoard:
         self.opencode = opencode
         self.sessions: dict[str, ChatActivity] = {}
         self.following = False  # the stream is open: what `sessions` says is current
+        self.listeners: list[Listener] = []
 
     def get(self, session_id: str) -> ChatActivity:
         return self.sessions.get(session_id) or ChatActivity()
@@ -87,6 +104,23 @@ class ChatBoard:
             self.sessions.pop(sid, None)
             return
         chat = self.sessions.setdefault(sid, ChatActivity())
+        before = chat.status
+        self._apply(chat, kind, props, directory)
+        self._tell(sid, chat, before)
+
+    def _tell(self, sid: str, chat: ChatActivity, before: ChatStatus) -> None:
+        if chat.status == before:
+            return
+        change = Transition(
+            sid, chat.directory, before, chat.status, chat.error if chat.status == "error" else None
+        )
+        for listener in self.listeners:
+            try:
+                listener(change)
+            except Exception:
+                log.exception("chat_listener_failed", session_id=sid)
+
+    def _apply(self, chat: ChatActivity, kind: Any, props: dict[str, Any], directory: str) -> None:
         chat.updated = time.time()
         if directory:
             chat.directory = directory
@@ -155,3 +189,4 @@ class ChatBoard:
                 stale = chat.updated <= asked_at  # an event since the question is newer news
                 if chat.directory == directory and chat.status == "busy" and sid not in running and stale:
                     chat.status = "error" if chat.error else "idle"
+                    self._tell(sid, chat, "busy")
