@@ -1,4 +1,4 @@
-"""What every chat is doing (busy, idle or error, and when it last did something), from opencode's events.
+"""What every chat is doing (busy, retrying, waiting on the user, idle or failed), from opencode's events.
 
 The web app's sidebar shows every chat. Asking opencode about a chat (`GET /session/{id}`,
 `/session/status`) boots the instance of the chat's worktree (measured on 1.18.33), so an app
@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
 import trio
 
 from supervisor.errors import OpencodeError
+from supervisor.live import LiveText
 from supervisor.opencode import OpencodeClient
 
 log = structlog.get_logger("dancodes.chats")
 
-ChatStatus = Literal["busy", "idle", "error"]
+ChatStatus = Literal["busy", "retry", "waiting", "idle", "error"]
+Turn = Literal["busy", "retry", "idle"]  # what opencode's `session.status` says
 
 #: between attempts to follow opencode's events while it is down or restarting
 RETRY_MIN, RETRY_MAX = 0.25, 5.0
@@ -35,20 +37,86 @@ RETRY_MIN, RETRY_MAX = 0.25, 5.0
 #: the user's own stop is not a failure worth an "error" in the sidebar
 ABORTED = "MessageAbortedError"
 
+#: opencode's events the app is sent as they come (after a snapshot): what it renders a chat from
+RELAYED = frozenset(
+    {
+        "message.updated",
+        "message.removed",
+        "message.part.updated",
+        "message.part.delta",
+        "message.part.removed",
+        "session.updated",
+        "session.deleted",
+        "permission.asked",
+        "permission.replied",
+        "question.asked",
+        "question.replied",
+        "question.rejected",
+    }
+)
+
+#: what a follower of `ChatBoard.feed` may fall behind by before its stream is ended (it resyncs)
+FEED_BUFFER = 2000
+
+#: opencode's requests that wait on the user, and the events that end them
+ASKED = {"permission.asked": "permission", "question.asked": "question"}
+ANSWERED = {"permission.replied", "question.replied", "question.rejected"}
+
+
+@dataclass
+class Retry:
+    """A provider call that failed and will be tried again (opencode's `retry` status)."""
+
+    attempt: int
+    message: str
+    next: float | None  # epoch seconds of the next try
+
+    def as_json(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "message": self.message, "next": self.next}
+
 
 @dataclass
 class ChatActivity:
-    """One session as the event stream last showed it."""
+    """One session as the event stream last showed it: the facts, from which `status` is derived."""
 
-    status: ChatStatus = "idle"
-    error: str | None = None
+    turn: Turn = "idle"
+    error: str | None = None  # why its latest turn failed, once it is over (None while it runs)
+    retry: Retry | None = None
+    pending: dict[str, str] = field(default_factory=dict)  # request id -> "permission" | "question"
     updated: float = 0.0  # epoch seconds of the last event about it
+    since: float = 0.0  # epoch seconds of the last change of `status`
     directory: str = ""  # the instance its events came from
     newest_reply: str = ""  # id of its newest assistant message (opencode's ids sort by time)
     seen_reply: str = ""  # the newest one when its latest turn began: older errors are old news
 
+    @property
+    def status(self) -> ChatStatus:
+        return chat_status(self.turn, self.error, bool(self.pending))
+
+    @property
+    def waiting(self) -> str | None:
+        return next(iter(self.pending.values()), None)
+
     def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "error": self.error, "updated": self.updated}
+        return {
+            "status": self.status,
+            "error": self.error if self.status == "error" else None,
+            "retry": self.retry.as_json() if self.status == "retry" and self.retry else None,
+            "waiting": self.waiting,
+            "since": self.since,
+            "updated": self.updated,
+        }
+
+
+def chat_status(turn: Turn, error: str | None, asking: bool) -> ChatStatus:
+    """The one place a chat's status is decided (the app and web push are told this, never derive it).
+
+    A running turn that asks the user something waits on them; a provider that fails is retried;
+    a turn that ended with an error stays an error until the next one begins.
+    """
+    if turn != "idle":
+        return "waiting" if asking else turn
+    return "error" if error else "idle"
 
 
 @dataclass(frozen=True)
@@ -64,6 +132,15 @@ class Transition:
 
 #: Called in the daemon's event loop for each change; must be quick and must not raise.
 Listener = Callable[[Transition], None]
+
+
+def _retry(status: dict[str, Any]) -> Retry:
+    attempt, message, at = status.get("attempt"), status.get("message"), status.get("next")
+    return Retry(
+        attempt=attempt if isinstance(attempt, int) else 0,
+        message=str(message or "the provider failed; trying again"),
+        next=at / 1000 if isinstance(at, int | float) and at > 0 else None,  # opencode's are milliseconds
+    )
 
 
 def _error_text(error: Any) -> str | None:
@@ -83,20 +160,65 @@ class ChatBoard:
         self.sessions: dict[str, ChatActivity] = {}
         self.following = False  # the stream is open: what `sessions` says is current
         self.listeners: list[Listener] = []
+        self.live = LiveText()
+        self._feeds: set[trio.MemorySendChannel[dict[str, Any]]] = set()
 
     def get(self, session_id: str) -> ChatActivity:
         return self.sessions.get(session_id) or ChatActivity()
+
+    def running(self) -> set[str]:
+        """The sessions in a turn now (busy, retrying or waiting on the user)."""
+        return {sid for sid, chat in self.sessions.items() if chat.turn != "idle"}
 
     def forget_except(self, session_ids: set[str]) -> None:
         """Drop sessions opencode no longer lists, so the board stays as small as the chats are."""
         for sid in [sid for sid in self.sessions if sid not in session_ids]:
             del self.sessions[sid]
 
+    def feed(self) -> tuple[dict[str, Any], trio.MemoryReceiveChannel[dict[str, Any]]]:
+        """What the app's live stream starts from, and the events after it, taken at one instant (so
+        nothing falls between them): every chat's status and the text of every running turn so far.
+        Close the channel to stop; a follower that falls `FEED_BUFFER` events behind has it closed
+        for it, and starts again from a new snapshot."""
+        send, receive = trio.open_memory_channel[dict[str, Any]](FEED_BUFFER)
+        self._feeds.add(send)
+        return self.snapshot(), receive
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "type": "snapshot",
+            "properties": {
+                "following": self.following,
+                "chats": [self._status_event(sid, chat)["properties"] for sid, chat in self.sessions.items()],
+                "live": self.live.snapshot(),
+            },
+        }
+
+    def _publish(self, item: dict[str, Any]) -> None:
+        for follower in list(self._feeds):
+            try:
+                follower.send_nowait(item)
+            except trio.WouldBlock:
+                follower.close()  # too far behind: its stream ends, and it starts over from a snapshot
+                self._feeds.discard(follower)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._feeds.discard(follower)
+
+    @staticmethod
+    def _status_event(sid: str, chat: ChatActivity) -> dict[str, Any]:
+        return {
+            "type": "chat.status",
+            "properties": {"sessionID": sid, "directory": chat.directory, **chat.as_json()},
+        }
+
     def apply(self, directory: str, event: dict[str, Any]) -> None:
-        """Update the board from one event of opencode's bus."""
+        """Update the board from one event of opencode's bus, and tell the app's streams."""
         kind, props = event.get("type"), event.get("properties")
         if not isinstance(props, dict):
             return
+        self.live.apply(event)
+        if kind in RELAYED:
+            self._publish({"type": kind, "properties": props, "directory": directory})
         sid = props.get("sessionID")
         if not isinstance(sid, str):
             return
@@ -104,9 +226,13 @@ class ChatBoard:
             self.sessions.pop(sid, None)
             return
         chat = self.sessions.setdefault(sid, ChatActivity())
-        before = chat.status
+        before = (chat.status, chat.retry, chat.waiting)
         self._apply(chat, kind, props, directory)
-        self._tell(sid, chat, before)
+        if chat.status != before[0]:
+            chat.since = chat.updated
+        if (chat.status, chat.retry, chat.waiting) != before:
+            self._publish(self._status_event(sid, chat))
+        self._tell(sid, chat, before[0])
 
     def _tell(self, sid: str, chat: ChatActivity, before: ChatStatus) -> None:
         if chat.status == before:
@@ -126,19 +252,26 @@ class ChatBoard:
             chat.directory = directory
         if kind == "session.status":
             status = props.get("status")
-            state = status.get("type") if isinstance(status, dict) else None
+            if not isinstance(status, dict):
+                return
+            state = status.get("type")
             if state in ("busy", "retry"):
-                if chat.status != "busy":
-                    chat.seen_reply = chat.newest_reply
-                chat.status, chat.error = "busy", None
+                if chat.turn == "idle":  # a turn begins: the last one's error is over
+                    chat.seen_reply, chat.error = chat.newest_reply, None
+                chat.turn = "busy" if state == "busy" else "retry"
+                chat.retry = _retry(status) if state == "retry" else None
             elif state == "idle":
-                chat.status = "error" if chat.error else "idle"
+                self._turn_over(chat)
         elif kind == "session.idle":
-            chat.status = "error" if chat.error else "idle"
+            self._turn_over(chat)
         elif kind == "session.error":
             chat.error = _error_text(props.get("error")) or chat.error
-            if chat.error and chat.status != "busy":
-                chat.status = "error"
+        elif kind in ASKED:
+            request = props.get("id")
+            if isinstance(request, str):
+                chat.pending[request] = ASKED[kind]
+        elif kind in ANSWERED:
+            chat.pending.pop(str(props.get("requestID")), None)
         elif kind == "message.updated":
             info = props.get("info")
             if isinstance(info, dict) and info.get("role") == "assistant":
@@ -147,6 +280,11 @@ class ChatBoard:
                 # opencode sends older messages again during a later turn: their errors are not news
                 if message_id > chat.seen_reply:
                     chat.error = _error_text(info.get("error")) or chat.error
+
+    @staticmethod
+    def _turn_over(chat: ChatActivity) -> None:
+        chat.turn, chat.retry = "idle", None
+        chat.pending.clear()  # opencode drops what it asked when the turn ends (or is stopped)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Follow opencode's events for as long as the daemon runs, reconnecting with a backoff."""
@@ -168,7 +306,7 @@ class ChatBoard:
                 log.info("chat_events_following")
                 # events were missed while the stream was down: those turns may be over, or have died
                 # with opencode
-                busy = {c.directory for c in self.sessions.values() if c.status == "busy" and c.directory}
+                busy = {c.directory for c in self.sessions.values() if c.turn != "idle" and c.directory}
                 if busy:
                     nursery.start_soon(self._recheck, busy)
 
@@ -187,6 +325,10 @@ class ChatBoard:
                 continue  # the next reconnect asks again
             for sid, chat in self.sessions.items():
                 stale = chat.updated <= asked_at  # an event since the question is newer news
-                if chat.directory == directory and chat.status == "busy" and sid not in running and stale:
-                    chat.status = "error" if chat.error else "idle"
-                    self._tell(sid, chat, "busy")
+                if chat.directory == directory and chat.turn != "idle" and sid not in running and stale:
+                    before = chat.status
+                    self._turn_over(chat)
+                    chat.since = time.time()
+                    self.live.apply({"type": "session.idle", "properties": {"sessionID": sid}})
+                    self._publish(self._status_event(sid, chat))
+                    self._tell(sid, chat, before)

@@ -93,7 +93,7 @@ class Daemon:
             self.store,
             self.opencode,
             lambda: self.loaded.config.gc,
-            busy_chats=lambda: {sid for sid, chat in self.chats.sessions.items() if chat.status == "busy"},
+            busy_chats=self.chats.running,
         )
 
     def _make_service(self, name: str) -> Service:

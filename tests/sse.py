@@ -32,9 +32,10 @@ class EventStream:
     def __post_init__(self) -> None:
         self._client = httpx.Client(timeout=httpx.Timeout(5, read=None), cookies=self.cookies, auth=self.auth)
 
-    def start(self) -> EventStream:
+    def start(self, ready: str = "server.connected") -> EventStream:
+        """Read in the background; return once the stream's first event (`ready`) came."""
         threading.Thread(target=self._read, name="opencode-events", daemon=True).start()
-        self.wait_for(lambda e: e["type"] == "server.connected", 10)
+        self.wait_for(lambda e: e["type"] == ready, 10)
         return self
 
     def _read(self) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -61,6 +62,7 @@ def running_stack(
     production_ports: bool = True,
     provider_file: Path | None = None,
     remote_url: str | None = None,
+    opencode_extra: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Start the stack under `root`; stop the daemon (by pid) and the LLM after.
 
@@ -71,7 +73,7 @@ def running_stack(
     with ScriptedLLM() as llm:
         env = {**daemon_env(root), **(env or {})}
         if provider_file is None:
-            env["OPENCODE_CONFIG_CONTENT"] = opencode_config(llm.base_url)
+            env["OPENCODE_CONFIG_CONTENT"] = opencode_config(llm.base_url, **(opencode_extra or {}))
         else:
             user_config = opencode_config(llm.base_url, share="auto", autoupdate=True)
             provider_file.write_text("// the user's own providers\n" + user_config)

@@ -57,9 +57,13 @@ def test_a_turn_is_busy_then_idle(board: ChatBoard) -> None:
     assert board.get(SID).updated > 0
 
 
-def test_a_retrying_turn_is_busy(board: ChatBoard) -> None:
-    board.apply("/wt/a", status("retry", attempt=1, message="boom"))
-    assert board.get(SID).status == "busy"
+def test_a_retrying_turn_says_so_with_the_providers_message(board: ChatBoard) -> None:
+    board.apply("/wt/a", status("retry", attempt=1, message="boom", next=1_795_771_236_428))
+    chat = board.get(SID)
+    assert chat.status == "retry"
+    assert chat.as_json()["retry"] == {"attempt": 1, "message": "boom", "next": 1_795_771_236.428}
+    board.apply("/wt/a", status("busy"))
+    assert (board.get(SID).status, board.get(SID).as_json()["retry"]) == ("busy", None)
 
 
 def test_a_failed_turn_is_an_error_until_the_next_turn(board: ChatBoard) -> None:
@@ -224,6 +228,51 @@ def test_busy_idle_and_error_follow_the_turns(
     prompt(client, session_id, path, "third")
     fine = wait_chat(stack, client, session_id, lambda c: c["status"] == "idle", "idle after the error")
     assert fine["error"] is None
+
+
+def test_the_apps_stream_joined_mid_reply_has_every_chunk_once(
+    stack: Stack, client: httpx.Client, chat: tuple[str, Path]
+) -> None:
+    """opencode stores a text part empty until it ends: the daemon's stream gives a page that opens
+    mid-reply the text so far in its snapshot, then the rest as it comes, each chunk once."""
+    session_id, path = chat
+    stack.llm.reset()
+    text = "".join(f"tick {i} " for i in range(30))
+    stack.llm.hold()  # the reply stops after its first chunk until released: joined mid-reply, surely
+    opencode = EventStream(f"{stack.url}/global/event", path, cookies=client.cookies).start()
+    joined: EventStream | None = None
+    try:
+        stack.llm.reply_text(text, chunk_size=6)
+        prompt(client, session_id, path, "count slowly")
+        first = opencode.wait_for(
+            lambda e: e["type"] == "message.part.delta" and e["properties"]["sessionID"] == session_id
+        )["properties"]
+        stored = client.get(f"/session/{session_id}/message", headers={"x-opencode-directory": str(path)})
+        part = next(p for m in stored.json() for p in m["parts"] if p["id"] == first["partID"])
+        assert part.get("text", "") == ""  # what a page reading opencode alone would show
+
+        url = f"{stack.url}/admin/chats/events?follow=1"
+        joined = EventStream(url, path, cookies=client.cookies).start(ready="snapshot")
+        snapshot = joined.events[0]["properties"]
+        live = [p for p in snapshot["live"] if p["partID"] == first["partID"]]
+        assert [p["text"] for p in live] == [first["delta"]]
+        state = next(c for c in snapshot["chats"] if c["sessionID"] == session_id)
+        assert state["status"] == "busy"
+    finally:
+        stack.llm.release()
+        opencode.close()
+    try:
+        joined.wait_for(
+            lambda e: (
+                e["type"] == "chat.status"
+                and e["properties"]["sessionID"] == session_id
+                and e["properties"]["status"] == "idle"
+            )
+        )
+        deltas = [e["properties"] for e in joined.of_session(session_id, "message.part.delta")]
+        assert live[0]["text"] + "".join(d["delta"] for d in deltas if d["partID"] == first["partID"]) == text
+    finally:
+        joined.close()
 
 
 def test_a_worktree_whose_session_is_gone_is_not_found(

@@ -1,19 +1,27 @@
-"""`GET /admin/chats`: every chat (a worktree and its opencode session) with its title and status.
+"""`GET /admin/chats`: every chat (a worktree and its opencode session) with its title and status;
+`GET /admin/chats/events`: the app's one live stream of every chat's status and running turn.
 
-This is what the web app's sidebar polls. It reads the worktree directories' names, opencode's
-session list and the daemon's `ChatBoard`, so it boots no opencode instance and runs no git.
+The list reads the worktree directories' names, opencode's session list and the daemon's
+`ChatBoard`, so it boots no opencode instance and runs no git. The stream starts with a snapshot
+(statuses and the text of running turns so far, which opencode does not store) and goes on with
+the events after it, so an app that opens, reloads, switches back or reconnects mid-reply shows all
+of it, and needs one connection for every chat instead of one per worktree.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import trio
-from quart import Blueprint
-from quart_schema import validate_response
+from quart import Blueprint, Response, request
+from quart_schema import document_querystring, document_response, validate_response
 
 from supervisor.api.guard import Json, current_context, require_auth
-from supervisor.api.responses import ChatList, can_fail
+from supervisor.api.openapi import streams
+from supervisor.api.responses import ChatEvent, ChatList, ChatSnapshot, can_fail, checked
+from supervisor.api.schemas import ChatEventsQuery
 from supervisor.errors import OpencodeError
 from supervisor.opencode import Session
 
@@ -54,3 +62,44 @@ async def list_chats() -> Json:
         )
     listed.sort(key=lambda chat: (chat["created"] or 0, chat["session_id"]), reverse=True)
     return {"chats": listed, "opencode": sessions is not None, "following": context.chats.following}
+
+
+#: a comment line this often keeps proxies from closing the stream, and lets the app see it is alive
+HEARTBEAT_SECONDS = 10.0
+
+
+@chats.get("/chats/events")
+@document_querystring(ChatEventsQuery)
+@document_response(ChatSnapshot)
+@streams("text/event-stream", ChatEvent, "with follow: the snapshot, then each event, as SSE `data:` lines")
+@can_fail(401)
+async def chat_events() -> Json | Response:
+    """Every chat's status and the text so far of every running turn; with `follow`, then every event."""
+    board = current_context().chats
+    follow = request.args.get("follow", "0").lower() in {"1", "true", "yes"}
+    if not follow:
+        return checked(board.snapshot(), ChatSnapshot)
+    snapshot, events = board.feed()
+
+    async def stream() -> AsyncIterator[bytes]:
+        with events:
+            yield _sse(snapshot)
+            while True:
+                with trio.move_on_after(HEARTBEAT_SECONDS) as quiet:
+                    try:
+                        event = await events.receive()
+                    except trio.EndOfChannel:
+                        return  # it fell too far behind: the app reconnects and starts from a snapshot
+                if quiet.cancelled_caught:
+                    yield b": heartbeat\n\n"
+                    continue
+                yield _sse(event)
+
+    response = Response(stream(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.timeout = None
+    return response
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"

@@ -366,6 +366,17 @@ class WorktreeDeleted(_Answer):
     deleted: DeletedWorktree
 
 
+WaitingOn = Literal["permission", "question"]
+
+
+class RetryInfo(_Answer):
+    """A provider call failed and will be tried again."""
+
+    attempt: int
+    message: str
+    next: EpochSeconds | None
+
+
 class ChatInfo(_Answer):
     """A chat: its worktree, its opencode session and what it is doing."""
 
@@ -376,7 +387,10 @@ class ChatInfo(_Answer):
     created: EpochSeconds | None
     found: bool | None  # opencode still has the session; None: opencode could not be asked
     status: ChatStatus
-    error: str | None
+    error: str | None  # why the latest turn failed (status "error")
+    retry: RetryInfo | None  # status "retry": the provider's failure and the next try
+    waiting: WaitingOn | None  # status "waiting": what the agent asks of the user
+    since: EpochSeconds  # when the status last changed (0: not since the daemon started)
     updated: EpochSeconds
 
 
@@ -386,6 +400,53 @@ class ChatList(_Answer):
     chats: list[ChatInfo]
     opencode: bool  # opencode answered: titles and `found` are known
     following: bool  # the daemon follows opencode's events: statuses are current
+
+
+class ChatState(_Answer):
+    """A chat's status as the daemon derives it (the app never derives one itself)."""
+
+    sessionID: str  # opencode's spelling, as in the events beside it
+    directory: str
+    status: ChatStatus
+    error: str | None
+    retry: RetryInfo | None
+    waiting: WaitingOn | None
+    since: EpochSeconds
+    updated: EpochSeconds
+
+
+class LivePart(_Answer):
+    """The text so far of a part of a running turn (opencode stores it only once the part is done)."""
+
+    sessionID: str
+    messageID: str
+    partID: str
+    field: str
+    text: str
+    truncated: bool  # it passed the daemon's bound: only its start is kept
+
+
+class ChatSnapshotData(_Answer):
+    following: bool  # the daemon follows opencode's events: what follows is current
+    chats: list[ChatState]
+    live: list[LivePart]
+
+
+class ChatSnapshot(_Answer):
+    """Every chat's status and every running turn's text so far: what the app starts from, and resyncs
+    to after any reconnect."""
+
+    type: Literal["snapshot"]
+    properties: ChatSnapshotData
+
+
+class ChatEvent(_Answer):
+    """One event of the app's stream after its snapshot: `chat.status` (a `ChatState`), or one of
+    opencode's message, part, session, permission and question events, relayed as opencode sent it."""
+
+    type: str
+    properties: dict[str, Any]
+    directory: str | None = None
 
 
 class RepoUsage(_Answer):

@@ -62,6 +62,12 @@ class ConfigSetRequest(_Body):
     value: str
 
 
+class ChatEventsQuery(_Body):
+    """`follow`: after the snapshot, stream each event as it comes (`text/event-stream`)."""
+
+    follow: bool = False
+
+
 class LogsQuery(_Body):
     """`n`: how many of the last lines; `follow`: keep streaming new ones (NDJSON)."""
 
