@@ -14,7 +14,7 @@ import {
 import { prepare, type Attachment } from "./attachments";
 import { ChatMenu } from "./ChatMenu";
 import { Messages } from "./Messages";
-import { S, changed, chatsOfRepo, currentChat, currentKey, saved, subscribe, type Chat } from "./store";
+import { S, changed, chatsOfRepo, currentChat, currentKey, isRunning, saved, statusLabel, subscribe, type Chat } from "./store";
 
 function useStore(): void {
   const [, force] = useState(0);
@@ -117,7 +117,8 @@ function ChatItem({ c, showRepo }: { c: Chat; showRepo: boolean }) {
         data-testid="chat-item"
         data-session-id={c.id}
         data-status={c.status}
-        title={c.error}
+        data-unread={String(S.unread.has(c.id))}
+        title={c.error ?? c.retry?.message}
         onClick={() => {
           selectChat(c.id);
           S.sidebarOpen = false;
@@ -125,9 +126,12 @@ function ChatItem({ c, showRepo }: { c: Chat; showRepo: boolean }) {
           focusPrompt();
         }}
       >
-        <span class="title">{c.title}</span>
+        <span class="title">
+          {S.unread.has(c.id) && <span class="unread" data-testid="unread" aria-label="unread" />}
+          {c.title}
+        </span>
         <span class="meta">
-          <span class={"status " + c.status}>{c.status}</span>
+          <span class={"status " + c.status}>{statusLabel(c)}</span>
           {showRepo && <span class="dim"> {c.repo}</span>}
           <span class="dim"> {ago(c.updated)}</span>
         </span>
@@ -139,7 +143,7 @@ function ChatItem({ c, showRepo }: { c: Chat; showRepo: boolean }) {
 function Sidebar() {
   const mine = chatsOfRepo(S.repo);
   const others = Object.values(S.chats)
-    .filter((c) => c.found && c.repo !== S.repo && c.status === "busy")
+    .filter((c) => c.found && c.repo !== S.repo && (isRunning(c) || S.unread.has(c.id)))
     .sort((a, b) => b.created - a.created);
   const close = () => {
     S.sidebarOpen = false;
@@ -172,7 +176,7 @@ function Sidebar() {
         {mine.length === 0 && <p class="dim pad">no chats in this repo yet</p>}
         {others.length > 0 && (
           <>
-            <div class="side-sub dim">busy in other repos</div>
+            <div class="side-sub dim">running or unread in other repos</div>
             <ul>
               {others.map((c) => (
                 <ChatItem key={c.id} c={c} showRepo={true} />
@@ -282,7 +286,7 @@ function InputArea({ chat }: { chat: Chat | null }) {
   const ref = useRef<HTMLTextAreaElement>(null);
   const [text, setText] = useState("");
   const [files, setFiles] = useState<Attachment[]>([]);
-  const busy = chat?.status === "busy";
+  const busy = isRunning(chat);
   const noRepo = !S.repo;
   const setup = sending(currentKey()); // the chat is being made: a second send would make another
   const grow = () => {

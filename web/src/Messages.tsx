@@ -3,7 +3,7 @@ import { useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Message, Part } from "./api";
 import { renderMarkdown } from "./markdown";
 import { pendingShown, STEP_TEXT, type Pending } from "./sending";
-import { S, currentKey, realError, type Chat } from "./store";
+import { S, currentKey, isRunning, realError, statusLine, type Chat } from "./store";
 import { toolOutcome } from "./tools";
 
 export function Messages({ chat }: { chat: Chat | null }) {
@@ -55,7 +55,11 @@ export function Messages({ chat }: { chat: Chat | null }) {
           <MessageView key={m.info.id} m={m} root={chat?.path ?? ""} />
         ))}
         {pending && <PendingView p={pending} />}
-        {chat?.status === "busy" && pending?.step !== "prompt" && <div class="working dim">working…</div>}
+        {chat && isRunning(chat) && pending?.step !== "prompt" && (
+          <div class={"working dim " + chat.status} data-testid="chat-status" data-status={chat.status}>
+            {statusLine(chat)}
+          </div>
+        )}
       </div>
       {showJump && (
         <button class="scroll-bottom" data-testid="scroll-bottom" aria-label="scroll to bottom" onClick={toBottom}>

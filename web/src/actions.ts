@@ -5,7 +5,18 @@ import { api, ApiError, type Agent, type Provider, type SessionInfo, type Worktr
 import { loadChats } from "./chats";
 import { fetchMessages, isWatched, reconcileStreams, startLifecycle, streamReady } from "./events";
 import { deliver, SendError, userCount } from "./sending";
-import { S, changed, chatsOfRepo, currentChat, currentKey, repoInfo, saved, type Chat } from "./store";
+import {
+  S,
+  changed,
+  chatsOfRepo,
+  currentChat,
+  currentKey,
+  markRead,
+  repoInfo,
+  saved,
+  unreadChanged,
+  type Chat,
+} from "./store";
 
 export function notify(msg: string): void {
   S.notice = msg;
@@ -81,6 +92,7 @@ export async function start(): Promise<void> {
     .catch(() => {});
   void loadModels().catch((e) => notify(`models: ${errText(e)}`));
   void loadAgents().catch((e) => notify(`modes: ${errText(e)}`));
+  S.unread = new Set(saved.unread());
   try {
     await Promise.all([loadRepos(), loadChats(isWatched)]);
   } catch (e) {
@@ -93,6 +105,7 @@ export async function start(): Promise<void> {
   );
   const repo = (last && repoInfo(last)?.repo) || byActivity[0]?.repo || null;
   S.loading = false;
+  unreadChanged();
   if (S.repo !== null || S.chat !== null) {
     // the user chose a repo or started a chat while the lists loaded: restoring would undo that
   } else if (repo) {
@@ -197,6 +210,7 @@ export function selectChat(id: string): void {
     saved.setRepo(chat.repo);
   }
   saved.setChat(chat.repo, id);
+  markRead(id);
   reconcileStreams();
   changed();
   void fetchMessages(id).catch((e) => notify(errText(e)));

@@ -28,6 +28,9 @@ function row(id: string, over: Partial<ChatRow> = {}): ChatRow {
     found: true,
     status: "idle",
     error: null,
+    retry: null,
+    waiting: null,
+    since: 0,
     updated: created,
     ...over,
   };

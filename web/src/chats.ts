@@ -3,7 +3,7 @@
 // The daemon follows opencode's global event stream, so this one call costs nothing in opencode. Asking
 // opencode itself about each chat would boot every worktree's instance and keep them all in memory.
 import { admin, type Schemas } from "./admin";
-import { S, changed, type Chat } from "./store";
+import { S, changed, isRunning, type Chat } from "./store";
 
 export type ChatRow = Schemas["ChatInfo"];
 export type ChatList = Schemas["ChatList"];
@@ -12,8 +12,8 @@ export type ChatList = Schemas["ChatList"];
  * started yet when the poll was answered. */
 export const SENT_GRACE_MS = 5000;
 
-/** Merge one answer of /admin/chats into S.chats. A chat in `watched` (its stream is open) keeps the status
- * its own events gave it; chats opencode does not know are hidden; ones made here a moment ago are kept. */
+/** Merge one answer of /admin/chats into S.chats. A chat in `watched` (the daemon's stream is open) keeps the
+ * status the stream gave it; chats opencode does not know are hidden; ones made here a moment ago are kept. */
 export function mergeChats(list: ChatList, watched: (dir: string) => boolean, now = Date.now()): void {
   const next: Record<string, Chat> = {};
   for (const row of list.chats) {
@@ -28,13 +28,18 @@ export function mergeChats(list: ChatList, watched: (dir: string) => boolean, no
       sentAt: old?.sentAt,
       status: old?.status ?? "idle",
       error: old?.error,
+      retry: old?.retry,
+      waiting: old?.waiting,
       found: row.found ?? old?.found ?? true,
     };
     const justSent = chat.sentAt !== undefined && now - chat.sentAt < SENT_GRACE_MS;
-    if (list.following && !watched(row.path) && !(justSent && row.status !== "busy")) {
+    // the stream's statuses are newer than a list's; a chat made a moment ago may not have started yet
+    if (list.following && (!old || !watched(row.path)) && !(justSent && !isRunning(row))) {
       chat.status = row.status;
       chat.error = row.error ?? undefined;
-      if (row.status !== "busy") chat.sentAt = undefined;
+      chat.retry = row.retry ?? undefined;
+      chat.waiting = row.waiting ?? undefined;
+      if (!isRunning(chat)) chat.sentAt = undefined;
     }
     next[chat.id] = chat;
   }

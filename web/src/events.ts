@@ -1,197 +1,199 @@
-// One SSE stream per watched worktree directory (`/event?directory=`: EventSource cannot send headers),
-// a heartbeat watchdog, and re-seeding after any reconnect.
-//
-// Only the current chat's worktree and the worktrees of busy chats are watched, at most MAX_STREAMS: over
-// HTTP/1.1 a browser keeps 6 connections per origin, and each open stream holds one for good. The status of
-// the other chats comes from the daemon's /admin/chats, polled.
-import { api, type Message, type MessageInfo, type Part, type SessionInfo, type StatusMap } from "./api";
-import { loadChats, SENT_GRACE_MS } from "./chats";
-import { S, type Chat, appendDelta, changed, realError, removeMessage, removePart, upsertMessageInfo, upsertPart } from "./store";
+// The app's one live stream: the daemon's /admin/chats/events. It starts with a snapshot (every chat's status as
+// the daemon derives it, and the text so far of every running turn, which opencode stores only once a part is
+// done), then relays each event. So one connection serves every chat (a browser keeps 6 per origin over
+// HTTP/1.1), the app never derives a status itself, and opening, reloading, switching back or reconnecting in
+// the middle of a reply shows all of it: opencode's stored messages, with the running parts' text laid over them.
+import { api, type Message, type MessageInfo, type Part, type SessionInfo } from "./api";
+import type { Schemas } from "./admin";
+import { loadChats } from "./chats";
+import {
+  S,
+  type Chat,
+  appendDelta,
+  changed,
+  isRunning,
+  markRead,
+  markUnread,
+  removeMessage,
+  removePart,
+  upsertMessageInfo,
+  upsertPart,
+} from "./store";
 
-const MAX_STREAMS = 4;
-const HEARTBEAT_TIMEOUT = 25_000;
+const HEARTBEAT_TIMEOUT = 25_000; // the daemon sends a heartbeat every 10 s
+const URL = "/admin/chats/events?follow=1";
 
-interface Stream {
-  dir: string;
-  es: EventSource | null;
-  lastEvent: number;
-  connected: boolean;
-  retry: number;
-  timer: number | undefined;
+type ChatState = Schemas["ChatState"];
+type LivePart = Schemas["LivePart"];
+
+const stream = {
+  es: null as EventSource | null,
+  connected: false,
+  lastEvent: 0,
+  retry: 0,
+  timer: undefined as number | undefined,
+};
+
+/** The running parts' text so far, by part id: laid over opencode's stored (empty) text until the part ends. */
+export const live = new Map<string, LivePart>();
+
+/** Every chat's status comes from the stream while it is connected. */
+export function isWatched(_dir?: string): boolean {
+  return stream.connected;
 }
 
-const streams = new Map<string, Stream>();
-
-/** The worktree's stream is open: its chats' statuses come from their own events. */
-export function isWatched(dir: string): boolean {
-  return streams.has(dir);
+/** Close the stream (tests; a page that goes away closes it by itself). */
+export function closeStream(): void {
+  clearTimeout(stream.timer);
+  stream.timer = undefined;
+  stream.es?.close();
+  stream.es = null;
+  stream.connected = false;
 }
 
-export function chatByDir(dir: string) {
-  return Object.values(S.chats).find((c) => c.path === dir);
-}
-
-function watchedDirs(): string[] {
-  const dirs: string[] = [];
-  const cur = S.chat ? S.chats[S.chat] : null;
-  if (cur) dirs.push(cur.path);
-  const busy = Object.values(S.chats)
-    .filter((c) => c.status === "busy" && c.path !== cur?.path)
-    .sort((a, b) => b.updated - a.updated);
-  for (const c of busy) if (dirs.length < MAX_STREAMS) dirs.push(c.path);
-  return dirs;
-}
-
-/** Open and close streams to match what should be watched now; call after any change of chat or status. */
+/** Keep the stream open (the one stream serves every chat: nothing to choose). */
 export function reconcileStreams(): void {
-  const want = new Set(watchedDirs());
-  for (const [dir, st] of streams) {
-    if (!want.has(dir)) {
-      closeStream(st);
-      streams.delete(dir);
-    }
-  }
-  for (const dir of want) if (!streams.has(dir)) openStream(dir);
+  if (!stream.es && stream.timer === undefined) connect();
 }
 
-/** Resolve when the stream of `dir` has connected (or after `ms`). */
-export function streamReady(dir: string, ms = 3000): Promise<void> {
+/** Resolve when the stream is connected (or after `ms`). */
+export function streamReady(_dir?: string, ms = 3000): Promise<void> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const check = () => {
-      if (streams.get(dir)?.connected || Date.now() - t0 > ms) resolve();
+      if (stream.connected || Date.now() - t0 > ms) resolve();
       else setTimeout(check, 50);
     };
     check();
   });
 }
 
-function closeStream(st: Stream): void {
-  clearTimeout(st.timer);
-  st.es?.close();
-  st.es = null;
-  st.connected = false;
-}
-
-function openStream(dir: string): void {
-  const st: Stream = { dir, es: null, lastEvent: Date.now(), connected: false, retry: 0, timer: undefined };
-  streams.set(dir, st);
-  connect(st);
-}
-
-function connect(st: Stream): void {
-  closeStream(st);
-  st.lastEvent = Date.now();
-  const es = new EventSource(`/event?directory=${encodeURIComponent(st.dir)}`, { withCredentials: true });
-  st.es = es;
+function connect(): void {
+  stream.es?.close();
+  stream.connected = false;
+  stream.lastEvent = Date.now();
+  const es = new EventSource(URL, { withCredentials: true });
+  stream.es = es;
   es.onmessage = (ev) => {
-    st.lastEvent = Date.now();
+    stream.lastEvent = Date.now();
     let data: { type?: string; properties?: Record<string, unknown> };
     try {
       data = JSON.parse(ev.data as string);
     } catch {
       return;
     }
-    if (data.type === "server.connected") {
-      const again = st.retry > 0 || st.connected;
-      st.connected = true;
-      st.retry = 0;
-      // every (re)connect may have missed events: seed again
-      if (again) markStale();
-      scheduleReseed(again ? 0 : 300);
+    if (data.type === "snapshot") {
+      stream.connected = true;
+      stream.retry = 0;
+      applySnapshot(data.properties as Schemas["ChatSnapshotData"]);
+      void reseed();
       return;
     }
-    if (data.type === "server.instance.disposed") {
-      // opencode dropped this directory's instance: the stream ends, open it again
-      markStale();
-      reconnectSoon(st, 300);
-      return;
-    }
-    handleEvent(st.dir, data.type ?? "", data.properties ?? {});
+    handleEvent(data.type ?? "", data.properties ?? {});
   };
   es.onerror = () => {
-    // EventSource retries by itself on a dropped connection but not on an HTTP error (502 while opencode
-    // restarts): always take over, with a backoff
-    markStale();
-    reconnectSoon(st, Math.min(500 * 2 ** st.retry, 5000));
-    st.retry++;
+    // EventSource retries by itself on a dropped connection but not on an HTTP error (502 while the daemon
+    // restarts): always take over, with a backoff; the next snapshot resyncs everything
+    reconnectSoon(Math.min(500 * 2 ** stream.retry, 5000));
+    stream.retry++;
   };
 }
 
-function reconnectSoon(st: Stream, ms: number): void {
-  clearTimeout(st.timer);
-  st.es?.close();
-  st.es = null;
-  st.connected = false;
-  st.timer = window.setTimeout(() => {
-    if (streams.get(st.dir) === st) connect(st);
+function reconnectSoon(ms: number): void {
+  markStale();
+  clearTimeout(stream.timer);
+  stream.es?.close();
+  stream.es = null;
+  stream.connected = false;
+  stream.timer = setTimeout(() => {
+    stream.timer = undefined;
+    connect();
   }, ms);
 }
 
-export function handleEvent(dir: string, type: string, p: Record<string, unknown>): void {
-  const sid = (p.sessionID as string | undefined) ?? undefined;
-  const chat = sid ? S.chats[sid] : chatByDir(dir);
+/** What the stream starts from: statuses, and the running turns' text so far. */
+export function applySnapshot(snap: Schemas["ChatSnapshotData"]): void {
+  live.clear();
+  for (const p of snap.live) live.set(p.partID, p);
+  for (const state of snap.chats) applyState(state, false);
+  for (const sid of Object.keys(S.messages)) overlay(sid);
+  changed();
+}
+
+/** The daemon's status of a chat. `tell`: a change seen live (a finished turn may mark the chat unread). */
+export function applyState(state: ChatState, tell = true): void {
+  const chat = S.chats[state.sessionID];
+  if (!chat) return;
+  const wasRunning = isRunning(chat);
+  chat.status = state.status;
+  chat.error = state.error ?? undefined;
+  chat.retry = state.retry ?? undefined;
+  chat.waiting = state.waiting ?? undefined;
+  chat.updated = Math.max(chat.updated, state.updated * 1000);
+  if (!isRunning(chat)) chat.sentAt = undefined;
+  if (tell && wasRunning && !isRunning(chat)) markUnread(chat);
+}
+
+/** Lay the running parts' text over a session's messages as fetched (opencode stores them empty until done). */
+export function overlay(sessionID: string): void {
+  for (const p of live.values()) {
+    if (p.sessionID !== sessionID) continue;
+    const list = S.messages[sessionID] ?? [];
+    const stored = list.find((m) => m.info.id === p.messageID)?.parts.find((x) => x.id === p.partID) as
+      | (Part & Record<string, unknown>)
+      | undefined;
+    const text = String(stored?.[p.field] ?? "");
+    if (text.length < p.text.length) {
+      if (stored) upsertPart({ ...stored, [p.field]: p.text } as Part);
+      else appendDelta(sessionID, p.messageID, p.partID, p.field, p.text);
+    }
+  }
+}
+
+export function handleEvent(type: string, p: Record<string, unknown>): void {
   switch (type) {
+    case "chat.status":
+      applyState(p as unknown as ChatState);
+      break;
     case "message.part.delta": {
-      appendDelta(p.sessionID as string, p.messageID as string, p.partID as string, (p.field as string) || "text", p.delta as string);
-      if (chat) {
-        chat.updated = Date.now();
-        if (chat.status !== "busy") chat.status = "busy";
-      }
+      const sid = p.sessionID as string;
+      const partID = p.partID as string;
+      const field = (p.field as string) || "text";
+      const delta = p.delta as string;
+      const held = live.get(partID);
+      if (held && held.field === field) held.text += delta;
+      else live.set(partID, { sessionID: sid, messageID: p.messageID as string, partID, field, text: delta, truncated: false });
+      appendDelta(sid, p.messageID as string, partID, field, delta);
+      const chat = S.chats[sid];
+      if (chat) chat.updated = Date.now();
       break;
     }
     case "message.part.updated": {
-      const part = p.part as Part;
-      upsertPart(part);
+      const part = p.part as Part & { time?: { end?: number } };
+      if (part.time?.end) live.delete(part.id);
+      const held = live.get(part.id);
+      // a part is sent again as it runs, its text still empty in it: keep what streamed
+      upsertPart(held && String((part as unknown as Record<string, unknown>)[held.field] ?? "").length < held.text.length
+        ? ({ ...part, [held.field]: held.text } as Part)
+        : part);
+      const chat = S.chats[part.sessionID];
       if (chat) chat.updated = Date.now();
       break;
     }
     case "message.part.removed":
+      live.delete(p.partID as string);
       removePart(p.sessionID as string, p.messageID as string, p.partID as string);
       break;
     case "message.updated": {
       const info = p.info as MessageInfo;
       upsertMessageInfo(info);
       const c = S.chats[info.sessionID];
-      if (c) {
-        c.updated = Math.max(c.updated, info.time.completed ?? info.time.created);
-        // a failed reply may be stored after the turn went idle; opencode also sends older messages again
-        // during a turn: only the chat's last message, once the turn is over, decides
-        if (c.status !== "busy") settle(c);
-      }
+      if (c) c.updated = Math.max(c.updated, info.time.completed ?? info.time.created);
       break;
     }
     case "message.removed":
       removeMessage(p.sessionID as string, p.messageID as string);
       break;
-    case "session.status": {
-      const st = (p.status as { type: string } | undefined)?.type;
-      if (chat && st) {
-        if (st === "busy" || st === "retry") {
-          chat.status = "busy";
-          chat.error = undefined;
-        } else if (chat.status === "busy") settle(chat);
-        if (st !== "busy") chat.sentAt = undefined;
-        chat.updated = Date.now();
-      }
-      reconcileStreams();
-      break;
-    }
-    case "session.idle":
-      if (chat) chat.sentAt = undefined;
-      if (chat && chat.status === "busy") settle(chat);
-      reconcileStreams();
-      break;
-    case "session.error": {
-      if (chat) {
-        const e = p.error as { name?: string; data?: { message?: string } } | undefined;
-        if (e && e.name !== "MessageAbortedError") {
-          chat.status = "error";
-          chat.error = e.data?.message || e.name || "error";
-        }
-      }
-      break;
-    }
     case "session.updated": {
       const info = p.info as SessionInfo | undefined;
       if (info && S.chats[info.id]) {
@@ -206,18 +208,6 @@ export function handleEvent(dir: string, type: string, p: Record<string, unknown
   changed();
 }
 
-/** A turn is over: the chat is idle, or in error when its last message failed. */
-function settle(chat: Chat): void {
-  chat.error = lastError(chat.id);
-  chat.status = chat.error ? "error" : "idle";
-}
-
-function lastError(sessionID: string): string | undefined {
-  const list = S.messages[sessionID];
-  const last = list?.[list.length - 1];
-  return last && last.info.role === "assistant" ? realError(last.info) : undefined;
-}
-
 // ---------------------------------------------------------------- staleness and re-seeding
 
 export function markStale(): void {
@@ -227,46 +217,19 @@ export function markStale(): void {
   }
 }
 
-let reseedTimer: number | undefined;
 let reseeding: Promise<void> | null = null;
 let reseedAgain = false;
-
-export function scheduleReseed(ms = 0): void {
-  clearTimeout(reseedTimer);
-  reseedTimer = window.setTimeout(() => void reseed(), ms);
-}
 
 export async function fetchMessages(sessionID: string): Promise<void> {
   const chat = S.chats[sessionID];
   if (!chat) return;
   const list = await api.get<Message[]>(`/session/${encodeURIComponent(sessionID)}/message`, chat.path);
   S.messages[sessionID] = list;
-  if (chat.status !== "busy") settle(chat);
+  overlay(sessionID);
   changed();
 }
 
-/** Seed every chat's status: all of them from the daemon's /admin/chats, then those whose stream is open from
- * opencode's /session/status in their worktree (their instance is loaded anyway). */
-export async function seedStatuses(): Promise<void> {
-  await loadChats(isWatched);
-  const dirs = [...streams.keys()];
-  const results = await Promise.all(
-    dirs.map((d) => api.get<StatusMap>("/session/status", d).then((m) => [d, m] as const)),
-  );
-  const chats = Object.values(S.chats);
-  for (const [dir, map] of results) {
-    for (const c of chats) {
-      if (c.path !== dir) continue;
-      const st = map[c.id]?.type;
-      if (st === "busy" || st === "retry") c.status = "busy";
-      // a prompt sent a moment ago may not show as busy yet
-      else if (c.status === "busy" && Date.now() - (c.sentAt ?? 0) > SENT_GRACE_MS) settle(c);
-    }
-  }
-  changed();
-}
-
-/** After a reconnect: statuses, then the messages of the visible chat and of the busy ones. */
+/** After the stream (re)connected: the chat list, then the messages of the visible chat and the running ones. */
 export function reseed(): Promise<void> {
   if (reseeding) {
     reseedAgain = true;
@@ -274,55 +237,48 @@ export function reseed(): Promise<void> {
   }
   reseeding = (async () => {
     try {
-      await seedStatuses();
+      await loadChats(isWatched);
       const ids = new Set<string>();
       if (S.chat) ids.add(S.chat);
-      for (const c of Object.values(S.chats)) if (c.status === "busy") ids.add(c.id);
+      for (const c of Object.values(S.chats)) if (isRunning(c) && S.messages[c.id]) ids.add(c.id);
       await Promise.all([...ids].map((id) => fetchMessages(id)));
-      // stale until every watched stream is connected again
-      if ([...streams.values()].every((s) => s.connected)) S.stale = false;
-      reconcileStreams();
+      if (stream.connected) S.stale = false;
       changed();
     } catch {
       S.stale = true;
       changed();
-      scheduleReseed(2000);
+      setTimeout(() => void reseed(), 2000);
     } finally {
       reseeding = null;
       if (reseedAgain) {
         reseedAgain = false;
-        scheduleReseed(100);
+        setTimeout(() => void reseed(), 100);
       }
     }
   })();
   return reseeding;
 }
 
-/** Watchdog, page visibility and network events; polling of the statuses of unwatched chats. */
+/** Watchdog, page visibility and network events; a slow poll of the chat list for chats made elsewhere. */
 export function startLifecycle(): void {
-  window.setInterval(() => {
-    const now = Date.now();
-    for (const st of streams.values()) {
-      if (st.es && now - st.lastEvent > HEARTBEAT_TIMEOUT) {
-        markStale();
-        reconnectSoon(st, 0);
-      }
-    }
+  reconcileStreams();
+  setInterval(() => {
+    if (stream.es && Date.now() - stream.lastEvent > HEARTBEAT_TIMEOUT) reconnectSoon(0);
   }, 5000);
   document.addEventListener("visibilitychange", () => {
+    // a phone that slept may hold a dead socket: open the stream afresh (its snapshot resyncs)
     if (document.visibilityState === "visible") {
-      markStale();
-      // a phone that slept may hold dead sockets: open every stream afresh
-      for (const st of streams.values()) reconnectSoon(st, 0);
-      scheduleReseed(0);
+      markRead(S.chat);
+      reconnectSoon(0);
     }
   });
-  window.addEventListener("online", () => {
-    markStale();
-    for (const st of streams.values()) reconnectSoon(st, 0);
-    scheduleReseed(0);
-  });
-  window.setInterval(() => {
-    if (document.visibilityState === "visible" && !S.loading) void seedStatuses().then(reconcileStreams, () => {});
+  window.addEventListener("online", () => reconnectSoon(0));
+  setInterval(() => {
+    if (document.visibilityState === "visible" && !S.loading) void loadChats(isWatched).catch(() => {});
   }, 15_000);
+}
+
+/** The chat of a worktree directory. */
+export function chatByDir(dir: string): Chat | undefined {
+  return Object.values(S.chats).find((c) => c.path === dir);
 }

@@ -55,7 +55,7 @@ export function userCount(messages: Message[] | undefined): number {
  * over (whatever opencode kept is then what the chat shows). */
 export function pendingShown(p: Pending, messages: Message[] | undefined, status: ChatStatus | null): boolean {
   if (userCount(messages) > p.users) return false;
-  return p.step !== "sent" || status === "busy";
+  return p.step !== "sent" || status === "busy" || status === "retry" || status === "waiting";
 }
 
 /** The steps a send takes; each may throw, with a message for the user. */

@@ -2,7 +2,8 @@
 import type { Clone, GithubRepo, Message, MessageInfo, Part, Repo } from "./api";
 import { viewKey, type Pending } from "./sending";
 
-export type ChatStatus = "busy" | "idle" | "error";
+/** As the daemon derives it (never here): busy, retrying the provider, waiting on the user, idle or failed. */
+export type ChatStatus = "busy" | "retry" | "waiting" | "idle" | "error";
 
 export interface Chat {
   id: string;
@@ -14,7 +15,30 @@ export interface Chat {
   sentAt?: number; // a prompt went out from here: busy until opencode says otherwise
   status: ChatStatus;
   error?: string;
+  retry?: { attempt: number; message: string; next: number | null }; // status "retry"
+  waiting?: string; // status "waiting": "permission" | "question"
   found: boolean; // opencode knows the session
+}
+
+/** The sidebar's word for a status. */
+export function statusLabel(chat: Chat): string {
+  return { busy: "busy", retry: "retrying", waiting: "waiting for you", idle: "idle", error: "error" }[chat.status];
+}
+
+/** The line under a running chat's messages: what it does now, and for a retry why and when it tries next. */
+export function statusLine(chat: Chat, now = Date.now()): string {
+  if (chat.status === "retry" && chat.retry) {
+    const next = chat.retry.next === null ? null : Math.max(0, Math.round(chat.retry.next - now / 1000));
+    const when = next === null ? "" : next ? ` — next try in ${next} s` : " — trying again now";
+    return `the provider failed, retrying (attempt ${chat.retry.attempt}): ${chat.retry.message}${when}`;
+  }
+  if (chat.status === "waiting") return `waiting for you: the agent asks ${chat.waiting === "question" ? "a question" : "a permission"}`;
+  return "working…";
+}
+
+/** A turn is running (the agent works, retries, or waits on the user). */
+export function isRunning(chat: { status: string } | null | undefined): boolean {
+  return !!chat && (chat.status === "busy" || chat.status === "retry" || chat.status === "waiting");
 }
 
 export interface ModelChoice {
@@ -43,6 +67,7 @@ export const S = {
   notice: "" as string,
   draft: 0, // "+" opens draft n+1: an empty chat on the phone alone, until its first prompt is sent
   pending: {} as Record<string, Pending>, // by viewKey: a prompt on its way
+  unread: new Set<string>(), // chats that finished or failed since they were last looked at
 };
 
 const listeners = new Set<() => void>();
@@ -74,6 +99,7 @@ const LS = {
   chat: (repo: string) => `dancodes.chat.${repo}`,
   model: "dancodes.model",
   agent: "dancodes.agent",
+  unread: "dancodes.unread",
 };
 
 function lsGet(key: string): string | null {
@@ -101,7 +127,46 @@ export const saved = {
   setModel: (m: string) => lsSet(LS.model, m),
   agent: () => lsGet(LS.agent),
   setAgent: (a: string) => lsSet(LS.agent, a),
+  unread: (): string[] => {
+    try {
+      const list: unknown = JSON.parse(lsGet(LS.unread) ?? "[]");
+      return Array.isArray(list) ? list.filter((x): x is string => typeof x === "string") : [];
+    } catch {
+      return [];
+    }
+  },
+  setUnread: (ids: Iterable<string>) => lsSet(LS.unread, JSON.stringify([...ids].slice(-200))),
 };
+
+// ---------------------------------------------------------------- unread: a chat that ended while not looked at
+
+/** The chat on screen, with the app visible, is being looked at. */
+function lookedAt(chat: Chat): boolean {
+  return S.chat === chat.id && typeof document !== "undefined" && document.visibilityState === "visible";
+}
+
+/** A chat's turn ended (done or failed): unread unless it is being looked at. */
+export function markUnread(chat: Chat): void {
+  if (lookedAt(chat)) return;
+  S.unread.add(chat.id);
+  unreadChanged();
+}
+
+/** The chat is on screen: read. */
+export function markRead(id: string | null): void {
+  if (id && S.unread.delete(id)) unreadChanged();
+}
+
+/** Page title and app badge count the unread chats; kept across reloads. */
+export function unreadChanged(): void {
+  for (const id of [...S.unread]) if (!S.chats[id] && !S.loading) S.unread.delete(id); // deleted chats
+  saved.setUnread(S.unread);
+  const n = S.unread.size;
+  if (typeof document !== "undefined") document.title = n ? `(${n}) dancodes` : "dancodes";
+  const nav = typeof navigator !== "undefined" ? (navigator as Navigator & { setAppBadge?: (n?: number) => Promise<void>; clearAppBadge?: () => Promise<void> }) : undefined;
+  if (n) void nav?.setAppBadge?.(n).catch(() => {});
+  else void nav?.clearAppBadge?.().catch(() => {});
+}
 
 // ---------------------------------------------------------------- derived helpers
 
