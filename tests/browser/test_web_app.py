@@ -597,6 +597,9 @@ def test_deleting_a_chat_with_unpushed_work_asks_again_then_backs_it_up(page: Pa
     send(page, "commit a file and do not push")
     expect(tid(page, "messages")).to_contain_text("Committed keep.txt, not pushed.")
     session_id = open_chat_id(page)
+    # the reply shows as it streams: the turn is over once the daemon says so (a running chat is not deleted)
+    item = page.locator(f'[data-testid="chat-item"][data-session-id="{session_id}"]')
+    expect(item).to_have_attribute("data-status", "idle")
     worktree = worktree_of(stack, session_id)
     head = git(worktree, "rev-parse", "HEAD")
     assert git(worktree, "log", "-1", "--format=%s") == "keep this"
@@ -752,3 +755,74 @@ def test_top_bar_pickers_and_screens(page: Page, stack: Stack) -> None:
         shot(login, "00-login")
     finally:
         context.close()
+
+
+TICKS = "".join(f"tick {i} " for i in range(40)).strip()
+
+
+def held_mid_reply(page: Page, stack: Stack, prompt: str) -> str:
+    """A new chat whose reply streams its first chunk and then waits (the LLM holds it): a chat surely in
+    the middle of a reply. Returns its id; `stack.llm.release()` lets the rest come."""
+    new_chat(page)
+    stack.llm.hold()
+    stack.llm.reply_text(TICKS, chunk_size=7)
+    send(page, prompt)
+    expect(page.locator(ASSISTANT_TEXT).first).to_contain_text("tick 0")
+    return open_chat_id(page)
+
+
+def test_reloading_mid_reply_shows_every_chunk_from_the_first(page: Page, stack: Stack) -> None:
+    """opencode stores a text part empty until it ends: the reply so far comes from the daemon."""
+    landed(page)
+    try:
+        session_id = held_mid_reply(page, stack, "count for me")
+        page.reload()
+        landed(page)
+        expect(tid(page, "messages")).to_have_attribute("data-session-id", session_id)
+        expect(page.locator(ASSISTANT_TEXT).first).to_contain_text("tick 0")  # still held: from the daemon
+        expect(tid(page, "chat-status")).to_have_attribute("data-status", "busy")
+    finally:
+        stack.llm.release()
+    expect(page.locator(ASSISTANT_TEXT).first).to_have_text(TICKS)  # then live, each chunk once
+
+
+def test_switching_away_and_back_mid_reply_shows_every_chunk(page: Page, stack: Stack) -> None:
+    first = landed(page)
+    try:
+        session_id = held_mid_reply(page, stack, "count again")
+        open_sidebar(page)
+        chat_item(page, first).click()
+        expect(tid(page, "messages")).to_have_attribute("data-session-id", first)
+        stack.llm.release()  # the rest streams while another chat is on screen
+        open_sidebar(page)
+        expect(chat_item(page, session_id)).to_have_attribute("data-status", "idle")
+        expect(chat_item(page, session_id)).to_have_attribute("data-unread", "true")  # it ended unseen
+        expect(page).to_have_title(re.compile(r"^\(\d+\) dancodes$"))
+        chat_item(page, session_id).click()
+    finally:
+        stack.llm.release()
+    expect(tid(page, "messages")).to_have_attribute("data-session-id", session_id)
+    expect(page.locator(ASSISTANT_TEXT).first).to_have_text(TICKS)
+    open_sidebar(page)
+    expect(chat_item(page, session_id)).to_have_attribute("data-unread", "false")
+    close_sidebar(page)
+
+
+def test_a_provider_that_is_down_shows_retrying_with_its_message(page: Page, stack: Stack) -> None:
+    landed(page)
+    new_chat(page)
+    stack.llm.reply_error(503, "the provider is over capacity")
+    stack.llm.reply_text("Answered once it came back.")
+    send(page, "are you there?")
+    status = tid(page, "chat-status")
+    expect(status).to_have_attribute("data-status", "retry")
+    expect(status).to_contain_text("the provider is over capacity")
+    expect(status).to_contain_text("attempt 1")
+    session_id = open_chat_id(page)
+    open_sidebar(page)
+    expect(chat_item(page, session_id)).to_have_attribute("data-status", "retry")
+    expect(chat_item(page, session_id)).to_contain_text("retrying")
+    shot(page, "20-provider-retry")
+    close_sidebar(page)
+    expect(tid(page, "messages")).to_contain_text("Answered once it came back.")
+    expect(tid(page, "chat-status")).to_have_count(0)
