@@ -54,6 +54,8 @@ class Reply:
     chunk_size: int = 8
     delay: float = 0.0
     when: str | None = None
+    held_after: int = 1
+    """While `hold()` is on, the reply stops after this many text or tool-call chunks."""
     status: int = 200
     """Anything but 200 answers with that HTTP status and an OpenAI-style error body instead of a stream."""
     error: str = "scripted error"
@@ -222,7 +224,7 @@ class ScriptedLLM:
         self.release()
 
     def hold(self) -> None:
-        """From now on every chat reply stops after its first chunk until `release()`: the turn stays busy."""
+        """From now on every chat reply stops after its first chunk (`Reply.held_after`) until `release()`."""
         self._gate.clear()
 
     def release(self) -> None:
@@ -408,16 +410,17 @@ def _make_handler(llm: ScriptedLLM) -> type[BaseHTTPRequestHandler]:
             self.send_header("connection", "close")
             self.end_headers()
             self.close_connection = True
-            first = True
+            sent = 0
             for chunk in llm._chunks(reply, model):
                 payload = _is_payload(chunk)
-                if payload and not first:
-                    self._wait_gate(request)
+                if payload and sent:
+                    if sent >= reply.held_after:
+                        self._wait_gate(request)
                     if reply.delay:
                         time.sleep(reply.delay)
                 self._send(chunk)
-                first = first and not payload
-            if first:  # a reply with neither text nor tool calls is held too
+                sent += payload
+            if not sent:  # a reply with neither text nor tool calls is held too
                 self._wait_gate(request)
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
