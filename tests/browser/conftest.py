@@ -103,7 +103,10 @@ def github(stack_root: Path) -> Iterator[GitHubStandIn]:
 @pytest.fixture(scope="module")
 def stack(stack_root: Path, github: GitHubStandIn) -> Iterator[Stack]:
     env = {"GITHUB_TOKEN": GITHUB_TOKEN, "SSL_CERT_FILE": str(github.ca)}  # the daemon's httpx trusts it
-    with running_stack(stack_root, f"github_api = {toml_value(github.api)}\n", env=env) as stack:
+    # a bash command starting "echo may-i" asks the user first (the rest runs without asking)
+    permission = {"*": "allow", "bash": {"*": "allow", "echo may-i*": "ask"}}
+    extra = f"github_api = {toml_value(github.api)}\n"
+    with running_stack(stack_root, extra, env=env, opencode_extra={"permission": permission}) as stack:
         yield stack
 
 

@@ -826,3 +826,27 @@ def test_a_provider_that_is_down_shows_retrying_with_its_message(page: Page, sta
     close_sidebar(page)
     expect(tid(page, "messages")).to_contain_text("Answered once it came back.")
     expect(tid(page, "chat-status")).to_have_count(0)
+
+
+def test_a_permission_the_agent_asks_for_is_answered_from_the_phone(page: Page, stack: Stack) -> None:
+    landed(page)
+    new_chat(page)
+    stack.llm.reply_tool_call("bash", {"command": "echo may-i push", "description": "ask first"})
+    stack.llm.reply_text("It was allowed.")
+    send(page, "ask before you run it")
+    status = tid(page, "chat-status")
+    expect(status).to_have_attribute("data-status", "waiting")
+    expect(status).to_contain_text("waiting for you")
+    ask = tid(page, "ask")
+    expect(ask).to_contain_text("bash: echo may-i push")
+    session_id = open_chat_id(page)
+    open_sidebar(page)
+    expect(chat_item(page, session_id)).to_contain_text("waiting for you")
+    close_sidebar(page)
+    page.reload()  # what it asks is found again after a reload
+    landed(page)
+    expect(tid(page, "ask")).to_contain_text("bash: echo may-i push")
+    shot(page, "21-permission")
+    tid(page, "ask-once").click()
+    expect(tid(page, "messages")).to_contain_text("It was allowed.")
+    expect(tid(page, "ask")).to_have_count(0)

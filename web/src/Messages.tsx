@@ -1,9 +1,10 @@
 import { memo } from "preact/compat";
 import { useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import type { Message, Part } from "./api";
+import { errText, notify } from "./actions";
+import { api, type Message, type Part } from "./api";
 import { renderMarkdown } from "./markdown";
 import { pendingShown, STEP_TEXT, type Pending } from "./sending";
-import { S, currentKey, isRunning, realError, statusLine, type Chat } from "./store";
+import { S, currentKey, isRunning, realError, statusLine, type Ask, type Chat } from "./store";
 import { toolOutcome } from "./tools";
 
 export function Messages({ chat }: { chat: Chat | null }) {
@@ -60,11 +61,37 @@ export function Messages({ chat }: { chat: Chat | null }) {
             {statusLine(chat)}
           </div>
         )}
+        {chat && (S.asks[chat.id] ?? []).map((a) => <AskView key={a.id} chat={chat} ask={a} />)}
       </div>
       {showJump && (
         <button class="scroll-bottom" data-testid="scroll-bottom" aria-label="scroll to bottom" onClick={toBottom}>
           ↓
         </button>
+      )}
+    </div>
+  );
+}
+
+/** What the agent asks: a permission is answered here (once, always, or no); a question in opencode's UI. */
+function AskView({ chat, ask }: { chat: Chat; ask: Ask }) {
+  const reply = (answer: "once" | "always" | "reject") =>
+    void api
+      .post(`/permission/${encodeURIComponent(ask.id)}/reply`, { reply: answer }, chat.path)
+      .catch((e) => notify(`answer: ${errText(e)}`));
+  return (
+    <div class="ask" data-testid="ask" data-kind={ask.kind}>
+      <div>
+        {ask.kind === "permission" ? "The agent asks to run " : "The agent asks: "}
+        <code>{ask.what}</code>
+      </div>
+      {ask.kind === "permission" ? (
+        <div class="ask-actions">
+          <button data-testid="ask-once" onClick={() => reply("once")}>allow once</button>
+          <button data-testid="ask-always" onClick={() => reply("always")}>always</button>
+          <button data-testid="ask-reject" onClick={() => reply("reject")}>no</button>
+        </div>
+      ) : (
+        <div class="dim">answer it in opencode's own web UI (the link in the top bar)</div>
       )}
     </div>
   );

@@ -12,6 +12,7 @@ import {
   appendDelta,
   changed,
   isRunning,
+  askOf,
   markRead,
   markUnread,
   removeMessage,
@@ -131,6 +132,7 @@ export function applyState(state: ChatState, tell = true): void {
   chat.waiting = state.waiting ?? undefined;
   chat.updated = Math.max(chat.updated, state.updated * 1000);
   if (!isRunning(chat)) chat.sentAt = undefined;
+  if (chat.status !== "waiting") delete S.asks[chat.id];
   if (tell && wasRunning && !isRunning(chat)) markUnread(chat);
 }
 
@@ -194,6 +196,20 @@ export function handleEvent(type: string, p: Record<string, unknown>): void {
     case "message.removed":
       removeMessage(p.sessionID as string, p.messageID as string);
       break;
+    case "permission.asked":
+    case "question.asked": {
+      const sid = p.sessionID as string;
+      const ask = askOf(type === "permission.asked" ? "permission" : "question", p);
+      S.asks[sid] = [...(S.asks[sid] ?? []).filter((a) => a.id !== ask.id), ask];
+      break;
+    }
+    case "permission.replied":
+    case "question.replied":
+    case "question.rejected": {
+      const sid = p.sessionID as string;
+      S.asks[sid] = (S.asks[sid] ?? []).filter((a) => a.id !== p.requestID);
+      break;
+    }
     case "session.updated": {
       const info = p.info as SessionInfo | undefined;
       if (info && S.chats[info.id]) {
@@ -226,6 +242,11 @@ export async function fetchMessages(sessionID: string): Promise<void> {
   const list = await api.get<Message[]>(`/session/${encodeURIComponent(sessionID)}/message`, chat.path);
   S.messages[sessionID] = list;
   overlay(sessionID);
+  if (chat.status === "waiting") {
+    // what it asks came before this page listened: opencode lists the pending requests of the directory
+    const pending = await api.get<Record<string, unknown>[]>("/permission", chat.path).catch(() => []);
+    S.asks[sessionID] = pending.filter((r) => r.sessionID === sessionID).map((r) => askOf("permission", r));
+  }
   changed();
 }
 

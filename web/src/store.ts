@@ -68,7 +68,26 @@ export const S = {
   draft: 0, // "+" opens draft n+1: an empty chat on the phone alone, until its first prompt is sent
   pending: {} as Record<string, Pending>, // by viewKey: a prompt on its way
   unread: new Set<string>(), // chats that finished or failed since they were last looked at
+  asks: {} as Record<string, Ask[]>, // by session: what the agent asks the user now (opencode's requests)
 };
+
+/** A permission the agent asks for (opencode's `permission.asked`), or a question it asks. */
+export interface Ask {
+  id: string;
+  kind: "permission" | "question";
+  what: string; // e.g. "bash: git push"
+}
+
+/** An opencode request as its event or `GET /permission` gives it. */
+export function askOf(kind: Ask["kind"], p: Record<string, unknown>): Ask {
+  const patterns = Array.isArray(p.patterns) ? (p.patterns as unknown[]).map(String).join(", ") : "";
+  const questions = Array.isArray(p.questions) ? (p.questions as { question?: unknown }[]) : [];
+  const what =
+    kind === "permission"
+      ? `${String(p.permission ?? "permission")}${patterns ? ": " + patterns : ""}`
+      : questions.map((q) => String(q.question ?? "")).join(" / ") || "a question";
+  return { id: String(p.id), kind, what };
+}
 
 const listeners = new Set<() => void>();
 let scheduled = false;
