@@ -87,7 +87,9 @@ class PushService:
             while len(got := self.received(name)) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"{len(got)} pushes to {name or 'any'} after {timeout:g}s, not {count}")
+                    raise AssertionError(
+                        f"{len(got)} pushes to {name or 'any'} after {timeout:g}s, not {count}"
+                    )
                 self._changed.wait(left)
             return got
 
@@ -143,7 +145,8 @@ class BrowserSubscription:
         salt, rs, idlen = body[:16], struct.unpack("!L", body[16:20])[0], body[20]
         sender_public = body[21 : 21 + idlen]
         ciphertext = body[21 + idlen :]
-        assert idlen == 65 and sender_public[0] == 4, "keyid is the sender's public key"
+        assert idlen == 65, "keyid is the sender's public key"
+        assert sender_public[0] == 4, "an uncompressed point"
         assert len(ciphertext) <= rs, "one record"
         sender = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), sender_public)
         ecdh = self.key.exchange(ec.ECDH(), sender)

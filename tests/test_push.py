@@ -22,7 +22,9 @@ import structlog
 import trio
 
 from supervisor.chats import Transition
+from supervisor.config import load_config
 from supervisor.errors import (
+    ConfigError,
     DataDirError,
     InvalidSubscription,
     PushUnavailable,
@@ -36,8 +38,10 @@ from supervisor.push.notifier import DEFAULT_SUBJECT, vapid_subject
 from supervisor.push.presence import MAX_CLIENTS, Beat, Presence, app_visible
 from supervisor.push.subscriptions import Delivery, SubscriptionStore, subscription_id
 from supervisor.reaper import Reaper
-from tests.conftest import ONLY_TEST_SERVICES, DaemonProc, launch_daemon
+from tests.conftest import ONLY_TEST_SERVICES, launch_daemon
 from tests.pushservice import BrowserSubscription, PushService, b64url, check_vapid, unb64url
+from tests.stack import Stack, running_stack
+from tests.test_chats import prompt
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -103,7 +107,14 @@ def test_keys_must_be_a_p256_point_and_a_16_byte_secret() -> None:
     off_curve = bytearray(browser.public)
     off_curve[-1] ^= 1
     compressed = bytes([2]) + browser.public[1:33]
-    for bad in ["", "AAAA", "!!!!", b64url(bytes(off_curve)), b64url(compressed), b64url(b"\x04" + b"\xff" * 64)]:
+    for bad in [
+        "",
+        "AAAA",
+        "!!!!",
+        b64url(bytes(off_curve)),
+        b64url(compressed),
+        b64url(b"\x04" + b"\xff" * 64),
+    ]:
         with pytest.raises(InvalidSubscription, match=r"^keys\.p256dh: not a P-256 public key"):
             checks.check_p256dh(bad)
     for bad in ["", b64url(b"x" * 15), b64url(b"x" * 17), "a+b/" * 6]:
@@ -116,13 +127,35 @@ def test_keys_must_be_a_p256_point_and_a_16_byte_secret() -> None:
     [
         (IPHONE, "iPhone · Safari"),
         (PIXEL, "Pixel 8 · Chrome"),
-        ("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 Chrome/124.0 Mobile Safari/537.36", "Android · Chrome"),
+        (
+            "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 Chrome/124.0 Mobile Safari/537.36",
+            "Android · Chrome",
+        ),
         ("Mozilla/5.0 (Android 14; Mobile; rv:125.0) Gecko/125.0 Firefox/125.0", "Android · Firefox"),
-        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 CriOS/124 Mobile/15E148 Safari/604.1", "iPhone · Chrome"),
-        ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/17.4 Safari/605.1.15", "Mac · Safari"),
-        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36 Edg/124.0", "Windows · Edge"),
-        ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/124.0 Safari/537.36", "Linux · Chrome"),
-        ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 SamsungBrowser/24.0 Chrome/117.0 Mobile Safari/537.36", "SM-S918B · Samsung Internet"),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 CriOS/124 "
+            "Mobile/15E148 Safari/604.1",
+            "iPhone · Chrome",
+        ),
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+            "Version/17.4 Safari/605.1.15",
+            "Mac · Safari",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36 "
+            "Edg/124.0",
+            "Windows · Edge",
+        ),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/124.0 Safari/537.36",
+            "Linux · Chrome",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 SamsungBrowser/24.0 "
+            "Chrome/117.0 Mobile Safari/537.36",
+            "SM-S918B · Samsung Internet",
+        ),
         ("python-httpx/0.28.1", "unknown device"),
         ("", "unknown device"),
     ],
@@ -163,7 +196,8 @@ def test_presence_keeps_each_apps_last_word_and_a_bounded_number() -> None:
     for n in range(MAX_CLIENTS + 10):
         presence.beat(f"client-{n:04d}", False)
     assert len(presence.beats) == MAX_CLIENTS
-    assert "client-0009" not in presence.beats and f"client-{MAX_CLIENTS + 9:04d}" in presence.beats
+    assert "client-0009" not in presence.beats
+    assert f"client-{MAX_CLIENTS + 9:04d}" in presence.beats
 
 
 def change(before: str, after: str, error: str | None = None) -> Transition:
@@ -211,8 +245,10 @@ def test_a_long_notice_fits_a_push() -> None:
     payload = notice.payload()
     assert len(payload) <= MAX_PAYLOAD
     body = json.loads(payload)
-    assert body["body"].startswith("failed: ошибка") and body["body"].endswith("…")
-    assert "\x1b" not in body["body"] and "\x07" not in body["body"]
+    assert body["body"].startswith("failed: ошибка")
+    assert body["body"].endswith("…")
+    assert "\x1b" not in body["body"]
+    assert "\x07" not in body["body"]
     assert len(body["title"]) <= 120
 
 
@@ -230,7 +266,8 @@ def test_what_push_services_answer() -> None:
     assert sender.judge(404, "")[1] is True
     ok, gone, message = sender.judge(403, "bad\njwt " * 100)
     assert (ok, gone) == (False, False)
-    assert one_line(message) and len(message) < 260
+    assert one_line(message)
+    assert len(message) < 260
 
 
 # ------------------------------------------------------------------------------- the subscriptions kept
@@ -246,17 +283,23 @@ def test_subscriptions_are_kept_private_and_survive_a_restart(tmp_path: Path) ->
     store = SubscriptionStore(directory, cap=lambda: 3, clock=lambda: 1000.0)
     phone = BrowserSubscription("https://push.example.com/phone")
     sub, created = store.add(phone.endpoint, *keys_of(phone), "iPhone · Safari")
-    assert created and sub.id == subscription_id(phone.endpoint)
+    assert created
+    assert sub.id == subscription_id(phone.endpoint)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE((directory / "subscriptions.json").stat().st_mode) == 0o600
     # the same browser again: replaced, not added
     again, created = store.add(phone.endpoint, *keys_of(BrowserSubscription(phone.endpoint)), "renamed")
-    assert not created and again.id == sub.id and again.device == "renamed" and len(store) == 1
+    assert not created
+    assert again.id == sub.id
+    assert again.device == "renamed"
+    assert len(store) == 1
     store.record(sub.id, Delivery(at=1001.0, status=201, ok=True, message="201 accepted"))
     reopened = SubscriptionStore(directory, cap=lambda: 3)
     [kept] = reopened.listing()
-    assert kept.device == "renamed" and kept.created == 1000.0
-    assert kept.last_delivery is not None and kept.last_delivery.status == 201
+    assert kept.device == "renamed"
+    assert kept.created == 1000.0
+    assert kept.last_delivery is not None
+    assert kept.last_delivery.status == 201
     assert list(directory.iterdir()) == [directory / "subscriptions.json"]  # no temporary file left
 
 
@@ -271,7 +314,8 @@ def test_the_cap_and_unknown_ids_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UnknownSubscription, match="no push subscription 'feedfacefeedface'"):
         store.remove("feedfacefeedface")
     gone = store.remove(subscription_id("https://push.example.com/1"))
-    assert gone.device == "d1" and len(store) == 1
+    assert gone.device == "d1"
+    assert len(store) == 1
     store.record(store.listing()[0].id, Delivery(at=1.0, status=410, ok=False, message="gone"), drop=True)
     assert len(SubscriptionStore(tmp_path / "push", cap=lambda: 2)) == 0
 
@@ -293,7 +337,8 @@ def test_a_damaged_file_is_one_log_line_and_set_aside(tmp_path: Path, damage: by
         store = SubscriptionStore(directory, cap=lambda: 2)
     assert len(store) == 0
     [line] = logs
-    assert line["event"] == "push_subscriptions_unreadable" and line["log_level"] == "error"
+    assert line["event"] == "push_subscriptions_unreadable"
+    assert line["log_level"] == "error"
     assert (directory / "subscriptions.json.damaged").read_bytes() == damage
     store.add("https://push.example.com/0", *keys_of(BrowserSubscription("x")), "d")  # works again
     assert len(SubscriptionStore(directory, cap=lambda: 2)) == 1
@@ -328,7 +373,11 @@ async def test_the_child_makes_the_keys_once_and_seals_for_each_browser(tmp_path
         item = by_id[target.id]
         assert browser.decrypt(unb64url(item["body"])) == b'{"title": "t"}'
         claims = check_vapid(item["authorization"], public)
-        assert claims == {"aud": checks.origin_of(browser.endpoint), "exp": expires, "sub": "mailto:me@example.com"}
+        assert claims == {
+            "aud": checks.origin_of(browser.endpoint),
+            "exp": expires,
+            "sub": "mailto:me@example.com",
+        }
     # a fresh sender key and salt for each push: the same text never looks the same twice
     assert by_id[targets[0].id]["body"][:150] != by_id[targets[1].id]["body"][:150]
 
@@ -345,6 +394,309 @@ async def test_a_broken_key_file_fails_in_one_line_without_the_key(tmp_path: Pat
             await sender.run_seal(reaper, secrets, "keys")
         nursery.cancel_scope.cancel()
     message = str(caught.value)
-    assert message.startswith("the push sealer failed: ") and one_line(message)
+    assert message.startswith("the push sealer failed: ")
+    assert one_line(message)
     assert "TOPSECRET" not in message
     assert (secrets / seal.PRIVATE_KEY_FILE).read_text() == garbage  # never replaced behind the user's back
+
+
+@pytest.mark.parametrize(
+    "subject", ["http://dancodes.example", "me@example.com", "mailto:nobody", "https://x/y"]
+)
+def test_a_subject_apple_would_refuse_is_a_config_error(tmp_path: Path, subject: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[push]\nsubject = {json.dumps(subject)}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == "push.subject"
+
+
+# ------------------------------------------------------------------------------- the daemon alone
+
+
+def test_a_damaged_subscriptions_file_does_not_stop_the_daemon(tmp_path: Path) -> None:
+    data = tmp_path / "daemon" / "data"
+    (data / "push").mkdir(parents=True)
+    (data / "push" / "subscriptions.json").write_text('{"subscriptions": [{"endpoint": ')
+    daemon = launch_daemon(tmp_path / "daemon", ONLY_TEST_SERVICES + "[push]\nmax_subscriptions = 1\n")
+    try:
+        with daemon.client() as admin:
+            listed = admin.get("/admin/push/subscriptions")
+            assert listed.status_code == 200, listed.text
+            assert listed.json()["subscriptions"] == []
+            assert listed.json()["max_subscriptions"] == 1
+            unreadable = [e for e in daemon.events() if e.get("event") == "push_subscriptions_unreadable"]
+            assert len(unreadable) == 1
+            assert unreadable[0]["kept_as"].endswith("subscriptions.json.damaged")
+            first = BrowserSubscription("https://push.example.com/1").to_json()
+            assert admin.post("/admin/push/subscriptions", json=first).status_code == 201
+            second = BrowserSubscription("https://push.example.com/2").to_json()
+            full = admin.post("/admin/push/subscriptions", json=second)
+            assert full.status_code == 409
+            assert "push.max_subscriptions" in full.json()["error"]
+            # the key is made on the first start (without opencode: push needs nothing of it)
+            key = daemon.wait_for(
+                lambda: admin.get("/admin/push/key").json().get("public_key"), 30, "the key"
+            )
+            assert checks.check_p256dh(key)
+    finally:
+        assert daemon.stop() == 0
+
+
+# ------------------------------------------------------------------------------- the whole path
+
+SUBJECT = "mailto:owner@example.com"
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the uid boundary needs a root daemon")
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[PushService]:
+    with PushService() as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, service: PushService) -> Iterator[Stack]:
+    with running_stack(
+        tmp_path_factory.mktemp("push"), f"[push]\nsubject = {json.dumps(SUBJECT)}\n"
+    ) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.signed_in() as client:
+        client.headers["User-Agent"] = IPHONE
+        yield client
+
+
+@pytest.fixture(scope="module")
+def public_key(client: httpx.Client) -> str:
+    answer = client.get("/admin/push/key")
+    assert answer.status_code == 200, answer.text
+    key: str = answer.json()["public_key"]
+    return key
+
+
+@pytest.fixture(scope="module")
+def phone(client: httpx.Client, service: PushService, public_key: str) -> BrowserSubscription:
+    browser = BrowserSubscription(service.url("phone"))
+    made = client.post("/admin/push/subscriptions", json=browser.to_json())
+    assert made.status_code == 201, made.text
+    return browser
+
+
+def new_chat(stack: Stack, client: httpx.Client) -> tuple[str, Path]:
+    """A chat of acme/pushed in its own worktree: (session id, worktree)."""
+    if not (stack.remotes / "acme" / "pushed.git").exists():
+        stack.remote("acme", "pushed")
+        cloned = client.post("/admin/repos/clone", json={"repo": "acme/pushed", "wait": True})
+        assert cloned.status_code == 201, cloned.text
+    clone = stack.daemon.data_dir / "projects" / "repos" / "acme__pushed"
+    session = client.post("/session", headers={"x-opencode-directory": str(clone)}, json={})
+    assert session.status_code == 200, session.text
+    session_id: str = session.json()["id"]
+    made = client.post("/admin/worktrees", json={"repo": "acme/pushed", "session_id": session_id})
+    assert made.status_code == 201, made.text
+    return session_id, Path(made.json()["worktree"]["path"])
+
+
+def following(stack: Stack, client: httpx.Client) -> None:
+    """The daemon follows opencode's events (else a turn could end unseen)."""
+    stack.daemon.wait_for(lambda: client.get("/admin/chats").json()["following"], 30, "following events")
+
+
+def opened(push: Any, browser: BrowserSubscription, public_key: str) -> dict[str, Any]:
+    """The push's payload, decrypted with the browser's keys, after its VAPID JWT is verified."""
+    assert push.headers["content-encoding"] == "aes128gcm"
+    claims = check_vapid(push.headers["authorization"], public_key)
+    assert claims["aud"] == checks.origin_of(browser.endpoint)
+    assert claims["sub"] == SUBJECT
+    assert time.time() < claims["exp"] <= time.time() + 24 * 3600
+    payload: dict[str, Any] = json.loads(browser.decrypt(push.body))
+    return payload
+
+
+def crypto_loaded(pid: int) -> bool:
+    """Has process `pid` loaded `cryptography`'s extension (what the daemon must never do)?"""
+    return "cryptography" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_bad_subscriptions_are_refused_in_one_line(client: httpx.Client, service: PushService) -> None:
+    good = BrowserSubscription(service.url("never")).to_json()
+    cases = [
+        (
+            {**good, "endpoint": "http://push.example.com/x"},
+            "endpoint: must be https (http only on loopback)",
+        ),
+        ({**good, "endpoint": "https://user:pw@push.example.com/x"}, "endpoint: not a push service's URL"),
+        ({**good, "keys": {**good["keys"], "p256dh": "AAAA"}}, "keys.p256dh: not a P-256 public key"),
+        ({**good, "keys": {**good["keys"], "p256dh": b64url(b"\x04" + bytes(64))}}, "keys.p256dh"),
+        ({**good, "keys": {**good["keys"], "auth": b64url(b"short")}}, "keys.auth: not a 16-byte secret"),
+        ({"endpoint": good["endpoint"]}, "invalid request"),
+        ({**good, "keys": {"p256dh": 3, "auth": "x"}}, "invalid request: keys.p256dh"),
+        ({**good, "extra": 1}, "invalid request"),
+    ]
+    for body, says in cases:
+        refused = client.post("/admin/push/subscriptions", json=body)
+        assert refused.status_code == 400, (body, refused.text)
+        assert says in refused.json()["error"], refused.text
+        assert one_line(refused.json()["error"])
+    assert client.get("/admin/push/subscriptions").json()["subscriptions"] == []
+    assert service.received("never") == []
+
+
+@needs_root
+def test_the_key_is_made_on_first_start_and_kept_from_the_agent(stack: Stack, public_key: str) -> None:
+    secrets = stack.daemon.data_dir / "secrets"
+    private = secrets / seal.PRIVATE_KEY_FILE
+    info = private.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o600, 0)
+    assert (stat.S_IMODE(secrets.stat().st_mode), secrets.stat().st_uid) == (0o700, 0)
+    assert (secrets / seal.PUBLIC_KEY_FILE).read_text().strip() == public_key
+    agent = pwd.getpwnam("dancodes-agent")
+    as_agent = subprocess.run(
+        ["cat", str(private)], user=agent.pw_uid, group=agent.pw_gid, extra_groups=[], capture_output=True
+    )
+    assert as_agent.returncode != 0
+    assert b"Permission denied" in as_agent.stderr
+    assert as_agent.stdout == b""
+    made = [e for e in stack.daemon.events() if e.get("event") == "push_keys_ready"]
+    assert len(made) == 1
+    assert made[0]["public_key"] == public_key
+
+
+def test_a_finished_chat_is_pushed_with_its_title_and_diff_stat(
+    stack: Stack, client: httpx.Client, service: PushService, phone: BrowserSubscription, public_key: str
+) -> None:
+    following(stack, client)
+    listed = client.get("/admin/push/subscriptions").json()["subscriptions"]
+    assert [(s["device"], s["push_service"], s["last_delivery"]) for s in listed] == [
+        ("iPhone · Safari", service.origin, None)
+    ]
+    assert "keys" not in json.dumps(listed)
+    assert phone.to_json()["keys"]["auth"] not in json.dumps(listed)
+    session_id, path = new_chat(stack, client)
+    before = len(service.received("phone"))
+    stack.llm.reply_tool_call("bash", {"command": "echo hello > pushed.txt", "description": "write a file"})
+    stack.llm.reply_text("wrote it")
+    prompt(client, session_id, path, "write pushed.txt")
+    push = service.wait_for(before + 1, "phone")[-1]
+    payload = opened(push, phone, public_key)
+    assert payload["tag"] == session_id
+    assert payload["url"] == f"/#chat={session_id}"
+    assert payload["body"] == "done · 1 file changed, +1 -0"
+    title = client.get(f"/session/{session_id}", headers={"x-opencode-directory": str(path)}).json()["title"]
+    assert payload["title"] in (title, "Scripted session")  # opencode may retitle it just after
+    assert push.headers["topic"] == session_id
+    assert push.headers["ttl"] == "86400"
+    delivered = stack.daemon.wait_for(
+        lambda: client.get("/admin/push/subscriptions").json()["subscriptions"][0]["last_delivery"], 10
+    )
+    assert (delivered["status"], delivered["ok"], delivered["message"]) == (201, True, "201 accepted")
+    # the daemon sealed it through its child: it never loaded the crypto, nor read the key
+    assert not crypto_loaded(stack.daemon.proc.pid)
+    pem = (stack.daemon.data_dir / "secrets" / seal.PRIVATE_KEY_FILE).read_text()
+    body = "".join(pem.splitlines()[1:-1])
+    assert body[10:50] not in stack.daemon.log()
+
+
+def test_a_failed_turn_is_pushed_with_its_error(
+    stack: Stack, client: httpx.Client, service: PushService, phone: BrowserSubscription, public_key: str
+) -> None:
+    following(stack, client)
+    session_id, path = new_chat(stack, client)
+    before = len(service.received("phone"))
+    stack.llm.reply_error(400, "the scripted model refuses to push")
+    prompt(client, session_id, path, "fail please")
+    payload = opened(service.wait_for(before + 1, "phone")[-1], phone, public_key)
+    assert payload["tag"] == session_id
+    assert payload["body"].startswith("failed: ")
+    assert "refuses to push" in payload["body"]
+
+
+def test_nothing_is_pushed_while_the_app_is_visible(
+    stack: Stack, client: httpx.Client, service: PushService, phone: BrowserSubscription, public_key: str
+) -> None:
+    following(stack, client)
+    session_id, path = new_chat(stack, client)
+    client_id = "tab-" + os.urandom(6).hex()
+    seen = client.post("/admin/push/presence", json={"client": client_id, "visible": True})
+    assert seen.status_code == 200, seen.text
+    assert seen.json() == {"suppressed": True}
+    assert client.get("/admin/push/subscriptions").json()["suppressed"] is True
+    count = len(service.received())
+    stack.llm.reply_text("seen on screen")
+    prompt(client, session_id, path, "while visible")
+
+    def suppressed() -> bool:
+        return any(
+            e.get("event") == "push_suppressed" and e.get("session_id") == session_id
+            for e in stack.daemon.events()
+        )
+
+    stack.daemon.wait_for(suppressed, 60, "the turn's push held back")
+    hidden = client.post("/admin/push/presence", json={"client": client_id, "visible": False})
+    assert hidden.json() == {"suppressed": False}
+    stack.llm.reply_text("seen on the lock screen")
+    prompt(client, session_id, path, "while hidden")
+    # pushes go out one after another: this one arriving means the first had its turn, and was not sent
+    later = service.wait_for(count + 1)
+    assert len(later) == count + 1
+    assert opened(later[-1], phone, public_key)["tag"] == session_id
+    for bad in (
+        {"client": "short", "visible": True},
+        {"client": client_id, "visible": "yes"},
+        {"client": client_id},
+    ):
+        refused = client.post("/admin/push/presence", json=bad)
+        assert refused.status_code == 400, refused.text
+        assert one_line(refused.json()["error"])
+
+
+def test_a_test_push_reports_each_service_and_a_410_drops_the_subscription(
+    client: httpx.Client, service: PushService, phone: BrowserSubscription, public_key: str
+) -> None:
+    gone = BrowserSubscription(service.url("gone"))
+    service.answer("gone", 410)
+    laptop = client.post("/admin/push/subscriptions", json={**gone.to_json(), "device": "old laptop"})
+    assert laptop.status_code == 201, laptop.text
+    assert laptop.json()["subscription"]["device"] == "old laptop"
+    again = client.post("/admin/push/subscriptions", json={**gone.to_json(), "device": "old laptop"})
+    assert (again.status_code, again.json()["created"]) == (200, False)
+    phone_id, gone_id = subscription_id(phone.endpoint), subscription_id(gone.endpoint)
+    before = len(service.received("phone"))
+    answer = client.post("/admin/push/test", json={})
+    assert answer.status_code == 200, answer.text
+    results = {r["id"]: r for r in answer.json()["results"]}
+    assert (results[phone_id]["status"], results[phone_id]["ok"], results[phone_id]["dropped"]) == (
+        201,
+        True,
+        False,
+    )
+    assert (results[gone_id]["status"], results[gone_id]["dropped"]) == (410, True)
+    assert results[gone_id]["message"].startswith("410 gone: unsubscribed")
+    assert json.loads(gone.decrypt(service.received("gone")[-1].body))["title"] == "dancodes"
+    assert opened(service.received("phone")[before], phone, public_key)["tag"] == "dancodes-test"
+    ids = [s["id"] for s in client.get("/admin/push/subscriptions").json()["subscriptions"]]
+    assert ids == [phone_id]
+    # one subscription alone; an unknown one is a 404
+    one = client.post("/admin/push/test", json={"id": phone_id}).json()["results"]
+    assert [r["id"] for r in one] == [phone_id]
+    unknown = client.post("/admin/push/test", json={"id": gone_id})
+    assert unknown.status_code == 404
+    assert one_line(unknown.json()["error"])
+
+
+def test_deleting_a_subscription(client: httpx.Client, service: PushService) -> None:
+    extra = BrowserSubscription(service.url("extra"))
+    made = client.post("/admin/push/subscriptions", json=extra.to_json())
+    assert made.status_code == 201, made.text
+    sub_id = made.json()["subscription"]["id"]
+    deleted = client.delete(f"/admin/push/subscriptions/{sub_id}")
+    assert deleted.status_code == 200
+    assert deleted.json() == {"deleted": sub_id}
+    again = client.delete(f"/admin/push/subscriptions/{sub_id}")
+    assert again.status_code == 404
+    assert one_line(again.json()["error"])
+    assert sub_id not in [s["id"] for s in client.get("/admin/push/subscriptions").json()["subscriptions"]]
