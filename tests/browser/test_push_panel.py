@@ -68,7 +68,7 @@ def test_the_app_says_when_it_is_visible_and_when_it_goes(
     browser: Browser, stack: Stack, admin: httpx.Client
 ) -> None:
     assert not suppressed(admin)
-    context = browser.new_context(**PHONE)  # type: ignore[arg-type]
+    context = browser.new_context(**PHONE)
     try:
         page = context.new_page()
         log_in(page, stack)
@@ -109,7 +109,7 @@ def test_devices_a_test_push_and_delete(
 
 
 def test_permission_is_asked_only_from_a_tap(browser: Browser, stack: Stack, admin: httpx.Client) -> None:
-    context = browser.new_context(**PHONE)  # type: ignore[arg-type]
+    context = browser.new_context(**PHONE)
     try:
         context.add_init_script(COUNT_PERMISSION_REQUESTS)
         page = context.new_page()
@@ -127,7 +127,7 @@ def test_permission_is_asked_only_from_a_tap(browser: Browser, stack: Stack, adm
 
 
 def test_an_iphone_outside_the_home_screen_is_told_to_add_it(browser: Browser, stack: Stack) -> None:
-    context = browser.new_context(**{**PHONE, "user_agent": IPHONE})  # type: ignore[arg-type]
+    context = browser.new_context(**{**PHONE, "user_agent": IPHONE})
     try:
         page = context.new_page()
         log_in(page, stack)
