@@ -43,6 +43,7 @@ class PushRequest:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     status: int  # what the service answered
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 class PushService:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import re
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,6 +80,14 @@ def judge(status: int, answer: str) -> tuple[bool, bool, str]:
     }.get(status, "accepted" if 200 <= status < 300 else "failed")
     message = f"{status} {reason}" + (f": {text}" if text and not 200 <= status < 300 else "")
     return 200 <= status < 300, status in (404, 410), message
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every batch (httpx's own choice of CAs: $SSL_CERT_FILE, else certifi's): each
+    new one loads the CA bundle again, ~0.5 MB the process never gives back (measured: +5.8 MB over 20
+    pushes, flat with this)."""
+    return httpx.create_ssl_context()
 
 
 def _child_env() -> dict[str, str]:
@@ -190,7 +200,7 @@ async def post_all(
         ok, gone, message = judge(response.status_code, answer[:MAX_ANSWER].decode(errors="replace"))
         outcomes[target.id] = Outcome(target.id, target.device, response.status_code, ok, gone, message)
 
-    client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=_tls())
     async with client, trio.open_nursery() as nursery:
         for item in sealed:
             target = by_id.get(item.get("id", ""))
