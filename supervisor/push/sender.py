@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import trio
 
-from supervisor.errors import PushUnavailable
+from supervisor.errors import PushUnavailable, SpawnError
 from supervisor.push.checks import origin_of
 from supervisor.push.subscriptions import Subscription
 from supervisor.reaper import Reaper
@@ -101,7 +101,10 @@ async def run_seal(
     """Run `seal.py mode secrets_dir` with `job` on its stdin; its JSON answer. PushUnavailable when it
     fails (its one-line reason, which never holds the key) or takes longer than SEAL_TIMEOUT."""
     argv = [sys.executable, "-I", str(SEAL), mode, str(secrets_dir)]
-    child = spawn(reaper, argv, env=_child_env(), stdin=True)
+    try:
+        child = spawn(reaper, argv, env=_child_env(), stdin=True)
+    except SpawnError as exc:
+        raise PushUnavailable(f"the push sealer cannot start: {exc}") from None
     assert child.stdin is not None
     out, err = bytearray(), bytearray()
 
