@@ -36,9 +36,7 @@ export function Notifications() {
             {permission === "denied" && <span class="dim"> notifications are blocked for this site in the browser's settings</span>}
           </p>
         )}
-        <p class="dim">
-          Nothing is pushed while the app is open on a device{P.suppressed ? " (it is now)" : ""}.
-        </p>
+        <p class="dim">Nothing is pushed while the app is open in front on one of your devices.</p>
         <ul class="devices">
           {P.devices.map((d) => {
             const r = P.results.find((x) => x.id === d.id);

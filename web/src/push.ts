@@ -71,7 +71,6 @@ export const P = {
   open: false,
   devices: [] as Device[],
   mine: null as string | null, // this browser's subscription id, when it has one
-  suppressed: false,
   results: [] as Result[],
   busy: "",
   message: "",
@@ -99,7 +98,6 @@ export async function loadDevices(): Promise<void> {
   try {
     const listed = await admin("get", "/admin/push/subscriptions");
     P.devices = listed.subscriptions;
-    P.suppressed = listed.suppressed;
     const sub = await currentSubscription().catch(() => null);
     P.mine = sub ? await subscriptionId(sub.endpoint) : null;
     if (P.mine && !P.devices.some((d) => d.id === P.mine)) P.mine = null; // deleted elsewhere
