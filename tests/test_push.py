@@ -34,7 +34,7 @@ from supervisor.errors import (
 from supervisor.push import checks, seal, sender
 from supervisor.push.device import clean_label, device_name
 from supervisor.push.notices import MAX_PAYLOAD, kind_of, notice_for
-from supervisor.push.notifier import DEFAULT_SUBJECT, vapid_subject
+from supervisor.push.notifier import DEFAULT_SUBJECT, is_chat, vapid_subject
 from supervisor.push.presence import MAX_CLIENTS, Beat, Presence, app_visible
 from supervisor.push.subscriptions import Delivery, SubscriptionStore, subscription_id
 from supervisor.reaper import Reaper
@@ -250,6 +250,18 @@ def test_a_long_notice_fits_a_push() -> None:
     assert "\x1b" not in body["body"]
     assert "\x07" not in body["body"]
     assert len(body["title"]) <= 120
+
+
+def test_only_a_chat_in_its_own_worktree_is_pushed() -> None:
+    worktrees = Path("/vol/projects/worktrees")
+    sid = "ses_0123456789abcdefABCDEF0123"
+    own = str(worktrees / f"acme__app__{sid}")
+    assert is_chat(own, sid, worktrees)
+    assert not is_chat(own, "ses_subagent000000000000000000", worktrees)  # a subagent in that worktree
+    assert not is_chat("/vol/projects/repos/acme__app", sid, worktrees)  # not (yet) in a worktree
+    assert not is_chat(str(worktrees / "junk"), sid, worktrees)
+    assert not is_chat(str(worktrees / f"acme__app__{sid}" / "sub"), sid, worktrees)
+    assert not is_chat("", sid, worktrees)
 
 
 def test_the_vapid_subject() -> None:

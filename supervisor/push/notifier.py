@@ -4,7 +4,8 @@
 of a chat's status, so it only queues the change (bounded: a flood drops with a log line, it never
 blocks the board). `run` takes them one by one, in order:
 
-    worth a notice?      a finished turn, a failure, a wait on the user (supervisor.push.notices)
+    worth a notice?      a finished turn, a failure, a wait on the user (supervisor.push.notices), of a chat
+                         (a session in its own worktree: not a subagent's)
     anyone subscribed?   else nothing to do
     app visible?         then nothing is sent, and `push_suppressed` is logged (supervisor.push.presence)
     title and diff stat  opencode's session list (boots no chat's instance) and the worktree's diff (git,
@@ -49,6 +50,19 @@ TEST_NOTICE = Notice(
 )
 
 
+def is_chat(directory: str, session_id: str, *worktrees_dirs: Path) -> bool:
+    """Is this session a chat of the app: the one whose worktree its events come from? A subagent's session
+    (opencode's task tool) runs in its parent's worktree under another id, and is not pushed.
+    `worktrees_dirs`: the worktrees' directory as configured, and resolved (opencode may name either)."""
+    path = Path(directory)
+    if not directory or path.parent not in worktrees_dirs:
+        return False
+    try:
+        return parse_worktree_slug(path.name)[1] == session_id
+    except DancodesError:
+        return False
+
+
 def vapid_subject(configured: str, origin: str | None) -> str:
     """The VAPID `sub`: push.subject, else the public origin's site when it is https, else a local mailto:."""
     if configured:
@@ -76,7 +90,7 @@ class Notifier:
     ) -> None:
         self.reaper = reaper
         self.secrets_dir = secrets_dir
-        self.worktrees_dir = worktrees_dir
+        self.worktrees_dirs = (worktrees_dir, worktrees_dir.resolve())
         self.store = store
         self.opencode = opencode
         self.settings = settings
@@ -131,7 +145,7 @@ class Notifier:
 
     def on_transition(self, change: Transition) -> None:
         """The ChatBoard listener: queue a change worth a notice. Quick, and never raises."""
-        if kind_of(change) is None:
+        if kind_of(change) is None or not is_chat(change.directory, change.session_id, *self.worktrees_dirs):
             return
         try:
             self._changes.send_nowait(change)
@@ -176,12 +190,9 @@ class Notifier:
         return session.title if session else ""
 
     async def _diff_stat(self, directory: str) -> str | None:
-        """The chat's change, when it has a worktree and files changed."""
-        path = Path(directory)
-        if not directory or path.parent != self.worktrees_dir:
-            return None
+        """The chat's change, when files changed."""
         try:
-            repo, session_id = parse_worktree_slug(path.name)
+            repo, session_id = parse_worktree_slug(Path(directory).name)
             diff = await trio.to_thread.run_sync(self.store.diff, repo, session_id)
         except (DancodesError, OSError) as exc:
             log.info("push_without_diff", directory=directory, error=str(exc))
