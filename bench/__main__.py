@@ -8,7 +8,9 @@
 4. the web app's sidebar refresh against real opencode (bench.sidebar): `GET /admin/chats` against
    the old per-chat opencode calls, latency and opencode's RSS. `python -m bench sidebar` runs it alone;
 5. an app reconnecting mid-reply (bench.resync): the daemon's snapshot against opencode's messages, with
-   N chunks of a reply streamed. `python -m bench resync` runs it alone.
+   N chunks of a reply streamed. `python -m bench resync` runs it alone;
+6. web push (bench.push): chat finished -> push received, the daemon's RSS before and after pushes,
+   sealing in a child against sealing in process. `python -m bench push` runs it alone.
 
 supervisord, FastAPI and uvicorn come from `.bench-venv` (supervisord's package is also called
 `supervisor`). Everything started here is stopped here, by pid, also on error or Ctrl-C.
@@ -33,8 +35,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from bench import forward_auth, resync, sidebar
+from bench import forward_auth, push, resync, sidebar
 from bench.procs import (
+    CHILD_TOML,
     BenchError,
     Processes,
     all_pids,
@@ -57,14 +60,6 @@ TARGET_MEDIAN_MS = 5.0
 TARGET_RSS_MB = 60.0
 T = TypeVar("T")
 
-CHILD_TOML = """\
-[services.child]
-argv = ["sleep", "3600"]
-[services.child.probe]
-start_seconds = 0
-[services.child.restart]
-stable_after = 0
-"""
 SUPERVISORD_CONF = """\
 [unix_http_server]
 file={tmp}/supervisord.sock
@@ -328,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         return sidebar.main(argv[1:])
     if argv[:1] == ["resync"]:
         return resync.main(argv[1:])
+    if argv[:1] == ["push"]:
+        return push.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--kills", type=int, default=50, metavar="N", help="kills per supervisor (default 50)"
@@ -335,10 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     forward_auth.add_arguments(parser)
     sidebar.add_arguments(parser)
     resync.add_arguments(parser)
+    push.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    if args.kills < 1 or args.chats < 1:
-        parser.error("--kills and --chats must be at least 1")
+    if args.kills < 1 or args.chats < 1 or args.turns < 1:
+        parser.error("--kills, --chats and --turns must be at least 1")
     if not (BENCH_VENV / "bin/supervisord").exists():
         print(f"bench: {BENCH_VENV} with supervisord is missing: run `make bench`", file=sys.stderr)
         return 2
@@ -348,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = forward_auth.run(args.requests, args.seconds, args.conns)
         side = sidebar.run(args.chats)
         joined = resync.run(args.chunks)
+        pushed = push.run(args.turns)
     except BenchError as exc:
         print(f"bench: failed: {exc}", file=sys.stderr)
         return 1
@@ -355,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: interrupted; everything it started is stopped", file=sys.stderr)
         return 130
     if args.json:
-        print(json.dumps({**result, "forward_auth": wall, "sidebar": side, "resync": joined}, indent=2))
+        everything = {"forward_auth": wall, "sidebar": side, "resync": joined, "push": pushed}
+        print(json.dumps({**result, **everything}, indent=2))
     else:
         print(render(result))
         if wall is not None:
@@ -364,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
             print("\n" + sidebar.render(side))
         if joined is not None:
             print("\n" + resync.render(joined))
-    return 0 if wall is not None and side is not None and joined is not None else 1
+        if pushed is not None:
+            print("\n" + push.render(pushed))
+    parts = (wall, side, joined, pushed)
+    return 0 if all(part is not None for part in parts) else 1
 
 
 if __name__ == "__main__":

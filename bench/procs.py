@@ -52,6 +52,17 @@ enabled = false
 """
 
 
+#: the one service of the daemon the main bench measures (and bench.push, for its idle RSS)
+CHILD_TOML = """\
+[services.child]
+argv = ["sleep", "3600"]
+[services.child.probe]
+start_seconds = 0
+[services.child.restart]
+stable_after = 0
+"""
+
+
 @dataclass
 class BareDaemon:
     """A `dancodes run` with no built-in service (or opencode alone), on free ports, its state in `base`."""

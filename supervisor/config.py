@@ -152,6 +152,21 @@ class GcSettings(_Table):
     new_worktree_grace_minutes: NonNegative = 10.0  # a new worktree's chat may not be listed yet: keep it
 
 
+#: what RFC 8292 allows Apple's and the others' push services to call back: an address or a site
+PUSH_SUBJECT_PATTERN = r"^((mailto:[^@\s/]+@[^@\s/]+)|(https://[^/\s?#]+))?$"
+
+
+class PushSettings(_Table):
+    # the VAPID `sub` claim: "mailto:you@example.com" or "https://your.site"; empty: the public origin
+    # when it is https, else "mailto:dancodes@localhost" (Apple refuses anything but mailto: or https:)
+    subject: Annotated[str, msgspec.Meta(pattern=PUSH_SUBJECT_PATTERN)] = ""
+    max_subscriptions: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    # a device whose app said "visible" within this many seconds suppresses pushes (it beats every ~20 s)
+    presence_seconds: Positive = 45.0
+    send_timeout: Positive = 10.0  # seconds for one push service to answer
+    ttl: Annotated[int, msgspec.Meta(ge=0, le=2_419_200)] = 86_400  # seconds a push service may hold one
+
+
 class Config(_Table):
     data_dir: str = ""
     ports: Ports = msgspec.field(default_factory=Ports)
@@ -162,6 +177,7 @@ class Config(_Table):
     git: GitSettings = msgspec.field(default_factory=GitSettings)
     gc: GcSettings = msgspec.field(default_factory=GcSettings)
     agent: AgentSettings = msgspec.field(default_factory=AgentSettings)
+    push: PushSettings = msgspec.field(default_factory=PushSettings)
     services: dict[ServiceName, ServiceConfig] = msgspec.field(default_factory=dict)
 
 
@@ -193,6 +209,10 @@ class Paths:
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"  # 0700, the daemon's own: opencode's server password
+
+    @property
+    def push_dir(self) -> Path:
+        return self.data_dir / "push"  # 0700, the daemon's own: the browsers' push subscriptions
 
     @property
     def agent_home(self) -> Path:

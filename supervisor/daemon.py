@@ -11,6 +11,8 @@ async with trio.open_nursery() as nursery:
     services         opencode, then Caddy once opencode is ready, then any others
     orphan policy    kills old orphans when configured
     housekeeper      worktree GC and idle opencode instances, on a schedule
+    chats            opencode's /global/event: every chat's status (supervisor.chats)
+    notifier         web push: VAPID keys if missing, then a push for each chat that ends, fails or waits
 SIGTERM/SIGINT → stop services in reverse order, kill leftover orphans, stop the app, exit 0
 SIGHUP         → reload the config; a bad one is logged and the running one kept
 """
@@ -43,6 +45,7 @@ from supervisor.predecessors import RECORD_FILE, Recorder, end_predecessors
 from supervisor.projects.clones import Clones
 from supervisor.projects.housekeeping import Housekeeper
 from supervisor.projects.store import ProjectStore
+from supervisor.push.notifier import Notifier
 from supervisor.reaper import Mode, Reaper, become_reaper
 from supervisor.service import RESTING, Launch, Service
 from supervisor.settings import discard_temp_files
@@ -95,6 +98,17 @@ class Daemon:
             lambda: self.loaded.config.gc,
             busy_chats=self.chats.running,
         )
+        self.notifier = Notifier(
+            reaper=self.reaper,
+            secrets_dir=paths.secrets_dir,
+            push_dir=paths.push_dir,
+            worktrees_dir=paths.worktrees_dir,
+            store=self.store,
+            opencode=self.opencode,
+            settings=lambda: self.loaded.config.push,
+            origin=lambda: self.auth.origin,
+        )
+        self.chats.listeners.append(self.notifier.on_transition)
 
     def _make_service(self, name: str) -> Service:
         cfg = self.loaded.config
@@ -315,6 +329,7 @@ class Daemon:
                 nursery.start_soon(self._orphan_policy)
                 await nursery.start(self.housekeeper.run)
                 await nursery.start(self.chats.run)
+                await nursery.start(self.notifier.run)
                 ports = self.loaded.config.ports
                 log.info(
                     "daemon_ready",

@@ -18,9 +18,14 @@
     │   ├── NotFound           no such repo or worktree on disk (404)
     │   ├── Conflict           exists already, still has worktrees, or would lose work (409)
     │   └── GitFailed          git itself failed: clone, fetch, worktree add (502)
-    └── UpstreamError        a service the daemon asks on the user's behalf failed (`status`: its HTTP code)
-        ├── GitHubError        the GitHub API refused or could not be reached (502), or no token (503)
-        └── OpencodeError      opencode did not answer as expected (502)
+    ├── UpstreamError        a service the daemon asks on the user's behalf failed (`status`: its HTTP code)
+    │   ├── GitHubError        the GitHub API refused or could not be reached (502), or no token (503)
+    │   └── OpencodeError      opencode did not answer as expected (502)
+    └── PushError            a web push request that cannot be carried out (`status`: its HTTP code)
+        ├── InvalidSubscription  an endpoint or key that is not a browser's push subscription (400)
+        ├── UnknownSubscription  no subscription has that id (404)
+        ├── TooManySubscriptions the cap on subscriptions is reached (409)
+        └── PushUnavailable      the VAPID keys are not made (yet), or could not be (503)
 
 Every message is one line that names what is wrong, fit to show a user as it is.
 """
@@ -143,3 +148,33 @@ class GitHubError(UpstreamError):
 
 class OpencodeError(UpstreamError):
     """opencode did not answer as expected."""
+
+
+class PushError(DancodesError):
+    """A web push request that cannot be carried out; `status` is the HTTP status to answer."""
+
+    status = 400
+
+
+class InvalidSubscription(PushError):
+    """An endpoint or a key that is not a browser's push subscription (or an endpoint not allowed)."""
+
+    status = 400
+
+
+class UnknownSubscription(PushError):
+    """No push subscription has that id."""
+
+    status = 404
+
+
+class TooManySubscriptions(PushError):
+    """The cap on push subscriptions is reached: one must be deleted first."""
+
+    status = 409
+
+
+class PushUnavailable(PushError):
+    """The VAPID keys are not made yet, or could not be made: nothing can be pushed."""
+
+    status = 503

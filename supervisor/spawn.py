@@ -26,6 +26,7 @@ class Child:
     stdout: trio.lowlevel.FdStream
     stderr: trio.lowlevel.FdStream
     _exit: ChildExit
+    stdin: trio.lowlevel.FdStream | None = None  # with `spawn(..., stdin=True)`: close it when done
 
     @property
     def status(self) -> ExitStatus | None:
@@ -54,21 +55,24 @@ def spawn(
     env: Mapping[str, str],
     cwd: str | None = None,
     user: tuple[int, int] | None = None,
+    stdin: bool = False,
 ) -> Child:
     """Start `argv` in a new session with piped output; register it with `reaper` before returning.
 
     `user`: (uid, gid) to run it as, with no supplementary groups (the daemon's root groups would
-    otherwise come along).
+    otherwise come along). `stdin`: a pipe to its standard input (`Child.stdin`), else /dev/null.
 
     Synchronous on purpose: no checkpoint lies between the fork and the registration, so the
     reaper cannot collect the child's status before its owner is known.
     """
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if stdin else (-1, -1)
+    fds = [out_r, out_w, err_r, err_w] + ([in_r, in_w] if stdin else [])
     try:
         popen = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=in_r if stdin else subprocess.DEVNULL,
             stdout=out_w,
             stderr=err_w,
             env=dict(env),
@@ -80,13 +84,13 @@ def spawn(
             extra_groups=None if user is None else [],
         )
     except FileNotFoundError as exc:
-        for fd in (out_r, out_w, err_r, err_w):
+        for fd in fds:
             os.close(fd)
         missing = cwd if cwd and exc.filename == cwd else argv[0]
         what = "working directory" if missing == cwd else "executable"
         raise SpawnError(f"{what} '{missing}' not found") from None
     except OSError as exc:
-        for fd in (out_r, out_w, err_r, err_w):
+        for fd in fds:
             os.close(fd)
         if cwd and exc.filename == cwd:  # e.g. a file where a directory was expected
             raise SpawnError(f"working directory '{cwd}': {exc.strerror or exc}") from None
@@ -94,9 +98,12 @@ def spawn(
     exit_ = reaper.register(popen.pid, on_exit=lambda status: setattr(popen, "returncode", status.code))
     os.close(out_w)
     os.close(err_w)
+    if stdin:
+        os.close(in_r)
     return Child(
         pid=popen.pid,
         stdout=trio.lowlevel.FdStream(out_r),
         stderr=trio.lowlevel.FdStream(err_r),
         _exit=exit_,
+        stdin=trio.lowlevel.FdStream(in_w) if stdin else None,
     )

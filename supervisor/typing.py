@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from supervisor.projects.clones import Clones
     from supervisor.projects.housekeeping import Housekeeper
     from supervisor.projects.store import ProjectStore
+    from supervisor.push.notifier import Notifier
     from supervisor.service import Service
 
 
@@ -50,6 +51,10 @@ class AdminContext(Protocol):
 
     @property
     def chats(self) -> ChatBoard: ...
+
+    @property
+    def notifier(self) -> Notifier:
+        """Web push: the subscriptions, the apps' presence, the VAPID key, test pushes."""
 
     @property
     def agent_identity(self) -> Identity:

@@ -55,3 +55,27 @@ def test_missing_executable_and_cwd_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(SpawnError, match=r"^working directory '.*script': Not a directory$"):
         spawn(reaper, ["true"], env=os.environ, cwd=str(notexec))
     assert not reaper.children  # nothing registered for a child that never ran
+
+
+async def test_a_child_can_be_fed_on_its_stdin() -> None:
+    reaper = Reaper()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(reaper.run)
+        fed = spawn(reaper, ["cat"], env=os.environ, stdin=True)
+        assert fed.stdin is not None
+        async with fed.stdin:
+            await fed.stdin.send_all(b"through the pipe")
+        out = await read_all(fed.stdout)
+        await read_all(fed.stderr)
+        fed_status = await fed.wait()
+        # without it, stdin is /dev/null: a reader sees its end at once, never the daemon's own stdin
+        unfed = spawn(reaper, ["cat"], env=os.environ)
+        assert unfed.stdin is None
+        empty = await read_all(unfed.stdout)
+        await read_all(unfed.stderr)
+        unfed_status = await unfed.wait()
+        nursery.cancel_scope.cancel()
+    assert out == b"through the pipe"
+    assert fed_status.success
+    assert empty == b""
+    assert unfed_status.success

@@ -514,3 +514,73 @@ class SessionsEnded(_Answer):
     """How many sessions ended; each of their cookies gets 401 (or the login page) from now on."""
 
     ended: int
+
+
+# -- web push (supervisor.api.push) -------------------------------------------------------------
+
+
+class PushKey(_Answer):
+    """The VAPID public key: `applicationServerKey` for `pushManager.subscribe` (base64url, P-256)."""
+
+    public_key: str
+
+
+class PushDelivery(_Answer):
+    """How the last push to a subscription went: the push service's HTTP status (null: no answer)."""
+
+    at: EpochSeconds
+    status: int | None
+    ok: bool
+    message: str
+
+
+class PushSubscriptionInfo(_Answer):
+    """A browser subscribed to pushes; its keys are never shown. `id` is the start of the SHA-256 (hex)
+    of its endpoint, so a browser can tell its own entry."""
+
+    id: str
+    device: str
+    push_service: str  # the endpoint's origin
+    created: EpochSeconds
+    last_delivery: PushDelivery | None
+
+
+class PushSubscriptionList(_Answer):
+    """Every subscription; `suppressed`: an app is visible now, so a chat's news is not pushed."""
+
+    subscriptions: list[PushSubscriptionInfo]
+    suppressed: bool
+    max_subscriptions: int
+
+
+class PushSubscribed(_Answer):
+    """The subscription as kept; `created` is false when it replaced the same endpoint's."""
+
+    subscription: PushSubscriptionInfo
+    created: bool
+
+
+class PushUnsubscribed(_Answer):
+    deleted: str
+
+
+class PushResult(_Answer):
+    """What one push service said: its HTTP status (null: none) and one line; `dropped` when it said the
+    subscription is gone (404/410) and it was forgotten."""
+
+    id: str
+    device: str
+    status: int | None
+    ok: bool
+    dropped: bool
+    message: str
+
+
+class PushResults(_Answer):
+    results: list[PushResult]
+
+
+class PushPresence(_Answer):
+    """`suppressed`: an app is visible now (this one or another), so a chat's news is not pushed."""
+
+    suppressed: bool

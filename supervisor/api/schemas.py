@@ -105,3 +105,42 @@ class PullRequestRequest(_Body):
 
 class ForceQuery(_Body):
     force: bool = False
+
+
+#: the shapes of what a browser sends (the route checks them itself, with errors that say why, and checks
+#: what no pattern can: that the key is a point on the curve, that http is on loopback)
+PUSH_ENDPOINT_PATTERN = r"^https?://[^/?#@\s]+(/[^#\s]*)?$"
+P256DH_PATTERN = r"^[A-Za-z0-9_-]{87}=?$"  # 65 bytes: an uncompressed P-256 point
+AUTH_PATTERN = r"^[A-Za-z0-9_-]{22}(==)?$"  # 16 bytes
+
+
+class PushKeys(_Body):
+    """`PushSubscription.toJSON().keys`: the browser's P-256 public key and its auth secret (base64url)."""
+
+    p256dh: Annotated[str, msgspec.Meta(max_length=200), _documented(P256DH_PATTERN, "a P-256 public key")]
+    auth: Annotated[str, msgspec.Meta(max_length=100), _documented(AUTH_PATTERN, "a 16-byte secret")]
+
+
+class PushSubscriptionRequest(_Body):
+    """The browser's `PushSubscription.toJSON()`, and optionally a name for the device (else it is made
+    from the User-Agent). The endpoint must be https (http only on loopback)."""
+
+    endpoint: Annotated[
+        str, msgspec.Meta(max_length=2048), _documented(PUSH_ENDPOINT_PATTERN, "https, or http on loopback")
+    ]
+    keys: PushKeys
+    expirationTime: float | None = None  # the browser's own name for it
+    device: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+class PushTestRequest(_Body):
+    """A test push to the subscription `id`, or to every one."""
+
+    id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class PresenceRequest(_Body):
+    """The web app is (or no longer is) in front; `client` is a random id it makes per page."""
+
+    client: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+    visible: bool

@@ -14,6 +14,8 @@ import {
 import { prepare, type Attachment } from "./attachments";
 import { ChatMenu } from "./ChatMenu";
 import { Messages } from "./Messages";
+import { Notifications } from "./Notifications";
+import { openPanel } from "./push";
 import { S, changed, chatsOfRepo, currentChat, currentKey, isRunning, saved, statusLabel, subscribe, type Chat } from "./store";
 
 function useStore(): void {
@@ -65,6 +67,7 @@ export function App() {
       <InputArea chat={chat} />
       <Sidebar />
       {S.pickerOpen && <RepoPicker />}
+      <Notifications />
     </div>
   );
 }
@@ -155,6 +158,10 @@ function Sidebar() {
       <nav class={"sidebar" + (S.sidebarOpen ? " open" : "")} data-testid="sidebar" data-open={String(S.sidebarOpen)}>
         <div class="side-head">
           <span>{S.repo ?? "no repo"}</span>
+          <span class="spacer" />
+          <button class="icon" data-testid="notifications-button" aria-label="notifications" onClick={() => openPanel(true)}>
+            🔔
+          </button>
           <button class="icon" onClick={close} aria-label="close">
             ×
           </button>
