@@ -14,6 +14,7 @@ import {
 import { prepare, type Attachment } from "./attachments";
 import { ChatMenu } from "./ChatMenu";
 import { Messages } from "./Messages";
+import { applyUpdate } from "./pwa";
 import { S, changed, chatsOfRepo, currentChat, currentKey, saved, subscribe, type Chat } from "./store";
 
 function useStore(): void {
@@ -49,10 +50,21 @@ export function App() {
   return (
     <div class="app">
       <TopBar />
-      {S.stale && (
-        <div class="stale" data-testid="stale-banner" role="status">
-          reconnecting… what you see may be stale
+      {S.offline ? (
+        <div class="stale" data-testid="offline-banner" role="status">
+          offline: showing what this phone kept; it reconnects by itself
         </div>
+      ) : (
+        S.stale && (
+          <div class="stale" data-testid="stale-banner" role="status">
+            reconnecting… what you see may be stale
+          </div>
+        )
+      )}
+      {S.update && (
+        <button class="update" data-testid="update-banner" onClick={applyUpdate}>
+          a new version is ready: tap to reload
+        </button>
       )}
       {S.notice && (
         <div class="notice" role="alert" onClick={() => notify("")}>
