@@ -44,7 +44,8 @@ def caddy_public_paths() -> list[str]:
     text = (ROOT / "conf" / "Caddyfile").read_text()
     found = re.findall(r"^\s*@installable path (.+)$", text, re.M)
     assert len(found) == 1, "conf/Caddyfile names the installable files on one `@installable path` line"
-    return found[0].split()
+    paths: list[str] = found[0].split()
+    return paths
 
 
 def test_caddy_serves_exactly_the_public_files_outside_the_wall() -> None:
@@ -88,7 +89,9 @@ def test_the_manifest_makes_a_standalone_black_app_with_every_icon_it_needs() ->
 
 
 def test_the_committed_icons_are_what_the_script_draws() -> None:
-    out = subprocess.run([sys.executable, str(MAKE_ICONS), "--check"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(MAKE_ICONS), "--check"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 

@@ -133,7 +133,16 @@ def test_the_installable_files_come_without_the_cookie_and_nothing_else_does(sta
         ours = sorted(f"/_app/{p.name}" for p in (dist / "_app").iterdir())
         bundles = [path for path in ours if path not in PUBLIC_FILES]
         assert any(path.endswith(".js") for path in bundles)
-        behind = ["/", "/index.html", *bundles, "/admin/repos", "/admin/chats", "/session", "/event", "/config"]
+        behind = [
+            "/",
+            "/index.html",
+            *bundles,
+            "/admin/repos",
+            "/admin/chats",
+            "/session",
+            "/event",
+            "/config",
+        ]
         near_misses = [
             "/sw.js/",
             "/sw.js/x",

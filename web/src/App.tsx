@@ -19,7 +19,11 @@ import { S, changed, chatsOfRepo, currentChat, currentKey, saved, subscribe, typ
 
 function useStore(): void {
   const [, force] = useState(0);
-  useEffect(() => subscribe(() => force((n) => n + 1)), []);
+  useEffect(() => {
+    const unsubscribe = subscribe(() => force((n) => n + 1));
+    force((n) => n + 1); // a change made between the first render and now (the start-up's) is shown too
+    return unsubscribe;
+  }, []);
 }
 
 export function ago(ms: number): string {
@@ -52,7 +56,7 @@ export function App() {
       <TopBar />
       {S.offline ? (
         <div class="stale" data-testid="offline-banner" role="status">
-          offline: showing what this phone kept; it reconnects by itself
+          offline: the server cannot be reached; trying again
         </div>
       ) : (
         S.stale && (

@@ -30,14 +30,17 @@ export function startWorker(): void {
   container
     .register(WORKER, { scope: "/", updateViaCache: "none" })
     .then((registration) => {
-      if (registration.waiting && container.controller) void offer(registration.waiting);
-      registration.addEventListener("updatefound", () => {
-        const worker = registration.installing;
-        worker?.addEventListener("statechange", () => {
-          // installed while another worker controls the page: a new version waits
-          if (worker.state === "installed" && container.controller) void offer(worker);
-        });
-      });
+      // a worker installed while another controls the page is a new version, waiting; the browser may have
+      // found it (on this very load) before this ran
+      const track = (worker: ServiceWorker | null) => {
+        if (!worker) return;
+        const installed = () => worker.state === "installed" && container.controller !== null;
+        if (installed()) void offer(worker);
+        else worker.addEventListener("statechange", () => installed() && void offer(worker));
+      };
+      track(registration.waiting);
+      track(registration.installing);
+      registration.addEventListener("updatefound", () => track(registration.installing));
       // an installed app stays open for days: look for a deploy whenever it is shown again
       document.addEventListener("visibilitychange", () => {
         if (document.visibilityState === "visible") void registration.update().catch(() => undefined);
