@@ -42,9 +42,14 @@ self.addEventListener("install", (event) => {
  * (the browser tries again on a later visit). */
 async function install(): Promise<void> {
   const cache = await caches.open(CACHE);
-  await cache.addAll([...SHELL].map((path) => new Request(path, { cache: "reload" })));
-  const page = await fetch(new Request(PAGE, { cache: "reload" }));
-  if (!(await keepPage(cache, page))) throw new Error(`the page is not of build ${VERSION} (HTTP ${page.status})`);
+  try {
+    await cache.addAll([...SHELL].map((path) => new Request(path, { cache: "reload" })));
+    const page = await fetch(new Request(PAGE, { cache: "reload" }));
+    if (!(await keepPage(cache, page))) throw new Error(`the page is not of build ${VERSION} (HTTP ${page.status})`);
+  } catch (e) {
+    await caches.delete(CACHE); // no half-filled cache is left behind
+    throw e;
+  }
 }
 
 /** Keep a copy of the page when it is a page of this build; true if kept. */
