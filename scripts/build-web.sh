@@ -6,9 +6,10 @@
 #   web/node_modules   npm ci, when missing or when package-lock.json changed (stamp: web/.npm-stamp)
 #   web/src/generated  the /admin API's types: its OpenAPI spec written by the Python package
 #                      (python -m supervisor.api.spec), then openapi-typescript, when the spec changed
-#   web/dist           npm run build (tsc --noEmit && vite build), when web/src, index.html, the configs or
-#                      the lockfile changed since the last build (stamp: web/.build-stamp)
-# Prints the gzipped size of the JS + CSS bundles (the budget is 60 KB).
+#   web/dist           npm run build (tsc --noEmit && vite build), when web/src, web/public, index.html, the
+#                      configs or the lockfile changed since the last build (stamp: web/.build-stamp); with
+#                      dist/sw.js, the service worker, made by vite.config.ts for this build
+# Prints the gzipped size of the JS + CSS bundles (the budget is 60 KB; the service worker apart).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -61,7 +62,7 @@ if [[ ! -f src/generated/admin.ts ]] || ! stamp_ok src/generated/.stamp "$spec_h
 fi
 
 # every input of the build, by content (file names included, so a rename or a deletion counts)
-inputs=(src index.html package.json package-lock.json tsconfig.json vite.config.ts)
+inputs=(src index.html package.json package-lock.json tsconfig.json tsconfig.sw.json vite.config.ts)
 [[ -d public ]] && inputs+=(public)
 src_hash=$(
     find "${inputs[@]}" -type f | LC_ALL=C sort | while IFS= read -r f; do printf '%s\0' "$f"; sha256sum <"$f"; done | sha256sum | cut -d' ' -f1
@@ -82,10 +83,11 @@ for f in dist/_app/*.js dist/_app/*.css; do
     total=$((total + $(gzip -9 -c "$f" | wc -c)))
 done
 kb=$(awk -v b="$total" 'BEGIN { printf "%.1f", b / 1024 }')
+sw=$(awk -v b="$(gzip -9 -c dist/sw.js | wc -c)" 'BEGIN { printf "%.1f", b / 1024 }')
 if ((built)); then
-    echo "build-web.sh: web/dist built; JS + CSS ${kb} KB gzipped (budget 60 KB)"
+    echo "build-web.sh: web/dist built; JS + CSS ${kb} KB gzipped (budget 60 KB), service worker ${sw} KB"
 else
-    echo "build-web.sh: web/dist up to date; JS + CSS ${kb} KB gzipped"
+    echo "build-web.sh: web/dist up to date; JS + CSS ${kb} KB gzipped, service worker ${sw} KB"
 fi
 if ((total > 60 * 1024)); then
     echo "build-web.sh: error: bundle over the 60 KB budget" >&2

@@ -22,6 +22,7 @@ import httpx
 import psutil
 import pytest
 
+from supervisor.api.web import PUBLIC_FILES
 from supervisor.auth.cookie import CookieSigner
 from supervisor.auth.rotation import ROTATION_FILE, fingerprint
 from supervisor.auth.sessions import SessionStore, new_session_id
@@ -111,6 +112,60 @@ def test_the_root_goes_to_our_app_and_opencodes_own_ui_files_to_opencode(stack: 
         other = client.get("/some/page/of/its/ui", headers=NAVIGATE)
         assert other.status_code == 200
         assert "<html" in other.text.lower()
+
+
+def test_the_installable_files_come_without_the_cookie_and_nothing_else_does(stack: Stack) -> None:
+    """Browsers fetch the manifest, its icons and the service worker without credentials: exactly those
+    paths are outside the wall; the page, its bundles and every API stay behind it."""
+    dist = install_home() / "web" / "dist"
+    if not (dist / "sw.js").is_file():
+        pytest.skip("web/dist is not built (scripts/build-web.sh)")
+    kinds = {".js": "text/javascript", ".webmanifest": "application/manifest+json", ".png": "image/png"}
+    with stack.anonymous() as client:
+        assert not client.cookies
+        for path in PUBLIC_FILES:
+            response = client.get(path)
+            assert response.status_code == 200, (path, response.text[:200])
+            assert response.content == (dist / path.removeprefix("/")).read_bytes()
+            assert response.headers["content-type"].startswith(kinds[Path(path).suffix]), path
+            assert "no-cache" in response.headers["cache-control"]  # a deploy is seen on the next check
+            assert "set-cookie" not in response.headers
+        ours = sorted(f"/_app/{p.name}" for p in (dist / "_app").iterdir())
+        bundles = [path for path in ours if path not in PUBLIC_FILES]
+        assert any(path.endswith(".js") for path in bundles)
+        behind = [
+            "/",
+            "/index.html",
+            *bundles,
+            "/admin/repos",
+            "/admin/chats",
+            "/session",
+            "/event",
+            "/config",
+        ]
+        near_misses = [
+            "/sw.js/",
+            "/sw.js/x",
+            "/sw.jsx",
+            "/sw",
+            "/_app/sw.js",
+            "/_app/manifest.webmanifest/x",
+            "/_app/manifest.webmanifestx",
+            "/_app/icon-193.png",
+            "/_app/icon-192.png.map",
+            "/_app/",
+            "/site.webmanifest",  # opencode's own manifest: its, behind the wall
+            "/favicon.ico",
+        ]
+        for path in behind + near_misses:
+            response = client.get(path)
+            assert response.status_code == 401, (path, response.status_code, response.text[:200])
+        page = client.get("/", headers=NAVIGATE)
+        assert page.status_code == 302
+        assert urlsplit(page.headers["location"]).path == "/auth/login"
+        # the public paths answer reads only: no way to the app's other routes through them
+        assert client.post("/sw.js", json={}).status_code == 405
+        assert client.delete("/_app/manifest.webmanifest").status_code == 405
 
 
 def test_event_stream_flows_through_caddy_unbuffered(
@@ -798,6 +853,20 @@ def test_caddy_alone_vouches_for_the_client_address(bare_caddy: tuple[int, Echo]
     )
     assert got["x-dancodes-proxy"] == [PROXY_SECRET]  # Caddy's own, once; a client's copies are gone
     assert got["x-forwarded-for"] == ["127.0.0.1"]
+
+
+def test_caddy_sends_the_installable_files_to_the_app_even_unbuilt(bare_caddy: tuple[int, Echo]) -> None:
+    """Outside the wall, and to the app alone: not built (this web root is empty), the app says so; they
+    never fall through to opencode without the wall. Anything else goes through forward_auth first (whose
+    socket does not exist here: refused)."""
+    port, _ = bare_caddy
+    for path in PUBLIC_FILES:
+        got = reached(port, path, [])
+        assert got["x-dancodes-proxy"] == [PROXY_SECRET], path  # the app's route
+        assert "authorization" not in got  # not opencode's
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
+        for path in ["/sw.js/x", "/_app/icon-193.png", "/_app/index.js", "/"]:
+            assert client.get(path).status_code >= 500, path  # the wall's check could not be asked
 
 
 def test_caddy_bounds_bodies_per_route(bare_caddy: tuple[int, Echo]) -> None:

@@ -1,9 +1,11 @@
-import { defineConfig } from "vite";
+import { build, defineConfig, type Plugin } from "vite";
 
 // Our bundles live under /_app/: opencode's own web UI uses /assets/*, which Caddy must keep sending to it.
+// public/_app/ holds the manifest and the icons (scripts/make-icons.py), copied as they are.
 export default defineConfig({
   base: "/",
   esbuild: { jsx: "automatic", jsxImportSource: "preact" },
+  plugins: [serviceWorker()],
   build: {
     outDir: "dist",
     assetsDir: "_app",
@@ -12,3 +14,66 @@ export default defineConfig({
     reportCompressedSize: true,
   },
 });
+
+/** dist/sw.js: src/sw/sw.ts bundled on its own (a classic script, no imports), told the files of this build (its
+ * shell: every /_app/ file) and a version made from all of their contents and the page's. Any change to the app
+ * makes a new sw.js, which is how browsers learn of a deploy. */
+function serviceWorker(): Plugin {
+  let root = "";
+  let publicDir = "";
+  return {
+    name: "dancodes-service-worker",
+    apply: "build",
+    enforce: "post",
+    configResolved(config) {
+      root = config.root;
+      publicDir = config.publicDir;
+    },
+    async generateBundle(_options, bundle) {
+      const files = new Map<string, string | Uint8Array>();
+      for (const item of Object.values(bundle)) {
+        const content = item.type === "chunk" ? item.code : item.source;
+        if (item.fileName.startsWith("_app/") || item.fileName === "index.html") files.set("/" + item.fileName, content);
+      }
+      if (!files.has("/index.html")) this.error("index.html is not in the bundle: the worker's page is unknown");
+      const ours = `${publicDir}/_app`;
+      for (const name of await this.fs.readdir(ours)) files.set(`/_app/${name}`, await this.fs.readFile(`${ours}/${name}`));
+      const names = [...files.keys()].sort();
+      const shell = names.filter((name) => name.startsWith("/_app/"));
+      const encoder = new TextEncoder();
+      const parts = names.flatMap((name) => {
+        const content = files.get(name)!;
+        return [encoder.encode(`${name}\0${content.length}\0`), typeof content === "string" ? encoder.encode(content) : content];
+      });
+      const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+      const version = [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+      const out = await build({
+        configFile: false,
+        root,
+        publicDir: false,
+        logLevel: "warn",
+        define: {
+          __DANCODES_SHELL__: JSON.stringify(shell),
+          __DANCODES_VERSION__: JSON.stringify(version),
+        },
+        build: {
+          write: false,
+          minify: true,
+          target: "es2020",
+          copyPublicDir: false,
+          rollupOptions: {
+            input: `${root}/src/sw/sw.ts`,
+            output: { format: "iife", entryFileNames: "sw.js" },
+          },
+        },
+      });
+      const outputs = (Array.isArray(out) ? out : [out]).flatMap((o) => ("output" in o ? o.output : []));
+      const worker = outputs.find((o) => o.type === "chunk" && o.fileName === "sw.js");
+      if (!worker || worker.type !== "chunk") this.error("the service worker's build made no sw.js");
+      this.emitFile({ type: "asset", fileName: "sw.js", source: worker.code });
+    },
+  };
+}

@@ -5,6 +5,12 @@ opencode's own web UI does not use.
 
 Caddy sends here only `/` and paths that are files of the build, so opencode's own web UI
 (`/assets/*`, favicons) keeps working; the checks below hold even for a direct request.
+
+`PUBLIC_FILES` are what makes the app installable: the service worker (at the root, so that its
+scope is the whole site), the web manifest and its icons. Browsers fetch them without the cookie,
+so Caddy sends exactly these paths here outside the wall (conf/Caddyfile `@installable`); none of
+them holds anything private. Each is revalidated on every use (`no-cache`): they keep their names
+across deploys, and a browser that kept an old worker would never learn of a new build.
 """
 
 from __future__ import annotations
@@ -14,6 +20,18 @@ from quart_schema import hide
 from werkzeug.exceptions import NotFound
 
 web = Blueprint("web", __name__)
+
+#: The build's files served without the cookie, by path (conf/Caddyfile lists the same, tested).
+PUBLIC_FILES = (
+    "/sw.js",
+    "/_app/manifest.webmanifest",
+    "/_app/icon-192.png",
+    "/_app/icon-512.png",
+    "/_app/icon-maskable-192.png",
+    "/_app/icon-maskable-512.png",
+    "/_app/apple-touch-icon.png",
+)
+_PUBLIC = frozenset(path.removeprefix("/") for path in PUBLIC_FILES)
 
 
 def _root() -> str:
@@ -46,6 +64,6 @@ async def _send(path: str) -> Response:
         if path == "index.html":
             abort(404, "the web app is not built: run `make web`")
         abort(404, f"not found: /{path}")
-    if path == "index.html":
+    if path == "index.html" or path in _PUBLIC:
         response.cache_control.no_cache = True  # a deploy must reach the phone on the next load
     return response

@@ -16,11 +16,16 @@ import { ChatMenu } from "./ChatMenu";
 import { Messages } from "./Messages";
 import { Notifications } from "./Notifications";
 import { openPanel } from "./push";
+import { applyUpdate } from "./pwa";
 import { S, changed, chatsOfRepo, currentChat, currentKey, isRunning, saved, statusLabel, subscribe, type Chat } from "./store";
 
 function useStore(): void {
   const [, force] = useState(0);
-  useEffect(() => subscribe(() => force((n) => n + 1)), []);
+  useEffect(() => {
+    const unsubscribe = subscribe(() => force((n) => n + 1));
+    force((n) => n + 1); // a change made between the first render and now (the start-up's) is shown too
+    return unsubscribe;
+  }, []);
 }
 
 export function ago(ms: number): string {
@@ -51,10 +56,21 @@ export function App() {
   return (
     <div class="app">
       <TopBar />
-      {S.stale && (
-        <div class="stale" data-testid="stale-banner" role="status">
-          reconnecting… what you see may be stale
+      {S.offline ? (
+        <div class="stale" data-testid="offline-banner" role="status">
+          offline: the server cannot be reached; trying again
         </div>
+      ) : (
+        S.stale && (
+          <div class="stale" data-testid="stale-banner" role="status">
+            reconnecting… what you see may be stale
+          </div>
+        )
+      )}
+      {S.update && (
+        <button class="update" data-testid="update-banner" onClick={applyUpdate}>
+          a new version is ready: tap to reload
+        </button>
       )}
       {S.notice && (
         <div class="notice" role="alert" onClick={() => notify("")}>

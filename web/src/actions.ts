@@ -3,7 +3,9 @@ import { admin } from "./admin";
 import type { Attachment } from "./attachments";
 import { api, ApiError, type Agent, type Provider, type SessionInfo, type Worktree } from "./api";
 import { loadChats } from "./chats";
+import { chatOfHash } from "./deeplink";
 import { fetchMessages, isWatched, reconcileStreams, startLifecycle, streamReady } from "./events";
+import { untilReachable, watchConnectivity } from "./offline";
 import { deliver, SendError, userCount } from "./sending";
 import {
   S,
@@ -83,18 +85,21 @@ function lastActivity(repo: string): number {
 }
 
 export async function start(): Promise<void> {
+  watchConnectivity();
   startLifecycle();
-  void admin("get", "/admin/health")
+  const linked = chatOfHash(location.hash); // a link to a chat (a tapped notification) wins over the restore
+  void untilReachable(() => admin("get", "/admin/health"))
     .then((h) => {
       S.version = h.daemon?.version ?? "";
       changed();
     })
     .catch(() => {});
-  void loadModels().catch((e) => notify(`models: ${errText(e)}`));
-  void loadAgents().catch((e) => notify(`modes: ${errText(e)}`));
+  // offline (the app opened from the service worker's copy): each waits for the network, the banner says so
+  void untilReachable(loadModels).catch((e) => notify(`models: ${errText(e)}`));
+  void untilReachable(loadAgents).catch((e) => notify(`modes: ${errText(e)}`));
   S.unread = new Set(saved.unread());
   try {
-    await Promise.all([loadRepos(), loadChats(isWatched)]);
+    await Promise.all([untilReachable(loadRepos), untilReachable(() => loadChats(isWatched))]);
   } catch (e) {
     notify(errText(e));
   }
@@ -108,12 +113,15 @@ export async function start(): Promise<void> {
   unreadChanged();
   if (S.repo !== null || S.chat !== null) {
     // the user chose a repo or started a chat while the lists loaded: restoring would undo that
+  } else if (linked && S.chats[linked]) {
+    void openLinked(linked);
   } else if (repo) {
     selectRepo(repo);
   } else {
     S.pickerOpen = true;
     void loadGithub();
   }
+  if (linked && !S.chats[linked]) notify(`the linked chat ${linked} is gone`);
   changed();
   reconcileStreams(); // each stream re-seeds once it is connected
   pollClones();
@@ -214,6 +222,21 @@ export function selectChat(id: string): void {
   reconcileStreams();
   changed();
   void fetchMessages(id).catch((e) => notify(errText(e)));
+}
+
+/** A link to a chat (`/#chat=<id>`: a tapped notification, a bookmark): that chat on screen, whatever was. The
+ * link is taken out of the address, so the same link works again after the user went elsewhere. */
+export async function openLinked(id: string): Promise<void> {
+  if (chatOfHash(location.hash)) history.replaceState(null, "", location.pathname + location.search);
+  if (!S.chats[id]) await loadChats(isWatched).catch(() => undefined); // made since the list was loaded
+  if (!S.chats[id]) {
+    notify(`the linked chat ${id} is gone`);
+    return;
+  }
+  S.pickerOpen = false;
+  S.sidebarOpen = false;
+  selectChat(id);
+  focusPrompt();
 }
 
 /** "+": an empty chat on the phone alone. Its session and worktree are made when its first prompt goes out

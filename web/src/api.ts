@@ -1,5 +1,6 @@
 // HTTP helpers and the shapes of what opencode and the daemon answer (only the fields we use).
 import type { Schemas } from "./admin";
+import { setReachable } from "./store";
 
 export class ApiError extends Error {
   constructor(
@@ -8,6 +9,11 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A request that never got an answer (no network, the server down or unreachable): status 0. */
+export function isUnreachable(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 0;
 }
 
 // The daemon's own answers: generated from its OpenAPI spec (./admin.ts).
@@ -103,8 +109,10 @@ export async function call<T>(method: string, url: string, opts: { body?: unknow
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
     });
   } catch (e) {
+    setReachable(false);
     throw new ApiError(0, `network error: ${(e as Error).message}`);
   }
+  setReachable(true);
   if (res.status === 401) {
     // the login cookie is gone: back to the login page, then here
     location.href = "/auth/login?next=" + encodeURIComponent(location.pathname);

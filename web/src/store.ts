@@ -58,6 +58,8 @@ export const S = {
   messages: {} as Record<string, Message[]>,
   loading: true,
   stale: false,
+  offline: false, // the server cannot be reached (./offline.ts)
+  update: false, // a new version of the app is ready (./pwa.ts)
   sidebarOpen: false,
   pickerOpen: false,
   models: [] as ModelChoice[],
@@ -109,6 +111,13 @@ export function changed(): void {
   // rAF pauses in background tabs; the timeout makes sure state still lands
   requestAnimationFrame(run);
   setTimeout(run, 100);
+}
+
+/** The last request got an answer (true) or none at all (false): the offline banner. */
+export function setReachable(reachable: boolean): void {
+  if (S.offline !== reachable) return;
+  S.offline = !reachable;
+  changed();
 }
 
 // ---------------------------------------------------------------- persistence on the device
