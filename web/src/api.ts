@@ -1,10 +1,13 @@
 // HTTP helpers and the shapes of what opencode and the daemon answer (only the fields we use).
 import type { Schemas } from "./admin";
 
+/** A request that failed: `status` 0 when it reached no server; `answered` when the server that failed it
+ * said why (a JSON body), as opposed to a gateway's bare 502/503/504 for a service it cannot reach. */
 export class ApiError extends Error {
   constructor(
     public status: number,
     message: string,
+    public answered = false,
   ) {
     super(message);
   }
@@ -37,6 +40,7 @@ export interface MessageInfo {
   role: "user" | "assistant";
   time: { created: number; completed?: number };
   error?: MessageError;
+  parentID?: string; // an assistant message: the user message it answers
   agent?: string;
   modelID?: string;
   providerID?: string;
@@ -126,7 +130,7 @@ export async function call<T>(method: string, url: string, opts: { body?: unknow
       (typeof d?.message === "string" && d.message) ||
       (typeof d?.data?.message === "string" && d.data.message) ||
       `${method} ${url.split("?")[0]}: HTTP ${res.status}`;
-    throw new ApiError(res.status, msg);
+    throw new ApiError(res.status, msg, data !== undefined);
   }
   return data as T;
 }
