@@ -57,7 +57,8 @@ export function send(text: string, files: Attachment[] = [], key = currentKey())
   const chat = box.isDraftKey(key) ? undefined : S.chats[key];
   const repo = chat?.repo ?? (box.isDraftKey(key) ? repoInfo(S.repo)?.repo : undefined);
   if (!repo) return false;
-  if (S.outbox.length >= box.MAX_ITEMS) {
+  sweep();
+  if (S.outbox.filter((i) => i.phase !== "sent").length >= box.MAX_ITEMS) {
     notify(`${box.MAX_ITEMS} prompts are already waiting to be sent: send this one once they are`);
     return false;
   }
@@ -107,6 +108,11 @@ export function unqueue(id: string): void {
 
 // ---------------------------------------------------------------- the runner
 
+/** Forget the sent items that no longer show (opencode's copy took their place, or their turn ended). */
+function sweep(): void {
+  S.outbox = S.outbox.filter((i) => i.phase !== "sent" || box.stillShown(i, S.messages[i.key], running(S.chats[i.key]?.status)));
+}
+
 let pumping = false;
 let wake: number | undefined;
 
@@ -123,6 +129,7 @@ export async function pump(): Promise<void> {
     }
   } finally {
     pumping = false;
+    sweep();
     clearTimeout(wake);
     const at = box.nextWake(S.outbox);
     if (at !== null && navigator.onLine) wake = window.setTimeout(() => void pump(), Math.max(0, at - Date.now()) + 10);
