@@ -869,7 +869,16 @@ def test_a_prompt_sent_offline_waits_on_the_phone_then_goes_exactly_once(page: P
         expect(tid(item, "progress")).to_contain_text("offline")
         expect(tid(page, "prompt")).to_have_value("")
         shot(page, "18-queued-offline")
-        assert [i["text"] for i in outbox(page)] == [text]  # kept on the phone, for a reload
+        # a second thought, taken back before it could go: back in the box, and never sent
+        second = "on second thought, never mind this one"
+        tid(page, "prompt").fill(second)
+        tid(page, "send").click()
+        expect(queued(page, second)).to_be_visible()
+        assert [i["text"] for i in outbox(page)] == [text, second]  # kept on the phone, for a reload
+        tid(queued(page, second), "unqueue").click()
+        expect(queued(page, second)).to_have_count(0)
+        expect(tid(page, "prompt")).to_have_value(second)
+        assert [i["text"] for i in outbox(page)] == [text]
         assert llm_prompts_with(stack, text) == 0
     finally:
         page.context.set_offline(False)
@@ -883,6 +892,9 @@ def test_a_prompt_sent_offline_waits_on_the_phone_then_goes_exactly_once(page: P
     assert texts(mine[0]) == [text]  # a second send with the same id would have added its text again
     assert len(answers_to(messages, mine[0]["info"]["id"])) == 1
     assert llm_prompts_with(stack, text) == 1
+    assert prompts_with(messages, second) == []
+    expect(tid(page, "prompt")).to_have_value(second)
+    tid(page, "prompt").fill("")
 
 
 def test_a_prompt_that_reached_opencode_unheard_is_not_sent_again(page: Page, stack: Stack) -> None:
