@@ -765,17 +765,21 @@ def queued(page: Page, text: str) -> Locator:
     return page.locator(QUEUED).filter(has_text=text)
 
 
+OUTBOX_KEYS = "Object.keys(localStorage).filter((k) => k.startsWith('dancodes.outbox.'))"
+
+
 def outbox(page: Page) -> list[dict[str, Any]]:
-    """The prompts the phone keeps waiting to be sent (its localStorage)."""
+    """The prompts the phone keeps waiting to be sent (its localStorage: one key each), in the order sent."""
     items: list[dict[str, Any]] = page.evaluate(
-        "() => JSON.parse(localStorage.getItem('dancodes.outbox') || '[]')"
+        f"() => {OUTBOX_KEYS}.map((k) => JSON.parse(localStorage.getItem(k)))"
+        ".sort((a, b) => a.created - b.created)"
     )
     return items
 
 
 def outbox_emptied(page: Page) -> None:
     """Until the phone keeps no prompt waiting: each went out (or came back to its box)."""
-    page.wait_for_function("() => !localStorage.getItem('dancodes.outbox')")
+    page.wait_for_function(f"() => {OUTBOX_KEYS}.length === 0")
 
 
 def opencode_messages(stack: Stack, session_id: str) -> list[dict[str, Any]]:
@@ -931,6 +935,45 @@ def test_a_prompt_that_reached_opencode_unheard_is_not_sent_again(page: Page, st
     assert [m["info"]["id"] for m in mine] == [message_id]
     assert texts(mine[0]) == [text]
     assert len(answers_to(messages, message_id)) == 1
+    assert llm_prompts_with(stack, text) == 1
+
+
+def test_two_pages_of_the_app_send_a_queued_prompt_once(page: Page, stack: Stack) -> None:
+    """A tab and the installed app share the phone's storage: both see the prompt, one sends it."""
+    session_id = landed(page)
+    text = "seen by two pages of the app, sent by one"
+    stack.llm.reply_text("answered once, whichever page sent it")
+    context = page.context
+    context.route("**/prompt_async", lambda route: route.abort("connectionrefused"))  # unreachable
+    delivered: list[str] = []  # the prompts that reached opencode (its 204), from either page
+    context.on(
+        "requestfinished",
+        lambda r: delivered.append(r.url) if r.url.endswith("/prompt_async") and r.method == "POST" else None,
+    )
+    tid(page, "prompt").fill(text)
+    tid(page, "send").click()
+    expect(tid(queued(page, text), "progress")).to_contain_text("network error")
+    other = context.new_page()
+    try:
+        other.goto(f"{stack.url}/")
+        assert landed(other) == session_id
+        expect(queued(other, text)).to_be_visible()  # the other page holds it too
+        context.unroute("**/prompt_async")
+        for p in (page, other):  # the network is back, for both at once
+            p.evaluate("() => window.dispatchEvent(new Event('online'))")
+        for p in (page, other):
+            expect(p.locator('[data-testid="messages"]')).to_contain_text(
+                "answered once, whichever page sent it"
+            )
+            expect(queued(p, text)).to_have_count(0)
+        outbox_emptied(page)
+    finally:
+        other.close()
+    # the one page that had the lock sent it; the other found it gone
+    assert len(delivered) == 1, delivered
+    mine = prompts_with(opencode_messages(stack, session_id), text)
+    assert len(mine) == 1, mine
+    assert texts(mine[0]) == [text]
     assert llm_prompts_with(stack, text) == 1
 
 

@@ -2,10 +2,15 @@
 // once and shows in its chat; the runner sends what is due, one at a time, with the real steps (sending.ts
 // `deliver`: the "+" draft's session, then its worktree, then the prompt), when the phone is online, again
 // on `online`, on focus and on return to the page, and after a bounded backoff.
+//
+// Two pages of the app on one phone (a tab and the installed app share localStorage) share one outbox: each
+// item is kept under a key of its own, a page learns of the others' items from `storage` events, and an item
+// is sent under a lock (Web Locks) after reading it back from the phone: one the other page sent is gone,
+// one it tried carries its message id, so that an item still goes out once.
 import { admin } from "./admin";
 import type { Attachment } from "./attachments";
 import { api, ApiError, type Message, type SessionInfo } from "./api";
-import { draftKey } from "./drafts";
+import { DRAFTS_KEY, draftKey } from "./drafts";
 import { reconcileStreams, streamReady } from "./events";
 import * as box from "./outbox";
 import type { Outgoing } from "./outbox";
@@ -17,15 +22,21 @@ function notify(msg: string): void {
   changed();
 }
 
-/** Keep the outbox on the phone; say so once when it cannot be. */
-function persist(): void {
-  if (!box.save(storage(), S.outbox) && S.outbox.some((i) => i.phase !== "sent") && !warned) {
-    warned = true;
-    notify("this phone would not keep the prompts waiting to be sent: they are lost if the page reloads");
-  }
-  changed();
-}
+// ---------------------------------------------------------------- the outbox in the page and on the phone
+
+const unkept = new Set<string>(); // items this page could not keep on the phone
 let warned = false;
+
+/** Write an item to the phone (a sent one is forgotten there); say once when the phone keeps nothing. */
+function keep(item: Outgoing): void {
+  if (item.phase === "sent") box.drop(storage(), item.id);
+  else if (box.keep(storage(), item)) unkept.delete(item.id);
+  else {
+    unkept.add(item.id);
+    if (!warned) notify("this phone would not keep the prompts waiting to be sent: they are lost if the page reloads");
+    warned = true;
+  }
+}
 
 function find(id: string): Outgoing | undefined {
   return S.outbox.find((i) => i.id === id);
@@ -33,7 +44,15 @@ function find(id: string): Outgoing | undefined {
 
 function update(id: string, patch: Partial<Outgoing>): void {
   S.outbox = S.outbox.map((i) => (i.id === id ? { ...i, ...patch } : i));
-  persist();
+  const item = find(id);
+  if (item) keep(item);
+  changed();
+}
+
+function remove(ids: string[]): void {
+  S.outbox = S.outbox.filter((i) => !ids.includes(i.id));
+  for (const id of ids) box.drop(storage(), id);
+  changed();
 }
 
 /** The box an item's text goes back to: its chat's, or its repo's new chat's while the chat is not made. */
@@ -50,6 +69,15 @@ export function running(status: ChatStatus | undefined): boolean {
   return status !== undefined && status !== "idle" && status !== "error";
 }
 
+/** Forget the sent items that no longer show (opencode's copy took their place, or their turn ended). */
+function sweep(): void {
+  S.outbox = S.outbox.filter(
+    (i) => i.phase !== "sent" || box.stillShown(i, S.messages[i.key], running(S.chats[i.key]?.status)),
+  );
+}
+
+// ---------------------------------------------------------------- what the user does
+
 /** Queue a prompt for the view `key` (the chat on screen, or its "+" draft) and start sending it. False when
  * there is nothing to send or nowhere to send it. */
 export function send(text: string, files: Attachment[] = [], key = currentKey()): boolean {
@@ -64,6 +92,7 @@ export function send(text: string, files: Attachment[] = [], key = currentKey())
   }
   const item: Outgoing = {
     id: `${Date.now().toString(36)}.${Math.random().toString(36).slice(2)}`,
+    created: Date.now(),
     key,
     repo,
     dir: chat?.path ?? "",
@@ -80,7 +109,8 @@ export function send(text: string, files: Attachment[] = [], key = currentKey())
     reason: "",
   };
   S.outbox = [...S.outbox, item];
-  persist();
+  keep(item);
+  changed();
   void pump();
   return true;
 }
@@ -101,17 +131,11 @@ export function resend(chat: Chat, m: Message): void {
 export function unqueue(id: string): void {
   const item = find(id);
   if (!item || item.phase !== "queued" || item.maybeSent) return;
-  S.outbox = S.outbox.filter((i) => i.id !== id);
+  remove([id]);
   drafts.giveBack(textKey(item), item.text, item.files);
-  persist();
 }
 
 // ---------------------------------------------------------------- the runner
-
-/** Forget the sent items that no longer show (opencode's copy took their place, or their turn ended). */
-function sweep(): void {
-  S.outbox = S.outbox.filter((i) => i.phase !== "sent" || box.stillShown(i, S.messages[i.key], running(S.chats[i.key]?.status)));
-}
 
 let pumping = false;
 let wake: number | undefined;
@@ -125,7 +149,7 @@ export async function pump(): Promise<void> {
       if (!navigator.onLine) break; // the `online` event starts it again
       const item = box.nextDue(S.outbox, Date.now());
       if (!item) break;
-      await attempt(item);
+      await exclusive(() => claim(item.id));
     }
   } finally {
     pumping = false;
@@ -137,16 +161,60 @@ export async function pump(): Promise<void> {
   }
 }
 
+/** Run `fn` while no other page of the app sends (where the browser has Web Locks). */
+function exclusive(fn: () => Promise<void>): Promise<void> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  return locks ? locks.request("dancodes.outbox", fn).then(() => undefined) : fn();
+}
+
+/** Read the item back from the phone before sending it: another page may have sent it, or tried it. */
+async function claim(id: string): Promise<void> {
+  let item = find(id);
+  if (!item || item.phase !== "queued") return;
+  const kv = storage();
+  if (kv && !unkept.has(id)) {
+    const theirs = box.kept(kv, id, Date.now());
+    if (!theirs) {
+      S.outbox = S.outbox.filter((i) => i.id !== id); // sent, or given back, by another page
+      return changed();
+    }
+    item = box.merge(item, theirs);
+    S.outbox = S.outbox.map((i) => (i.id === id ? item! : i));
+  }
+  await attempt(item);
+}
+
+/** Another page of the app changed a draft or an item: take its news. */
+function fromElsewhere(e: StorageEvent): void {
+  if (e.key === null) return; // storage cleared: what this page holds stays
+  if (e.key === DRAFTS_KEY) {
+    drafts.reload();
+    return changed();
+  }
+  if (!e.key.startsWith(box.PREFIX)) return;
+  const id = e.key.slice(box.PREFIX.length);
+  const theirs = box.decode(e.newValue, Date.now());
+  const mine = find(id);
+  if (!theirs) {
+    if (mine?.phase === "queued") S.outbox = S.outbox.filter((i) => i.id !== id);
+  } else if (!mine) {
+    S.outbox = [...S.outbox, theirs].sort((a, b) => a.created - b.created);
+  } else if (mine.phase === "queued") {
+    S.outbox = S.outbox.map((i) => (i.id === id ? box.merge(i, theirs) : i));
+  }
+  changed();
+  void pump();
+}
+
 /** The items a reload left behind; the sending starts once the chats are known (`pump` from `start`). */
 export function startOutbox(): void {
-  S.outbox = box.load(storage(), Date.now());
+  S.outbox = box.loadAll(storage(), Date.now());
   const lost = S.outbox.filter((i) => i.filesLost);
   if (lost.length) {
     // the phone could not keep their photos: back to their box rather than sent without them
-    for (const i of lost) S.outbox = box.giveUp(S.outbox, i).kept;
+    remove(lost.map((i) => i.id));
     for (const i of lost) drafts.giveBack(textKey(i), i.text, []);
     notify("this phone could not keep the photos of a prompt waiting to be sent: its text is back in its box");
-    persist();
   }
   const now = () => {
     // the network is back, or the phone woke up: try at once, whatever the backoff said
@@ -156,6 +224,7 @@ export function startOutbox(): void {
   window.addEventListener("online", now);
   window.addEventListener("offline", changed);
   window.addEventListener("focus", now);
+  window.addEventListener("storage", fromElsewhere);
   document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && now());
 }
 
@@ -237,18 +306,21 @@ function failed(id: string, e: SendError): void {
   const item = find(id);
   if (!item) return;
   if (box.unreachable(e.status, e.answered)) {
-    S.outbox = S.outbox.map((i) => (i.id === id ? box.requeue(i, e.message, Date.now()) : i));
-    persist();
+    const again = box.requeue(item, e.message, Date.now());
+    update(id, again);
     return;
   }
-  const { kept, returned } = box.giveUp(S.outbox, item);
-  S.outbox = kept;
+  const { returned } = box.giveUp(S.outbox, item);
+  remove(returned.map((i) => i.id));
   const byKey = new Map<string, Outgoing[]>();
   for (const i of returned) byKey.set(textKey(i), [...(byKey.get(textKey(i)) ?? []), i]);
   for (const [key, list] of byKey)
     drafts.giveBack(
       key,
-      list.map((i) => i.text).filter((t) => t.trim()).join("\n"),
+      list
+        .map((i) => i.text)
+        .filter((t) => t.trim())
+        .join("\n"),
       list.flatMap((i) => i.files),
     );
   const chat = S.chats[item.key];
@@ -258,7 +330,6 @@ function failed(id: string, e: SendError): void {
     chat.sentAt = undefined;
   }
   notify(e.message);
-  persist();
 }
 
 /** The draft's session and worktree are made: it becomes a chat (and the one on screen if the draft still
@@ -277,11 +348,12 @@ function adopt(session: SessionInfo, worktree: { repo: string; path: string }, k
   S.chats = { ...S.chats, [chat.id]: chat };
   S.messages[chat.id] = [];
   S.outbox = box.rekey(S.outbox, key, chat.id, chat.path);
+  for (const i of S.outbox) if (i.key === chat.id) keep(i);
   if (currentKey() === key) {
     S.chat = chat.id;
     saved.setChat(chat.repo, chat.id);
     drafts.move(draftKey(null, chat.repo), chat.id);
   }
-  persist();
+  changed();
   return chat;
 }

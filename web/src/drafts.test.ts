@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { draftKey, Drafts, MAX_CHARS, MAX_DRAFTS } from "./drafts";
-import type { KV } from "./outbox";
+type KV = NonNullable<ConstructorParameters<typeof Drafts>[0]>;
 
 function memory(): KV & { data: Map<string, string> } {
   const data = new Map<string, string>();
@@ -105,6 +105,20 @@ describe("Drafts", () => {
     const again = new Drafts(kv);
     expect([again.text("ses_small"), again.text("ses_huge"), again.text("ses_newest")]).toEqual(["small", "", "newest"]);
     expect(kv.data.get("dancodes.drafts")!.length).toBeLessThan(1000);
+  });
+
+  it("takes the drafts another page of the app wrote, keeping its own that the phone could not keep", () => {
+    const kv = memory();
+    let now = 0;
+    const here = new Drafts(kv, () => ++now);
+    const there = new Drafts(kv, () => ++now);
+    here.setText("ses_huge", "x".repeat(MAX_CHARS + 1)); // this page's alone
+    there.setText("ses_a", "typed in the other page");
+    here.reload();
+    expect(here.text("ses_a")).toBe("typed in the other page");
+    expect(here.text("ses_huge").length).toBe(MAX_CHARS + 1);
+    here.setText("ses_b", "and here");
+    expect(new Drafts(kv).text("ses_a")).toBe("typed in the other page"); // this page's write kept it
   });
 
   it("starts empty from what it cannot read, and works with no storage at all", () => {

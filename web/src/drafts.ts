@@ -8,9 +8,11 @@
 import type { Attachment } from "./attachments";
 import type { KV } from "./outbox";
 
+type Storage = Pick<KV, "getItem" | "setItem" | "removeItem">;
+
 export const MAX_DRAFTS = 30;
 export const MAX_CHARS = 200_000;
-const STORE_KEY = "dancodes.drafts";
+export const DRAFTS_KEY = "dancodes.drafts";
 
 interface Draft {
   text: string;
@@ -27,18 +29,32 @@ export class Drafts {
   private files = new Map<string, Attachment[]>();
 
   constructor(
-    private kv: KV | null,
+    private kv: Storage | null,
     private now: () => number = Date.now,
   ) {
+    this.texts = this.read();
+  }
+
+  private read(): Record<string, Draft> {
+    const texts: Record<string, Draft> = {};
     try {
-      const raw = kv?.getItem(STORE_KEY);
+      const raw = this.kv?.getItem(DRAFTS_KEY);
       const parsed: unknown = raw ? JSON.parse(raw) : {};
       if (parsed && typeof parsed === "object")
         for (const [k, d] of Object.entries(parsed as Record<string, Draft>))
-          if (typeof d?.text === "string") this.texts[k] = { text: d.text, at: Number(d.at) || 0 };
+          if (typeof d?.text === "string") texts[k] = { text: d.text, at: Number(d.at) || 0 };
     } catch {
-      /* unreadable: start empty */
+      /* unreadable: nothing */
     }
+    return texts;
+  }
+
+  /** Another page of the app wrote the drafts: take them, keeping those of this page the phone does not
+   * keep (too many, or too long). */
+  reload(): void {
+    const kept = this.persisted();
+    const mine = Object.entries(this.texts).filter(([k]) => !(k in kept));
+    this.texts = { ...this.read(), ...Object.fromEntries(mine) };
   }
 
   text(key: string): string {
@@ -96,8 +112,8 @@ export class Drafts {
   private save(): void {
     try {
       const kept = this.persisted();
-      if (Object.keys(kept).length) this.kv?.setItem(STORE_KEY, JSON.stringify(kept));
-      else this.kv?.removeItem(STORE_KEY);
+      if (Object.keys(kept).length) this.kv?.setItem(DRAFTS_KEY, JSON.stringify(kept));
+      else this.kv?.removeItem(DRAFTS_KEY);
     } catch {
       /* private mode or full: the drafts live in this page */
     }

@@ -2,17 +2,20 @@ import { describe, expect, it } from "vitest";
 import type { Message } from "./api";
 import {
   backoff,
-  deserialize,
+  decode,
+  drop,
   giveUp,
-  load,
+  keep,
+  kept,
+  loadAll,
   MAX_ITEMS,
+  merge,
   messageId,
   nextDue,
   nextWake,
+  PREFIX,
   rekey,
   requeue,
-  save,
-  serialize,
   stillShown,
   unreachable,
   type KV,
@@ -22,6 +25,7 @@ import {
 function item(id: string, over: Partial<Outgoing> = {}): Outgoing {
   return {
     id,
+    created: Number(id.replace(/\D/g, "")) || 0,
     key: "ses_a",
     repo: "o/r",
     dir: "/wt/a",
@@ -40,13 +44,22 @@ function item(id: string, over: Partial<Outgoing> = {}): Outgoing {
   };
 }
 
-function memory(): KV & { data: Map<string, string> } {
+/** localStorage in memory; `room` bounds the characters it holds, like a phone's quota. */
+function memory(room = Infinity): KV & { data: Map<string, string> } {
   const data = new Map<string, string>();
   return {
     data,
     getItem: (k) => data.get(k) ?? null,
-    setItem: (k, v) => void data.set(k, v),
+    setItem: (k, v) => {
+      const used = [...data].reduce((n, [key, val]) => n + (key === k ? 0 : val.length), 0);
+      if (used + v.length > room) throw new Error("QuotaExceededError");
+      data.set(k, v);
+    },
     removeItem: (k) => void data.delete(k),
+    key: (n) => [...data.keys()][n] ?? null,
+    get length() {
+      return data.size;
+    },
   };
 }
 
@@ -171,21 +184,31 @@ describe("messageId", () => {
 });
 
 describe("kept on the phone", () => {
-  it("keeps what is not sent yet, and nothing when nothing waits", () => {
+  it("keeps each item under a key of its own, and forgets it when asked", () => {
     const kv = memory();
-    save(kv, [item("1"), item("2", { phase: "sent" })]);
-    expect(load(kv, 0).map((i) => i.id)).toEqual(["1"]);
-    save(kv, [item("2", { phase: "sent" })]);
-    expect(kv.data.size).toBe(0);
+    keep(kv, item("1"));
+    keep(kv, item("2"));
+    kv.setItem("dancodes.other", "x");
+    expect([...kv.data.keys()].filter((k) => k.startsWith(PREFIX)).length).toBe(2);
+    expect(loadAll(kv, 0).map((i) => i.id)).toEqual(["1", "2"]);
+    drop(kv, "1");
+    expect(loadAll(kv, 0).map((i) => i.id)).toEqual(["2"]);
+    expect(kept(kv, "1", 0)).toBeNull();
+    expect(kept(kv, "2", 0)?.text).toBe("text of 2");
+  });
+
+  it("loads in the order sent, whatever the order of the keys", () => {
+    const kv = memory();
+    for (const id of ["30", "4", "100"]) keep(kv, item(id));
+    expect(loadAll(kv, 0).map((i) => i.id)).toEqual(["4", "30", "100"]);
   });
 
   it("queues again an item a page left mid-step; one that was sending its prompt may be in opencode", () => {
-    const raw = serialize([
-      item("1", { phase: "worktree", key: "draft:1:o/r" }),
-      item("2", { phase: "prompt", messageID: "msg_1", nextAt: 99 }),
-      item("3", { nextAt: 777 }),
-    ]);
-    const back = deserialize(raw, 50);
+    const kv = memory();
+    keep(kv, item("1", { phase: "worktree", key: "draft:1:o/r" }));
+    keep(kv, item("2", { phase: "prompt", messageID: "msg_1", nextAt: 99 }));
+    keep(kv, item("3", { nextAt: 777 }));
+    const back = loadAll(kv, 50);
     expect(back.map((i) => [i.id, i.phase, i.maybeSent, i.nextAt])).toEqual([
       ["1", "queued", false, 50],
       ["2", "queued", true, 50],
@@ -194,24 +217,41 @@ describe("kept on the phone", () => {
     expect(back[1].messageID).toBe("msg_1"); // the same id: looked for, never sent twice
   });
 
-  it("keeps attachments while they fit, and says which items lost theirs", () => {
+  it("keeps an item without its attachments when the phone has no room for them, and says so", () => {
     const photo = (n: number) => ({ filename: "p.jpg", mime: "image/jpeg", url: "data:image/jpeg;base64," + "A".repeat(n), size: n });
-    const back = deserialize(serialize([item("1", { files: [photo(1_500_000)] }), item("2", { files: [photo(1_000_000)] })]), 0);
-    expect(back[0].files.length).toBe(1);
-    expect(back[1]).toMatchObject({ files: [], filesLost: 1 });
+    const kv = memory(1_000_000);
+    expect(keep(kv, item("1", { files: [photo(500_000)] }))).toBe(true);
+    expect(keep(kv, item("2", { files: [photo(600_000)] }))).toBe(true);
+    const [one, two] = loadAll(kv, 0);
+    expect(one.files.length).toBe(1);
+    expect(two).toMatchObject({ files: [], filesLost: 1, text: "text of 2" });
+  });
+
+  it("says when the phone keeps nothing", () => {
+    expect(keep(memory(10), item("1"))).toBe(false);
+    expect(keep(null, item("1"))).toBe(false);
+    expect(loadAll(null, 0)).toEqual([]);
   });
 
   it("reads nothing from what it cannot read", () => {
-    for (const raw of [null, "", "{", "{}", '[{"x":1}]', "[null]"]) expect(deserialize(raw, 0)).toEqual([]);
-    const full: KV = { getItem: () => null, setItem: () => { throw new Error("QuotaExceededError"); }, removeItem: () => undefined };
-    expect(save(full, [item("1")])).toBe(false);
-    expect(save(null, [item("1")])).toBe(false);
+    for (const raw of [null, "", "{", "{}", '{"x":1}', "null", '{"id":"1","key":"k"}']) expect(decode(raw, 0)).toBeNull();
   });
 
-  it("keeps at most MAX_ITEMS, the newest", () => {
-    const many = Array.from({ length: MAX_ITEMS + 5 }, (_, n) => item(String(n)));
-    const back = deserialize(JSON.stringify(many), 0);
+  it("loads at most MAX_ITEMS, the newest", () => {
+    const kv = memory();
+    for (let n = 1; n <= MAX_ITEMS + 5; n++) keep(kv, item(String(n)));
+    const back = loadAll(kv, 0);
     expect(back.length).toBe(MAX_ITEMS);
-    expect(back[0].id).toBe("5");
+    expect(back[0].id).toBe("6");
+  });
+
+  it("takes another page's news of an item: its chat, its message id, whether it may be in opencode", () => {
+    const photo = { filename: "p.jpg", mime: "image/jpeg", url: "data:image/jpeg;base64,AAAA", size: 4 };
+    const mine = item("1", { key: "draft:1:o/r", dir: "", files: [photo] });
+    const theirs = item("1", { key: "ses_made", dir: "/wt/made", messageID: "msg_x", maybeSent: true, tries: 2, triedAt: 9, filesLost: 1 });
+    const merged = merge(mine, { ...theirs, files: [] });
+    expect(merged).toMatchObject({ key: "ses_made", dir: "/wt/made", messageID: "msg_x", maybeSent: true, tries: 2, triedAt: 9 });
+    expect(merged.files).toEqual([photo]); // this page still has the photo the phone could not keep
+    expect(merge({ ...mine, maybeSent: true, messageID: "msg_y" }, item("1")).messageID).toBe("msg_y");
   });
 });

@@ -22,6 +22,7 @@ export type Phase = "queued" | Step | "sent";
 
 export interface Outgoing {
   id: string; // this phone's id for the item
+  created: number; // ms: the items go in this order
   key: string; // the chat's id, or the draft's key ("draft:…") until the chat exists
   repo: string;
   dir: string; // the chat's worktree ("" for a draft)
@@ -148,67 +149,88 @@ export function messageId(
 
 // ---------------------------------------------------------------- persistence
 
-const STORE_KEY = "dancodes.outbox";
-const MAX_FILE_CHARS = 2_000_000; // attachments kept over a reload, in all (localStorage holds ~5 M characters)
-
-/** What is written to the phone: every item not yet sent, its attachments while they fit. */
-export function serialize(items: Outgoing[]): string {
-  let room = MAX_FILE_CHARS;
-  const kept = items
-    .filter((i) => i.phase !== "sent")
-    .map((i) => {
-      const size = i.files.reduce((n, f) => n + f.url.length, 0);
-      if (size <= room) {
-        room -= size;
-        return i;
-      }
-      return { ...i, files: [], filesLost: (i.filesLost ?? 0) + i.files.length };
-    });
-  return JSON.stringify(kept);
-}
-
-/** The items a page left behind. One caught on its way (the page went away mid-step) is queued again: if it
- * was sending its prompt, that prompt may have reached opencode. */
-export function deserialize(raw: string | null, now: number): Outgoing[] {
-  if (!raw) return [];
-  let list: unknown;
-  try {
-    list = JSON.parse(raw);
-  } catch {
-    return [];
-  }
-  if (!Array.isArray(list)) return [];
-  return list
-    .filter((i): i is Outgoing => !!i && typeof i === "object" && typeof i.id === "string" && typeof i.key === "string")
-    .map((i): Outgoing => {
-      if (i.phase === "queued") return i;
-      return { ...i, phase: "queued", maybeSent: i.maybeSent || i.phase === "prompt", nextAt: now };
-    })
-    .slice(-MAX_ITEMS);
-}
-
+/** localStorage, or what stands for it in tests. */
 export interface KV {
   getItem(key: string): string | null;
   setItem(key: string, value: string): void;
   removeItem(key: string): void;
+  key(index: number): string | null;
+  readonly length: number;
 }
 
-/** Write the items; false when the phone refused to keep them (then they live in this page alone). */
-export function save(kv: KV | null, items: Outgoing[]): boolean {
+/** Each item is kept under a key of its own, so that two pages of the app (a tab and the installed app)
+ * never write over each other's items, and one can see that the other has sent an item (its key is gone). */
+export const PREFIX = "dancodes.outbox.";
+
+/** Keep an item on the phone: with its attachments if there is room, else without them, marked as such.
+ * False when the phone keeps nothing (then it lives in this page alone). */
+export function keep(kv: KV | null, item: Outgoing): boolean {
+  if (!kv) return false;
+  const copies = [item, ...(item.files.length ? [{ ...item, files: [], filesLost: item.files.length }] : [])];
+  for (const copy of copies) {
+    try {
+      kv.setItem(PREFIX + item.id, JSON.stringify(copy));
+      return true;
+    } catch {
+      /* full: try without the attachments */
+    }
+  }
+  return false;
+}
+
+export function drop(kv: KV | null, id: string): void {
   try {
-    const raw = serialize(items);
-    if (raw === "[]") kv?.removeItem(STORE_KEY);
-    else kv?.setItem(STORE_KEY, raw);
-    return !!kv;
+    kv?.removeItem(PREFIX + id);
   } catch {
-    return false;
+    /* nothing kept */
   }
 }
 
-export function load(kv: KV | null, now: number): Outgoing[] {
+/** An item as the phone keeps it, or null. One caught on its way (its page went away mid-step) is queued
+ * again: if it was sending its prompt, that prompt may have reached opencode. */
+export function decode(raw: string | null, now: number): Outgoing | null {
+  let i: Outgoing;
   try {
-    return deserialize(kv?.getItem(STORE_KEY) ?? null, now);
+    i = raw ? JSON.parse(raw) : null;
   } catch {
-    return [];
+    return null;
   }
+  if (!i || typeof i !== "object" || typeof i.id !== "string" || typeof i.key !== "string") return null;
+  if (typeof i.text !== "string" || !Array.isArray(i.files)) return null;
+  if (i.phase === "queued") return i;
+  return { ...i, phase: "queued", maybeSent: !!i.maybeSent || i.phase === "prompt", nextAt: now };
+}
+
+/** The item kept under `id`: null when it is not (sent, or given back, by this page or another). */
+export function kept(kv: KV, id: string, now: number): Outgoing | null {
+  return decode(kv.getItem(PREFIX + id), now);
+}
+
+/** Every item kept on the phone, in the order sent (at most MAX_ITEMS, the newest). */
+export function loadAll(kv: KV | null, now: number): Outgoing[] {
+  const items: Outgoing[] = [];
+  try {
+    for (let n = 0; kv && n < kv.length; n++) {
+      const k = kv.key(n);
+      const item = k?.startsWith(PREFIX) ? decode(kv.getItem(k), now) : null;
+      if (item) items.push(item);
+    }
+  } catch {
+    /* unreadable: nothing */
+  }
+  return items.sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1)).slice(-MAX_ITEMS);
+}
+
+/** What another page learned about an item since this one kept it: where it goes (that page made its
+ * chat), its message id, and whether it may have reached opencode. This page's attachments stay. */
+export function merge(mine: Outgoing, theirs: Outgoing): Outgoing {
+  return {
+    ...mine,
+    key: theirs.key,
+    dir: theirs.dir,
+    messageID: theirs.messageID ?? mine.messageID,
+    maybeSent: mine.maybeSent || theirs.maybeSent,
+    tries: Math.max(mine.tries, theirs.tries),
+    triedAt: Math.max(mine.triedAt, theirs.triedAt),
+  };
 }
