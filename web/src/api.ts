@@ -94,7 +94,13 @@ export interface Agent {
   hidden?: boolean;
 }
 
-export async function call<T>(method: string, url: string, opts: { body?: unknown; dir?: string } = {}): Promise<T> {
+/** `timeout` (ms) gives up on a request that hangs (a connection that died without a word): it then fails
+ * like a network error (status 0). */
+export async function call<T>(
+  method: string,
+  url: string,
+  opts: { body?: unknown; dir?: string; timeout?: number } = {},
+): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (opts.body !== undefined) headers["content-type"] = "application/json";
   if (opts.dir) headers["x-opencode-directory"] = encodeURIComponent(opts.dir);
@@ -105,6 +111,7 @@ export async function call<T>(method: string, url: string, opts: { body?: unknow
       headers,
       credentials: "same-origin",
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      signal: opts.timeout && AbortSignal.timeout ? AbortSignal.timeout(opts.timeout) : undefined,
     });
   } catch (e) {
     throw new ApiError(0, `network error: ${(e as Error).message}`);

@@ -9,7 +9,7 @@
 // one it tried carries its message id, so that an item still goes out once.
 import { admin } from "./admin";
 import type { Attachment } from "./attachments";
-import { api, ApiError, type Message, type SessionInfo } from "./api";
+import { api, ApiError, call, type Message, type SessionInfo } from "./api";
 import { DRAFTS_KEY, draftKey } from "./drafts";
 import { reconcileStreams, streamReady } from "./events";
 import * as box from "./outbox";
@@ -137,6 +137,12 @@ export function unqueue(id: string): void {
 
 // ---------------------------------------------------------------- the runner
 
+// A prompt (photos and all) that has not gone out in this long went nowhere the phone can tell: it is tried
+// again like a network error, and looked for first. Not the chat's session and worktree: a worktree takes
+// as long as its fetch takes, and giving up on one that is being made would leave it behind.
+const PROMPT_TIMEOUT_MS = 90_000;
+const CHECK_TIMEOUT_MS = 30_000;
+
 let pumping = false;
 let wake: number | undefined;
 
@@ -238,7 +244,8 @@ async function attempt(item: Outgoing): Promise<void> {
     }
     update(item.id, { phase: "prompt" });
     try {
-      await api.get(`/session/${encodeURIComponent(item.key)}/message/${encodeURIComponent(item.messageID)}`, item.dir);
+      const url = `/session/${encodeURIComponent(item.key)}/message/${encodeURIComponent(item.messageID)}`;
+      await call("GET", url, { dir: item.dir, timeout: CHECK_TIMEOUT_MS });
       return sent(item.id); // it got there: never again
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 404)) return failed(item.id, new SendError("prompt", e));
@@ -279,7 +286,8 @@ async function attempt(item: Outgoing): Promise<void> {
         const list = S.messages[c.id];
         const messageID = find(item.id)?.messageID ?? box.messageId(Date.now(), list?.[list.length - 1]?.info.id);
         update(item.id, { messageID, triedAt: Date.now() }); // kept before it leaves: a reload can look for it
-        await api.post(`/session/${encodeURIComponent(c.id)}/prompt_async`, { ...body, messageID }, c.path);
+        const url = `/session/${encodeURIComponent(c.id)}/prompt_async`;
+        await call("POST", url, { body: { ...body, messageID }, dir: c.path, timeout: PROMPT_TIMEOUT_MS });
       },
     });
     sent(item.id);
