@@ -1,23 +1,14 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import {
-  abort,
-  cloneRepo,
-  focusPrompt,
-  newChat,
-  notify,
-  openPicker,
-  selectChat,
-  selectRepo,
-  send,
-  sending,
-} from "./actions";
-import { prepare, type Attachment } from "./attachments";
+import { abort, cloneRepo, focusPrompt, newChat, notify, openPicker, selectChat, selectRepo } from "./actions";
+import { prepare } from "./attachments";
 import { ChatMenu } from "./ChatMenu";
+import { send } from "./delivery";
+import { draftKey } from "./drafts";
 import { Messages } from "./Messages";
 import { Notifications } from "./Notifications";
 import { openPanel } from "./push";
 import { applyUpdate } from "./pwa";
-import { S, changed, chatsOfRepo, currentChat, currentKey, isRunning, saved, statusLabel, subscribe, type Chat } from "./store";
+import { S, changed, chatsOfRepo, currentChat, drafts, isRunning, saved, statusLabel, subscribe, type Chat } from "./store";
 
 function useStore(): void {
   const [, force] = useState(0);
@@ -307,11 +298,21 @@ function kb(n: number): string {
 
 function InputArea({ chat }: { chat: Chat | null }) {
   const ref = useRef<HTMLTextAreaElement>(null);
-  const [text, setText] = useState("");
-  const [files, setFiles] = useState<Attachment[]>([]);
+  const [, redraw] = useState(0);
+  // what is typed is the chat's own draft (drafts.ts): kept per chat and over a reload
+  const key = draftKey(S.chat, S.repo);
+  const text = drafts.text(key);
+  const files = drafts.attachments(key);
+  const setText = (t: string) => {
+    drafts.setText(key, t);
+    redraw((n) => n + 1);
+  };
+  const setFiles = (f: typeof files) => {
+    drafts.setAttachments(key, f);
+    redraw((n) => n + 1);
+  };
   const busy = isRunning(chat);
   const noRepo = !S.repo;
-  const setup = sending(currentKey()); // the chat is being made: a second send would make another
   const grow = () => {
     const el = ref.current;
     if (!el) return;
@@ -322,24 +323,20 @@ function InputArea({ chat }: { chat: Chat | null }) {
   useEffect(() => {
     if (!S.pickerOpen) ref.current?.focus();
   }, []);
-  const submit = async () => {
-    const t = text;
-    const attached = files;
-    if ((!t.trim() && !attached.length) || noRepo || setup) return;
+  const submit = () => {
+    if ((!text.trim() && !files.length) || noRepo) return;
+    // into the outbox: it shows in its chat at once, and goes out when it can (delivery.ts); a prompt the
+    // server refuses comes back to this chat's draft, wherever the phone is then
+    if (!send(text, files)) return;
     setText("");
     setFiles([]);
-    const ok = await send(t, attached); // shown as pending meanwhile
-    if (!ok) {
-      // back in the box, before anything typed since
-      setText((now) => (now.trim() ? `${t}\n${now}` : t));
-      setFiles((now) => [...attached, ...now]);
-    }
   };
   const attach = async (list: FileList | null) => {
     for (const file of Array.from(list ?? [])) {
       try {
         const one = await prepare(file);
-        setFiles((had) => [...had, one]);
+        drafts.setAttachments(key, [...drafts.attachments(key), one]); // the chat it was attached in
+        redraw((n) => n + 1);
       } catch (e) {
         notify(e instanceof Error ? e.message : String(e));
       }
@@ -372,7 +369,7 @@ function InputArea({ chat }: { chat: Chat | null }) {
           // Enter is a newline (a phone has no other way); Ctrl/Cmd+Enter sends
           if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
             e.preventDefault();
-            void submit();
+            submit();
           }
         }}
       />
@@ -431,7 +428,7 @@ function InputArea({ chat }: { chat: Chat | null }) {
           </button>
         )}
         {(!busy || ready) && (
-          <button class="send" data-testid="send" disabled={noRepo || !ready || setup} onClick={() => void submit()}>
+          <button class="send" data-testid="send" disabled={noRepo || !ready} onClick={submit}>
             send
           </button>
         )}

@@ -3,8 +3,11 @@ import { useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { errText, notify } from "./actions";
 import { api, type Message, type Part } from "./api";
 import { renderMarkdown } from "./markdown";
-import { pendingShown, STEP_TEXT, type Pending } from "./sending";
+import { outgoingOf, resend, running, unqueue } from "./delivery";
+import type { Outgoing } from "./outbox";
+import { STEP_TEXT } from "./sending";
 import { S, currentKey, isRunning, realError, statusLine, type Ask, type Chat } from "./store";
+import { swallowed } from "./swallowed";
 import { toolOutcome } from "./tools";
 
 export function Messages({ chat }: { chat: Chat | null }) {
@@ -13,8 +16,11 @@ export function Messages({ chat }: { chat: Chat | null }) {
   const [showJump, setShowJump] = useState(false);
   const list = chat ? (S.messages[chat.id] ?? []) : [];
   const chatId = chat?.id ?? "";
-  const waiting = S.pending[currentKey()];
-  const pending = waiting && pendingShown(waiting, list, chat?.status ?? null) ? waiting : null;
+  const live = running(chat?.status);
+  const outgoing = outgoingOf(currentKey(), list, live);
+  const pending = outgoing.length > 0;
+  // prompts opencode kept after a failed reply and will never answer; none while one is on its way
+  const unanswered = chat && !pending ? swallowed(list, live) : [];
 
   const onScroll = () => {
     const el = box.current;
@@ -55,8 +61,11 @@ export function Messages({ chat }: { chat: Chat | null }) {
         {list.map((m) => (
           <MessageView key={m.info.id} m={m} root={chat?.path ?? ""} />
         ))}
-        {pending && <PendingView p={pending} />}
-        {chat && isRunning(chat) && pending?.step !== "prompt" && (
+        {chat && unanswered.length > 0 && <Unanswered chat={chat} list={list} ids={unanswered} />}
+        {outgoing.map((p) => (
+          <PendingView key={p.id} p={p} />
+        ))}
+        {chat && isRunning(chat) && !outgoing.some((p) => p.phase === "prompt") && (
           <div class={"working dim " + chat.status} data-testid="chat-status" data-status={chat.status}>
             {statusLine(chat)}
           </div>
@@ -97,10 +106,19 @@ function AskView({ chat, ask }: { chat: Chat; ask: Ask }) {
   );
 }
 
-/** The prompt as sent from here, until opencode's own copy shows; while it is on its way, which step runs. */
-function PendingView({ p }: { p: Pending }) {
+/** A prompt on its way from here, until opencode's own copy shows: queued (waiting for the server), which
+ * step of sending it runs, or sent. */
+function PendingView({ p }: { p: Outgoing }) {
+  const queued = p.phase === "queued";
+  const line = queued
+    ? !navigator.onLine
+      ? "queued: offline, sends when the phone is back online"
+      : p.tries
+        ? `queued: ${p.reason}; trying again`
+        : "queued"
+    : p.phase !== "sent" && p.phase !== "queued" && STEP_TEXT[p.phase];
   return (
-    <div class="message user pending" data-testid="message" data-role="user" data-pending="true">
+    <div class="message user pending" data-testid="message" data-role="user" data-pending="true" data-phase={p.phase}>
       <div class="who">&gt; you</div>
       {p.text.trim() && <div class="part-text user-text">{p.text}</div>}
       {p.files.map((f) =>
@@ -112,11 +130,36 @@ function PendingView({ p }: { p: Pending }) {
           </div>
         ),
       )}
-      {p.step !== "sent" && (
-        <div class="progress dim" data-testid="progress" role="status">
-          {STEP_TEXT[p.step]}
+      {line && (
+        <div class={"progress dim" + (queued ? " queued" : "")} data-testid="progress" role="status">
+          {line}
+          {queued && !p.maybeSent && (
+            <button class="link" data-testid="unqueue" onClick={() => unqueue(p.id)}>
+              edit
+            </button>
+          )}
         </div>
       )}
+    </div>
+  );
+}
+
+/** The prompts a failed reply swallowed: one tap sends each again, as a new prompt. */
+function Unanswered({ chat, list, ids }: { chat: Chat; list: Message[]; ids: string[] }) {
+  return (
+    <div class="unanswered" data-testid="unanswered" role="status">
+      <span class="dim">opencode kept {ids.length > 1 ? "these prompts" : "this prompt"} after the failed reply but will not answer</span>
+      <button
+        data-testid="resend"
+        onClick={() => {
+          for (const id of ids) {
+            const m = list.find((x) => x.info.id === id);
+            if (m) resend(chat, m);
+          }
+        }}
+      >
+        resend
+      </button>
     </div>
   );
 }

@@ -1,23 +1,22 @@
 // What the user can do, and the start-up sequence.
 import { admin } from "./admin";
-import type { Attachment } from "./attachments";
-import { api, ApiError, type Agent, type Provider, type SessionInfo, type Worktree } from "./api";
+import { api, ApiError, type Agent, type Provider } from "./api";
 import { loadChats } from "./chats";
 import { chatOfHash } from "./deeplink";
-import { fetchMessages, isWatched, reconcileStreams, startLifecycle, streamReady } from "./events";
+import { pump, startOutbox } from "./delivery";
+import { fetchMessages, isWatched, reconcileStreams, startLifecycle } from "./events";
 import { untilReachable, watchConnectivity } from "./offline";
-import { deliver, SendError, userCount } from "./sending";
+import { isDraftKey } from "./outbox";
 import {
   S,
   changed,
   chatsOfRepo,
   currentChat,
-  currentKey,
+  drafts,
   markRead,
   repoInfo,
   saved,
   unreadChanged,
-  type Chat,
 } from "./store";
 
 export function notify(msg: string): void {
@@ -88,6 +87,7 @@ export async function start(): Promise<void> {
   watchConnectivity();
   startLifecycle();
   const linked = chatOfHash(location.hash); // a link to a chat (a tapped notification) wins over the restore
+  startOutbox();
   void untilReachable(() => admin("get", "/admin/health"))
     .then((h) => {
       S.version = h.daemon?.version ?? "";
@@ -100,6 +100,8 @@ export async function start(): Promise<void> {
   S.unread = new Set(saved.unread());
   try {
     await Promise.all([untilReachable(loadRepos), untilReachable(() => loadChats(isWatched))]);
+    // the drafts of chats and repos that are gone go with them
+    drafts.prune((key) => (key.startsWith("new:") ? !!repoInfo(key.slice(4)) : !!S.chats[key]));
   } catch (e) {
     notify(errText(e));
   }
@@ -117,6 +119,13 @@ export async function start(): Promise<void> {
     void openLinked(linked);
   } else if (repo) {
     selectRepo(repo);
+    // a first prompt from "+" still waiting to be sent: back to its draft, where it shows as queued
+    const waiting = S.outbox.find((i) => isDraftKey(i.key) && i.repo === repo);
+    if (waiting) {
+      S.chat = null;
+      S.draft = Number(waiting.key.split(":")[1]);
+      reconcileStreams();
+    }
   } else {
     S.pickerOpen = true;
     void loadGithub();
@@ -125,6 +134,7 @@ export async function start(): Promise<void> {
   changed();
   reconcileStreams(); // each stream re-seeds once it is connected
   pollClones();
+  void pump();
 }
 
 // ---------------------------------------------------------------- repos
@@ -251,105 +261,6 @@ export function newChat(): void {
   reconcileStreams();
   changed();
   focusPrompt();
-}
-
-/** The draft's session and worktree are made: it becomes a chat, and the one on screen if the draft still is. */
-function adopt(session: SessionInfo, worktree: Worktree, draftKey: string): Chat {
-  const chat: Chat = {
-    id: session.id,
-    repo: worktree.repo,
-    path: worktree.path,
-    title: session.title,
-    updated: Date.now(),
-    created: session.time.created,
-    status: "idle",
-    found: true,
-  };
-  S.chats = { ...S.chats, [chat.id]: chat };
-  S.messages[chat.id] = [];
-  const pending = S.pending[draftKey];
-  delete S.pending[draftKey];
-  if (pending) S.pending[chat.id] = pending;
-  if (currentKey() === draftKey) {
-    S.chat = chat.id;
-    saved.setChat(chat.repo, chat.id);
-  }
-  changed();
-  return chat;
-}
-
-/** A step of the send runs now (the key moves from the draft to the chat once it exists). */
-function pendingKey(draftKey: string, chat: Chat | null): string {
-  return chat ? chat.id : draftKey;
-}
-
-/** Send a prompt to the chat on screen, or make the draft's chat first. The prompt shows at once as pending;
- * false when a step failed (one line says which), and the caller puts the text back in the box. */
-export async function send(text: string, files: Attachment[] = []): Promise<boolean> {
-  if (!text.trim() && !files.length) return false;
-  const current = currentChat();
-  const repo = current ? undefined : repoInfo(S.repo);
-  if (!current && !repo) return false;
-  const draftKey = currentKey();
-  if (sending(draftKey)) return false;
-  S.pending[draftKey] = {
-    repo: current?.repo ?? repo!.repo,
-    text,
-    files,
-    step: current ? "prompt" : "session",
-    users: userCount(current ? S.messages[current.id] : undefined),
-  };
-  changed();
-  const [providerID, ...rest] = S.model.split("/");
-  const parts: Record<string, unknown>[] = text.trim() ? [{ type: "text", text }] : [];
-  for (const f of files) parts.push({ type: "file", mime: f.mime, url: f.url, filename: f.filename });
-  const body: Record<string, unknown> = { parts, agent: S.agent };
-  if (providerID && rest.length) body.model = { providerID, modelID: rest.join("/") };
-  let session: SessionInfo | undefined;
-  let chat = current;
-  try {
-    chat = await deliver<Chat>(current, {
-      createSession: async () => (session = await api.post<SessionInfo>("/session", {}, repo!.path)),
-      createWorktree: async (id) => {
-        const made = await admin("post", "/admin/worktrees", { body: { repo: repo!.repo, session_id: id } });
-        return (chat = adopt(session!, made.worktree, draftKey));
-      },
-      deleteSession: (id) => api.del<void>(`/session/${encodeURIComponent(id)}`, repo!.path),
-      progress: (step, c) => {
-        const p = S.pending[pendingKey(draftKey, c)];
-        if (p) p.step = step;
-        changed();
-      },
-      prompt: async (c) => {
-        c.status = "busy"; // watched from now on: the stream must listen before the turn starts
-        c.error = undefined;
-        c.updated = c.sentAt = Date.now();
-        reconcileStreams();
-        await streamReady(c.path);
-        await api.post(`/session/${encodeURIComponent(c.id)}/prompt_async`, body, c.path);
-      },
-    });
-    const p = S.pending[chat.id];
-    if (p) p.step = "sent";
-    reconcileStreams();
-    changed();
-    return true;
-  } catch (e) {
-    delete S.pending[pendingKey(draftKey, chat)];
-    if (chat && e instanceof SendError && e.step === "prompt") {
-      chat.status = "error";
-      chat.error = errText(e);
-      chat.sentAt = undefined;
-    }
-    notify(errText(e));
-    return false;
-  }
-}
-
-/** A send from `key` is still making its chat or going out: another would make a second chat. */
-export function sending(key: string): boolean {
-  const p = S.pending[key];
-  return !!p && p.step !== "sent";
 }
 
 export async function abort(): Promise<void> {

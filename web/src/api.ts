@@ -2,10 +2,13 @@
 import type { Schemas } from "./admin";
 import { setReachable } from "./store";
 
+/** A request that failed: `status` 0 when it reached no server; `answered` when the server that failed it
+ * said why (a JSON body), as opposed to a gateway's bare 502/503/504 for a service it cannot reach. */
 export class ApiError extends Error {
   constructor(
     public status: number,
     message: string,
+    public answered = false,
   ) {
     super(message);
   }
@@ -43,6 +46,7 @@ export interface MessageInfo {
   role: "user" | "assistant";
   time: { created: number; completed?: number };
   error?: MessageError;
+  parentID?: string; // an assistant message: the user message it answers
   agent?: string;
   modelID?: string;
   providerID?: string;
@@ -96,7 +100,13 @@ export interface Agent {
   hidden?: boolean;
 }
 
-export async function call<T>(method: string, url: string, opts: { body?: unknown; dir?: string } = {}): Promise<T> {
+/** `timeout` (ms) gives up on a request that hangs (a connection that died without a word): it then fails
+ * like a network error (status 0). */
+export async function call<T>(
+  method: string,
+  url: string,
+  opts: { body?: unknown; dir?: string; timeout?: number } = {},
+): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (opts.body !== undefined) headers["content-type"] = "application/json";
   if (opts.dir) headers["x-opencode-directory"] = encodeURIComponent(opts.dir);
@@ -107,6 +117,7 @@ export async function call<T>(method: string, url: string, opts: { body?: unknow
       headers,
       credentials: "same-origin",
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      signal: opts.timeout && AbortSignal.timeout ? AbortSignal.timeout(opts.timeout) : undefined,
     });
   } catch (e) {
     setReachable(false);
@@ -134,7 +145,7 @@ export async function call<T>(method: string, url: string, opts: { body?: unknow
       (typeof d?.message === "string" && d.message) ||
       (typeof d?.data?.message === "string" && d.data.message) ||
       `${method} ${url.split("?")[0]}: HTTP ${res.status}`;
-    throw new ApiError(res.status, msg);
+    throw new ApiError(res.status, msg, data !== undefined);
   }
   return data as T;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Message } from "./api";
-import { deliver, pendingShown, SendError, userCount, viewKey, type Pending, type SendSteps, type Step } from "./sending";
+import { ApiError } from "./api";
+import { deliver, SendError, viewKey, type SendSteps, type Step } from "./sending";
 
 interface FakeChat {
   id: string;
@@ -94,43 +94,30 @@ describe("deliver", () => {
   });
 });
 
-function msg(id: string, role: "user" | "assistant"): Message {
-  return { info: { id, sessionID: "s", role, time: { created: 1 } }, parts: [] };
-}
-
-function pending(over: Partial<Pending> = {}): Pending {
-  return { repo: "o/r", text: "hi", files: [], step: "sent", users: 1, ...over };
-}
-
-describe("pendingShown", () => {
-  const before = [msg("m1", "user"), msg("m2", "assistant")];
-
-  it("shows while a step runs, whatever the chat says", () => {
-    expect(pendingShown(pending({ step: "worktree", users: 0 }), undefined, null)).toBe(true);
-    expect(pendingShown(pending({ step: "prompt" }), before, "idle")).toBe(true);
+describe("SendError", () => {
+  it("keeps the status of the request that failed, and whether its server said why", () => {
+    const gateway = new SendError("prompt", new ApiError(502, "POST /x: HTTP 502"));
+    expect([gateway.status, gateway.answered]).toEqual([502, false]);
+    const said = new SendError("worktree", new ApiError(502, "fetch failed", true));
+    expect([said.status, said.answered, said.message]).toEqual([502, true, "could not make the chat's worktree: fetch failed"]);
+    const plain = new SendError("session", new Error("acme/rocket is not on the server any more"));
+    expect([plain.status, plain.answered]).toEqual([undefined, false]);
   });
 
-  it("shows once sent until opencode's copy arrives", () => {
-    expect(pendingShown(pending(), before, "busy")).toBe(true);
-    expect(pendingShown(pending(), [...before, msg("m3", "user")], "busy")).toBe(false);
-    expect(pendingShown(pending(), [...before, msg("m3", "assistant")], "busy")).toBe(true);
-  });
-
-  it("goes when the turn it started is over, copy or not", () => {
-    expect(pendingShown(pending(), before, "idle")).toBe(false);
-    expect(pendingShown(pending(), before, "error")).toBe(false);
+  it("passes the cause through deliver", async () => {
+    const { s } = steps();
+    s.prompt = async () => {
+      throw new ApiError(0, "network error: Failed to fetch");
+    };
+    const e = await failure(deliver({ id: "c" }, s));
+    expect([e.step, e.status]).toEqual(["prompt", 0]);
   });
 });
 
-describe("viewKey and userCount", () => {
+describe("viewKey", () => {
   it("keys a chat by its id and each draft of a repo apart", () => {
     expect(viewKey("ses_1", "o/r", 3)).toBe("ses_1");
     expect(viewKey(null, "o/r", 3)).not.toBe(viewKey(null, "o/r", 4));
     expect(viewKey(null, "o/r", 3)).not.toBe(viewKey(null, "o/s", 3));
-  });
-
-  it("counts the user's messages", () => {
-    expect(userCount(undefined)).toBe(0);
-    expect(userCount([msg("a", "user"), msg("b", "assistant"), msg("c", "user")])).toBe(2);
   });
 });

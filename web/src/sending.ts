@@ -1,13 +1,9 @@
 // A prompt on its way. "+" opens a draft that lives on the phone alone; its first prompt makes the chat's
 // session, then its worktree, then goes out. Meanwhile the prompt shows as a pending message with a line
-// saying which step runs; a step that fails names itself, and the caller puts the text back in the box.
+// saying which step runs; a step that fails names itself (outbox.ts decides whether it is tried again).
 //
 // Nothing here touches the network or the store: the steps come in as functions (actions.ts gives the real
 // ones), so the order and what is undone on a failure are tested directly.
-import type { Attachment } from "./attachments";
-import type { Message } from "./api";
-import type { ChatStatus } from "./store";
-
 export type Step = "session" | "worktree" | "prompt";
 
 /** What the phone shows while a step runs. */
@@ -23,39 +19,25 @@ const FAILED: Record<Step, string> = {
   prompt: "could not send",
 };
 
-/** A step failed: its message is the one line the user sees. */
+/** A step failed: its message is the one line the user sees; `status` and `answered` are those of the
+ * request that failed (api.ts ApiError), when it was one. */
 export class SendError extends Error {
+  status?: number;
+  answered = false;
   constructor(
     public step: Step,
-    cause: string,
+    cause: unknown,
   ) {
-    super(`${FAILED[step]}: ${cause}`);
+    super(`${FAILED[step]}: ${text(cause)}`);
+    const c = cause as { status?: unknown; answered?: unknown } | null;
+    if (typeof c?.status === "number") this.status = c.status;
+    this.answered = c?.answered === true;
   }
-}
-
-/** A prompt sent from here that the chat's messages do not show yet. */
-export interface Pending {
-  repo: string;
-  text: string;
-  files: Attachment[];
-  step: Step | "sent";
-  users: number; // the chat's user messages when it was sent: one more means opencode has it
 }
 
 /** The key of what is on screen: the chat's id, or the current draft of the repo. */
 export function viewKey(chat: string | null, repo: string | null, draft: number): string {
   return chat ?? `draft:${draft}:${repo ?? ""}`;
-}
-
-export function userCount(messages: Message[] | undefined): number {
-  return (messages ?? []).filter((m) => m.info.role === "user").length;
-}
-
-/** Whether the pending prompt still shows: until opencode's copy of it arrives, or the turn it started is
- * over (whatever opencode kept is then what the chat shows). */
-export function pendingShown(p: Pending, messages: Message[] | undefined, status: ChatStatus | null): boolean {
-  if (userCount(messages) > p.users) return false;
-  return p.step !== "sent" || status === "busy" || status === "retry" || status === "waiting";
 }
 
 /** The steps a send takes; each may throw, with a message for the user. */
@@ -86,21 +68,21 @@ export async function deliver<C>(chat: C | null, steps: SendSteps<C>): Promise<C
     try {
       session = await steps.createSession();
     } catch (e) {
-      throw new SendError("session", text(e));
+      throw new SendError("session", e);
     }
     steps.progress("worktree", null);
     try {
       chat = await steps.createWorktree(session.id);
     } catch (e) {
       await steps.deleteSession(session.id).catch(() => undefined);
-      throw new SendError("worktree", text(e));
+      throw new SendError("worktree", e);
     }
   }
   steps.progress("prompt", chat);
   try {
     await steps.prompt(chat);
   } catch (e) {
-    throw new SendError("prompt", text(e));
+    throw new SendError("prompt", e);
   }
   return chat;
 }

@@ -1,6 +1,8 @@
 // One global mutable state, a change counter and a render scheduler: small and enough for this app.
 import type { Clone, GithubRepo, Message, MessageInfo, Part, Repo } from "./api";
-import { viewKey, type Pending } from "./sending";
+import { Drafts } from "./drafts";
+import type { KV, Outgoing } from "./outbox";
+import { viewKey } from "./sending";
 
 /** As the daemon derives it (never here): busy, retrying the provider, waiting on the user, idle or failed. */
 export type ChatStatus = "busy" | "retry" | "waiting" | "idle" | "error";
@@ -67,8 +69,10 @@ export const S = {
   agents: [] as string[],
   agent: "build",
   notice: "" as string,
-  draft: 0, // "+" opens draft n+1: an empty chat on the phone alone, until its first prompt is sent
-  pending: {} as Record<string, Pending>, // by viewKey: a prompt on its way
+  // "+" opens draft n+1: an empty chat on the phone alone, until its first prompt is sent (numbered from the
+  // page's start, so a draft's queued prompt kept over a reload never shows in another draft)
+  draft: Date.now(),
+  outbox: [] as Outgoing[], // prompts on their way, in the order sent (outbox.ts)
   unread: new Set<string>(), // chats that finished or failed since they were last looked at
   asks: {} as Record<string, Ask[]>, // by session: what the agent asks the user now (opencode's requests)
 };
@@ -145,6 +149,18 @@ function lsSet(key: string, value: string | null): void {
     /* private mode */
   }
 }
+
+/** The page's localStorage, or null where there is none (private mode, tests). */
+export function storage(): KV | null {
+  try {
+    return typeof localStorage === "undefined" ? null : localStorage;
+  } catch {
+    return null;
+  }
+}
+
+/** What is typed in the box, per chat (drafts.ts). */
+export const drafts = new Drafts(storage());
 
 export const saved = {
   repo: () => lsGet(LS.repo),
