@@ -438,7 +438,7 @@ def test_listing_reports_work_without_touching_it(cloned: ProjectStore, remote: 
     assert (info.dirty, info.changed_files, info.unpushed) == (True, 2, 2)
     assert info.ignored == ("debug.log",)
     assert info.at_risk == ["2 commits on no remote", "2 uncommitted changes", "ignored files (debug.log)"]
-    assert info.size > 0
+    assert info.size is not None and info.size > 0  # a listing measures it
     assert info.last_activity >= time.time() - 60
     assert (gitdir / "index").stat().st_mtime_ns == before
     assert info.as_json()["repo"] == "acme/widget"
