@@ -137,5 +137,8 @@ def check_out(
         raise CommandFailed(str(exc)) from None
     if done.code != 0:
         ended = f"exited with status {done.code}" if done.code > 0 else f"was killed by signal {-done.code}"
-        reason = " ".join(done.stderr.split()) or f"git {ended}"
+        # git says why in its last "fatal:" line; the "error:" lines before it repeat the detail
+        fatal = [line for line in done.stderr.splitlines() if line.startswith("fatal: ")]
+        said = fatal[-1].removeprefix("fatal: ") if fatal else done.stderr
+        reason = " ".join(said.split()) or f"git {ended}"
         raise CommandFailed(f"git read-tree: {reason}")
