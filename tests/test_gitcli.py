@@ -1,24 +1,17 @@
-"""The git command line the store runs: through the daemon's reaper or on its own, as whom, with what."""
+"""The git command line the store runs: through the daemon's reaper, with what, and its failures."""
 
 from __future__ import annotations
 
 import os
-import pwd
 import signal
 from pathlib import Path
 
 import pytest
 import trio
 
-from supervisor.projects.gitcli import (
-    Command,
-    CommandFailed,
-    check_out,
-    environment,
-    run_here,
-    through_reaper,
-)
+from supervisor.projects.gitcli import Command, CommandFailed, check_out, environment, through_reaper
 from supervisor.reaper import Reaper
+from tests.gitutil import run_here
 
 
 async def test_through_the_reaper_a_worker_thread_gets_the_true_status_and_stderr(tmp_path: Path) -> None:
@@ -49,18 +42,6 @@ def test_git_gets_a_path_and_a_home_and_none_of_the_daemons_secrets(
         "GIT_TERMINAL_PROMPT": "0",
         "HOME": str(tmp_path / "agent-home"),
     }
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
-def test_run_here_runs_as_the_user_given_without_our_groups(tmp_path: Path) -> None:
-    nobody = pwd.getpwnam("nobody")
-    tmp_path.chmod(0o755)
-    # run_here keeps stderr alone: the shell says through its status whether the ids are the ones given
-    probe = f'[ "$(id -u)" = {nobody.pw_uid} ] && [ "$(id -G)" = {nobody.pw_gid} ] || exit 9'
-    env = {"PATH": os.environ["PATH"]}
-    assert run_here(Command(["sh", "-c", probe], env, tmp_path, None)).code == 9  # we are root, not nobody
-    checked = run_here(Command(["sh", "-c", probe], env, tmp_path, (nobody.pw_uid, nobody.pw_gid)))
-    assert checked.code == 0, checked.stderr
 
 
 def test_a_git_that_cannot_start_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from supervisor.projects.names import (
     parse_worktree_slug,
     worktree_slug,
 )
-from tests.gitutil import Remote, commit_file, git, make_remote
+from tests.gitutil import Remote, commit_file, git, make_remote, run_here
 
 REPO = RepoName("acme", "widget")
 
@@ -50,7 +50,11 @@ def remote(tmp_path: Path) -> Remote:
 def store(tmp_path: Path) -> ProjectStore:
     projects = tmp_path / "data" / "projects"
     return ProjectStore(
-        projects / "repos", projects / "worktrees", f"file://{tmp_path}/remotes/{{owner}}/{{name}}.git", None
+        projects / "repos",
+        projects / "worktrees",
+        f"file://{tmp_path}/remotes/{{owner}}/{{name}}.git",
+        None,
+        run_command=run_here,
     )
 
 
@@ -652,6 +656,21 @@ def test_a_worktree_half_registered_by_a_killed_daemon_is_made_anew(
     assert git(wt.path, "status", "--porcelain") == ""
 
 
+def test_registering_a_worktree_never_takes_over_nor_removes_a_directory_it_did_not_make(
+    cloned: ProjectStore, remote: Remote
+) -> None:
+    from supervisor.projects._git import register_worktree
+
+    theirs = cloned.worktrees_dir / "someone-elses"
+    theirs.mkdir(parents=True)
+    (theirs / "work.txt").write_text("not ours\n")
+    with opened(cloned.repos_dir / REPO.slug) as clone, pytest.raises(FileExistsError):
+        register_worktree(clone, "ses_1", theirs, "main")
+    assert (theirs / "work.txt").read_text() == "not ours\n"
+    assert os.listdir(theirs) == ["work.txt"]
+    assert not (cloned.repos_dir / REPO.slug / ".git" / "worktrees").exists()
+
+
 def test_backup_holds_nested_repos_links_and_deletions(cloned: ProjectStore, remote: Remote) -> None:
     wt = cloned.create_worktree(REPO, "ses_1")
     nested = wt.path / "vendor" / "lib"
@@ -696,7 +715,11 @@ def test_the_token_goes_to_https_only_once_and_never_into_messages(tmp_path: Pat
         Callbacks("https://github.com/a/b.git", None).credentials("https://github.com/a/b.git", None, plain)
 
     store = ProjectStore(
-        tmp_path / "r", tmp_path / "w", "https://github.com/{owner}/{name}.git", "ghp_secret"
+        tmp_path / "r",
+        tmp_path / "w",
+        "https://github.com/{owner}/{name}.git",
+        "ghp_secret",
+        run_command=run_here,
     )
     assert store.url(REPO) == "https://github.com/acme/widget.git"
     error = store._failed("clone of acme/widget", pygit2.GitError("bad https://ghp_secret@github.com\nx"))

@@ -702,19 +702,20 @@ def register_worktree(repo: pygit2.Repository, name: str, path: Path, branch: st
     gitdir = admin / name
     temp = admin / f".adding-{name}"
     if os.path.lexists(gitdir):
-        raise FileExistsError(f"{gitdir} exists already")
-    path.mkdir()
-    (path / ".git").write_text(f"gitdir: {gitdir}\n")
-    admin.mkdir(exist_ok=True)
-    _remove(temp)  # left by a daemon killed here: this repo's lock is held, so it is no one's
-    temp.mkdir()
+        raise FileExistsError(f"worktree metadata {name} exists already")
+    path.mkdir()  # not one that exists: what is removed on a failure is only what was made here
     try:
+        (path / ".git").write_text(f"gitdir: {gitdir}\n")
+        admin.mkdir(exist_ok=True)
+        _remove(temp)  # left by a daemon killed here: this repo's lock is held, so it is no one's
+        temp.mkdir()
         (temp / "commondir").write_text("../..\n")
         (temp / "HEAD").write_text(f"ref: refs/heads/{branch}\n")
         (temp / "gitdir").write_text(f"{path / '.git'}\n")
         os.rename(temp, gitdir)
     except BaseException:
         _remove(temp)
+        _remove(path)
         raise
     return gitdir
 

@@ -8,14 +8,14 @@ the same work at git's speed while the daemon waits without the GIL.
 
 The store says what to run (`Command`); who runs it is given to the store: inside the daemon every
 child's exit belongs to the reaper (DESIGN §2), so the daemon hands it `through_reaper`, which spawns
-from the store's worker thread through `supervisor.spawn`; anywhere else (tests, tools) `run_here`.
+from the store's worker thread through `supervisor.spawn`. Nothing here waits on a child itself
+(tests give the store a runner of their own).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,27 +48,6 @@ Runner = Callable[[Command], Completed]
 
 class CommandFailed(Exception):
     """git could not be started, or ended with an error: the message says why, in one line."""
-
-
-def run_here(command: Command) -> Completed:
-    """Run with `subprocess`, which waits on the child itself: never inside the daemon, whose
-    reaper would steal the exit status (see `through_reaper`)."""
-    uid, gid = command.user if command.user is not None else (None, None)
-    try:
-        done = subprocess.run(
-            command.argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=command.env,
-            cwd=command.cwd,
-            user=uid,
-            group=gid,
-            extra_groups=None if command.user is None else [],
-            check=False,
-        )
-    except OSError as exc:
-        raise SpawnError(f"cannot start '{command.argv[0]}': {exc.strerror or exc}") from None
-    return Completed(done.returncode, done.stderr.decode(errors="replace"))
 
 
 def through_reaper(reaper: Reaper) -> Runner:

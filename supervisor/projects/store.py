@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.agent import OwnedByAgent, acting_as_daemon, as_agent
 from supervisor.errors import Conflict, GitFailed, InvalidName, NotFound
-from supervisor.projects.gitcli import Runner, run_here
 from supervisor.projects.info import (
     DeleteResult,
     DiskUsage,
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     import pygit2
 
     from supervisor.projects.diff import WorktreeDiff
+    from supervisor.projects.gitcli import Runner
 
 __all__ = ["BRANCH_PREFIX", "CloneProgress", "ProjectStore"]
 
@@ -75,7 +75,7 @@ class ProjectStore(OwnedByAgent):
         remote_url: str,
         token: str | None,
         *,
-        run_command: Runner | None = None,
+        run_command: Runner,
     ) -> None:
         self.repos_dir = repos_dir
         self.worktrees_dir = worktrees_dir
@@ -85,8 +85,8 @@ class ProjectStore(OwnedByAgent):
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         #: runs the git command that checks a new worktree's files out (`gitcli`): inside the daemon,
-        #: through its reaper; by default with `subprocess`, for a store used outside the daemon
-        self.run_command: Runner = run_command if run_command is not None else run_here
+        #: through its reaper
+        self.run_command = run_command
 
     #: the agent's home: where the daemon's git reads its global config (set with `agent`)
     git_home: Path | None = None
@@ -303,11 +303,15 @@ class ProjectStore(OwnedByAgent):
                 self.worktrees_dir.mkdir(parents=True, exist_ok=True)
                 local, created = self._branch_for(clone, repo, branch)
                 try:
+                    # it makes the directory (refusing one that exists) and, failing, removes what it made
                     gitdir = git.register_worktree(clone, session_id, wt_path, local.branch_name)
-                    self._check_out(gitdir, wt_path)
+                    try:
+                        self._check_out(gitdir, wt_path)
+                    except BaseException:
+                        _rmtree(wt_path)
+                        git.prune_worktree(clone, session_id)
+                        raise
                 except BaseException:
-                    _rmtree(wt_path)
-                    git.prune_worktree(clone, session_id)
                     if created:
                         local.delete()
                     raise
