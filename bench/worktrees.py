@@ -6,7 +6,7 @@ real daemon (no opencode, no Caddy: the session move that follows the checkout i
 clones the repo through it. Then, for `--worktree-rounds` rounds (default 10), worktrees accumulate:
 
     dancodes  `POST /admin/worktrees` on the control socket: a fetch, the branch, the checkout, the
-              answer; its CPU is the daemon's, the git it runs included
+              answer; its CPU is the daemon's, the git it runs included, less the health polls' (below)
     git       `git worktree add -b <branch> <path> <commit>` of the same commit, in a `git clone` of the
               same remote (no fetch), one process as a user would run it
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -104,6 +105,18 @@ class Stalls:
                 self.samples.append((t0, time.perf_counter() - t0))
                 self._stop.wait(POLL)
 
+    def count(self, start: float, end: float) -> int:
+        """How many polls were sent between `start` and `end`."""
+        return sum(1 for sent, _ in list(self.samples) if start <= sent <= end)
+
+    def cpu_per_poll(self, daemon: psutil.Process, seconds: float = 1.0) -> float:
+        """The daemon's CPU per answer to a poll, measured while it does nothing else: the share of
+        the polls in a create's CPU, which is not the create's."""
+        c0, t0 = _cpu(daemon), time.perf_counter()
+        time.sleep(seconds)
+        c1, t1 = _cpu(daemon), time.perf_counter()
+        return (c1 - c0) / max(1, self.count(t0, t1))
+
     def worst(self, start: float, end: float) -> float:
         """The slowest answer to a poll sent between `start` and `end`, in seconds."""
         return max((took for sent, took in list(self.samples) if start <= sent <= end), default=0.0)
@@ -179,17 +192,20 @@ def measure(files: int, rounds: int, where: str | None) -> dict[str, Any]:
                 git("clone", "-q", f"file://{bare}", str(peer))
                 peer_clone_s = time.perf_counter() - t0
                 commit = git("rev-parse", "HEAD", cwd=peer)
+                daemon_proc = psutil.Process(daemon.proc.pid)
                 stalls = Stalls(daemon).start()
+                per_poll = stalls.cpu_per_poll(daemon_proc)
                 ours: list[Took] = []
                 theirs: list[Took] = []
                 worst: list[float] = []
-                daemon_proc = psutil.Process(daemon.proc.pid)
                 for i in range(rounds):
                     peer_path = tmp / "peer-worktrees" / f"wt-{i}"
                     if i % 2:
                         theirs.append(_git_add(peer, peer_path, f"bench/{i}", commit))
-                    ours.append(_create(admin, daemon_proc, f"bench-{i}", commit))
-                    worst.append(stalls.worst(ours[-1].start, ours[-1].start + ours[-1].wall))
+                    made = _create(admin, daemon_proc, f"bench-{i}", commit)
+                    polls = stalls.count(made.start, made.start + made.wall)
+                    ours.append(dataclasses.replace(made, cpu=made.cpu - polls * per_poll))
+                    worst.append(stalls.worst(made.start, made.start + made.wall))
                     if not i % 2:
                         theirs.append(_git_add(peer, peer_path, f"bench/{i}", commit))
                     log(
@@ -201,7 +217,8 @@ def measure(files: int, rounds: int, where: str | None) -> dict[str, Any]:
                 stalls.close()
             procs.stop_all()  # before the temp dir goes: the daemon's socket and data live there
             log("removing the repo and the worktrees")
-    return {"dir": str(tmp.parent), **report(files, rounds, ours, theirs, worst, clone_s, peer_clone_s)}
+    result = report(files, rounds, ours, theirs, worst, clone_s, peer_clone_s)
+    return {"dir": str(tmp.parent), "poll_cpu_ms": per_poll * 1000, **result}
 
 
 @dataclass(frozen=True)
@@ -218,7 +235,7 @@ def _cpu(proc: psutil.Process) -> float:
 
 def _create(admin: httpx.Client, daemon: psutil.Process, session_id: str, commit: str) -> Took:
     """`POST /admin/worktrees` for a new chat; its CPU is the daemon's, git's included (the reaper
-    has collected git by the time the answer comes)."""
+    has collected git by the time the answer comes), the health polls' share not yet taken out."""
     c0, t0 = _cpu(daemon), time.perf_counter()
     made = admin.post("/admin/worktrees", json={"repo": REPO, "session_id": session_id})
     took = Took(time.perf_counter() - t0, _cpu(daemon) - c0, t0)
@@ -323,6 +340,7 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"the daemon's slowest GET /admin/health during a create: max {st['max']:.1f} ms, "
         f"median {st['median']:.1f} ms",
+        f"  (each poll's {r['poll_cpu_ms']:.1f} ms of daemon CPU, measured idle, is not counted in its CPU)",
         f"clone (once, not a target): dancodes {r['clone_seconds']['dancodes']:.2f} s, "
         f"git clone {r['clone_seconds']['git']:.2f} s",
         "",
