@@ -6,7 +6,9 @@
 3. the auth wall through a real Caddy (bench.forward_auth): latency it adds and checks per second.
    `python -m bench forward_auth` runs this part alone;
 4. the web app's sidebar refresh against real opencode (bench.sidebar): `GET /admin/chats` against
-   the old per-chat opencode calls, latency and opencode's RSS. `python -m bench sidebar` runs it alone.
+   the old per-chat opencode calls, latency and opencode's RSS. `python -m bench sidebar` runs it alone;
+5. a new chat's worktree on a 50,000-file repo (bench.worktrees): `POST /admin/worktrees` against
+   `git worktree add`, round after round. `python -m bench worktrees` runs it alone.
 
 supervisord, FastAPI and uvicorn come from `.bench-venv` (supervisord's package is also called
 `supervisor`). Everything started here is stopped here, by pid, also on error or Ctrl-C.
@@ -31,7 +33,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from bench import forward_auth, sidebar
+from bench import forward_auth, sidebar, worktrees
 from bench.procs import (
     BenchError,
     Processes,
@@ -324,16 +326,21 @@ def main(argv: list[str] | None = None) -> int:
         return forward_auth.main(argv[1:])
     if argv[:1] == ["sidebar"]:
         return sidebar.main(argv[1:])
+    if argv[:1] == ["worktrees"]:
+        return worktrees.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--kills", type=int, default=50, metavar="N", help="kills per supervisor (default 50)"
     )
     forward_auth.add_arguments(parser)
     sidebar.add_arguments(parser)
+    worktrees.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    if args.kills < 1 or args.chats < 1:
-        parser.error("--kills and --chats must be at least 1")
+    if args.kills < 1 or args.chats < 1 or args.worktree_files < 1:
+        parser.error("--kills, --chats and --worktree-files must be at least 1")
+    if args.worktree_rounds < 2:
+        parser.error("--worktree-rounds must be at least 2")
     if not (BENCH_VENV / "bin/supervisord").exists():
         print(f"bench: {BENCH_VENV} with supervisord is missing: run `make bench`", file=sys.stderr)
         return 2
@@ -342,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(args.kills)
         wall = forward_auth.run(args.requests, args.seconds, args.conns)
         side = sidebar.run(args.chats)
+        trees = worktrees.run(args.worktree_files, args.worktree_rounds)
     except BenchError as exc:
         print(f"bench: failed: {exc}", file=sys.stderr)
         return 1
@@ -349,14 +357,16 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: interrupted; everything it started is stopped", file=sys.stderr)
         return 130
     if args.json:
-        print(json.dumps({**result, "forward_auth": wall, "sidebar": side}, indent=2))
+        print(json.dumps({**result, "forward_auth": wall, "sidebar": side, "worktrees": trees}, indent=2))
     else:
         print(render(result))
         if wall is not None:
             print("\n" + forward_auth.render(wall))
         if side is not None:
             print("\n" + sidebar.render(side))
-    return 0 if wall is not None and side is not None else 1
+        if trees is not None:
+            print("\n" + worktrees.render(trees))
+    return 0 if wall is not None and side is not None and trees is not None else 1
 
 
 if __name__ == "__main__":
