@@ -10,7 +10,9 @@
 5. an app reconnecting mid-reply (bench.resync): the daemon's snapshot against opencode's messages, with
    N chunks of a reply streamed. `python -m bench resync` runs it alone;
 6. web push (bench.push): chat finished -> push received, the daemon's RSS before and after pushes,
-   sealing in a child against sealing in process. `python -m bench push` runs it alone.
+   sealing in a child against sealing in process. `python -m bench push` runs it alone;
+7. a new chat's worktree on a 50,000-file repo (bench.worktrees): `POST /admin/worktrees` against
+   `git worktree add`, round after round. `python -m bench worktrees` runs it alone.
 
 supervisord, FastAPI and uvicorn come from `.bench-venv` (supervisord's package is also called
 `supervisor`). Everything started here is stopped here, by pid, also on error or Ctrl-C.
@@ -35,7 +37,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from bench import forward_auth, push, resync, sidebar
+from bench import forward_auth, push, resync, sidebar, worktrees
 from bench.procs import (
     CHILD_TOML,
     BenchError,
@@ -325,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         return resync.main(argv[1:])
     if argv[:1] == ["push"]:
         return push.main(argv[1:])
+    if argv[:1] == ["worktrees"]:
+        return worktrees.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--kills", type=int, default=50, metavar="N", help="kills per supervisor (default 50)"
@@ -333,10 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     sidebar.add_arguments(parser)
     resync.add_arguments(parser)
     push.add_arguments(parser)
+    worktrees.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    if args.kills < 1 or args.chats < 1 or args.turns < 1:
-        parser.error("--kills, --chats and --turns must be at least 1")
+    if args.kills < 1 or args.chats < 1 or args.turns < 1 or args.worktree_files < 1:
+        parser.error("--kills, --chats, --turns and --worktree-files must be at least 1")
+    if args.worktree_rounds < 2:
+        parser.error("--worktree-rounds must be at least 2")
     if not (BENCH_VENV / "bin/supervisord").exists():
         print(f"bench: {BENCH_VENV} with supervisord is missing: run `make bench`", file=sys.stderr)
         return 2
@@ -347,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         side = sidebar.run(args.chats)
         joined = resync.run(args.chunks)
         pushed = push.run(args.turns)
+        trees = worktrees.run(args.worktree_files, args.worktree_rounds)
     except BenchError as exc:
         print(f"bench: failed: {exc}", file=sys.stderr)
         return 1
@@ -355,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if args.json:
         everything = {"forward_auth": wall, "sidebar": side, "resync": joined, "push": pushed}
+        everything["worktrees"] = trees
         print(json.dumps({**result, **everything}, indent=2))
     else:
         print(render(result))
@@ -366,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
             print("\n" + resync.render(joined))
         if pushed is not None:
             print("\n" + push.render(pushed))
-    parts = (wall, side, joined, pushed)
+        if trees is not None:
+            print("\n" + worktrees.render(trees))
+    parts = (wall, side, joined, pushed, trees)
     return 0 if all(part is not None for part in parts) else 1
 
 

@@ -42,6 +42,7 @@ from supervisor.opencode import OpencodeClient, basic_auth
 from supervisor.orphans import Orphan, check_killable, kill_tree, list_orphans
 from supervisor.ports import check_free, daemon_ports, port_label
 from supervisor.predecessors import RECORD_FILE, Recorder, end_predecessors
+from supervisor.projects import gitcli
 from supervisor.projects.clones import Clones
 from supervisor.projects.housekeeping import Housekeeper
 from supervisor.projects.store import ProjectStore
@@ -88,6 +89,7 @@ class Daemon:
             paths.worktrees_dir,
             loaded.config.git.remote_url,
             token=os.environ.get("GITHUB_TOKEN") or None,
+            run_command=gitcli.through_reaper(self.reaper),  # git's exit is the reaper's to collect
         )
         self.clones = Clones(self.store)
         self.opencode = OpencodeClient(f"http://127.0.0.1:{loaded.config.ports.opencode}")

@@ -3,11 +3,14 @@
 `subprocess.Popen` does the fork/exec (it handles cwd, fd hygiene and exec errors well), but it
 never waits: the reaper tells the `Popen` object the status the moment it collects it, so neither
 `Popen.__del__` nor `subprocess._cleanup` ever polls that pid later, when it may be someone else's.
+`run` is the same for a command the daemon waits on to the end (the git a worktree is checked out
+with), its output collected.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -107,3 +110,48 @@ def spawn(
         _exit=exit_,
         stdin=trio.lowlevel.FdStream(in_w) if stdin else None,
     )
+
+
+#: what `run` keeps of each output stream: the end, where a failing command says why
+OUTPUT_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a command `run` waited on ended, and the last `OUTPUT_LIMIT` bytes of each of its outputs."""
+
+    status: ExitStatus
+    stdout: bytes
+    stderr: bytes
+
+
+async def run(
+    reaper: Reaper,
+    argv: list[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    user: tuple[int, int] | None = None,
+) -> Finished:
+    """`spawn` a command and wait for it to end, reading its output as it comes (a full pipe would
+    stall it). Cancelled, it kills the command's whole process group first: nothing it started is
+    left working for a caller that has gone."""
+    child = spawn(reaper, argv, env=env, cwd=cwd, user=user)
+    outputs: dict[str, bytes] = {}
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_drain, child.stdout, outputs, "stdout")
+            nursery.start_soon(_drain, child.stderr, outputs, "stderr")
+        status = await child.wait()
+    except BaseException:
+        child.signal_group(signal.SIGKILL)
+        raise
+    return Finished(status, outputs["stdout"], outputs["stderr"])
+
+
+async def _drain(stream: trio.lowlevel.FdStream, into: dict[str, bytes], name: str) -> None:
+    kept = b""
+    async with stream:
+        while chunk := await stream.receive_some():
+            kept = (kept + chunk)[-OUTPUT_LIMIT:]
+    into[name] = kept

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.agent import AgentUser, acting_as
+from supervisor.errors import SpawnError
+from supervisor.projects.gitcli import Command, Completed
 
 
 def _global_config() -> str:
@@ -60,6 +62,27 @@ def writing_as_owner_of(path: Path) -> Iterator[None]:
     user = None if os.geteuid() != 0 or info.st_uid == 0 else AgentUser("owner", info.st_uid, info.st_gid)
     with acting_as(user):
         yield
+
+
+def run_here(command: Command) -> Completed:
+    """The store's runner for its git outside the daemon: `subprocess` waits on the child here (the
+    daemon's own runner goes through its reaper)."""
+    uid, gid = command.user if command.user is not None else (None, None)
+    try:
+        done = subprocess.run(
+            command.argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=command.env,
+            cwd=command.cwd,
+            user=uid,
+            group=gid,
+            extra_groups=None if command.user is None else [],
+            check=False,
+        )
+    except OSError as exc:
+        raise SpawnError(f"cannot start '{command.argv[0]}': {exc.strerror or exc}") from None
+    return Completed(done.returncode, done.stderr.decode(errors="replace"))
 
 
 def git(cwd: Path, *args: str) -> str:

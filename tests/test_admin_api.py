@@ -195,6 +195,46 @@ def test_worktree_lifecycle_and_repo_delete_refused_while_it_has_worktrees(
     assert client.get("/admin/repos/acme/tools").status_code == 404
 
 
+def test_a_worktree_is_checked_out_by_git_as_the_agent_and_a_failed_checkout_leaves_nothing(
+    stack: Stack, client: httpx.Client
+) -> None:
+    remote = stack.remote("acme", "filtered")
+    remote.push_commit(".gitattributes", "*.txt filter=boom\n")
+    remote.push_commit("a.txt", "smudged on checkout\n")
+    cloned = client.post("/admin/repos/clone", json={"repo": "acme/filtered", "wait": True})
+    assert cloned.status_code == 201, cloned.text
+    clone = Path(cloned.json()["repo"]["path"])
+    git(clone, "config", "filter.boom.smudge", "false")  # a filter that fails, and must not be skipped
+    git(clone, "config", "filter.boom.required", "true")
+    failed = client.post("/admin/worktrees", json={"repo": "acme/filtered", "session_id": "ses_boom"})
+    # git's failure came back through the daemon's reaper: its status, and its reason
+    assert failed.status_code == 502, failed.text
+    assert failed.json()["error"] == (
+        "checking out acme__filtered__ses_boom failed: git read-tree: a.txt: smudge filter boom failed"
+    )
+    worktrees = stack.daemon.data_dir / "projects" / "worktrees"
+    assert not [p for p in worktrees.iterdir() if p.name.startswith("acme__filtered")]
+    assert os.listdir(clone / ".git" / "worktrees") == []
+    assert "dancodes/ses_boom" not in git(clone, "branch", "--list", "dancodes/*")
+
+    git(clone, "config", "--unset", "filter.boom.required")  # git skips the filter now
+    made = client.post("/admin/worktrees", json={"repo": "acme/filtered", "session_id": "ses_boom"})
+    assert made.status_code == 201, made.text
+    answer = made.json()["worktree"]
+    assert (answer["dirty"], answer["size"], answer["at_risk"]) == (False, None, [])
+    wt = Path(answer["path"])
+    owner = clone.stat().st_uid
+    assert owner != 0 or os.geteuid() != 0  # as root the daemon runs git as the agent's user
+    assert {(wt / name).stat().st_uid for name in ("a.txt", "README.md", ".git")} == {owner}
+    assert (clone / ".git" / "worktrees" / "ses_boom" / "index").stat().st_uid == owner
+    assert git(wt, "status", "--porcelain") == ""  # the agent's own git agrees: nothing changed
+    listed = client.get("/admin/worktrees/acme/filtered/ses_boom").json()["worktree"]
+    assert listed["size"] > 0
+    assert {k: v for k, v in listed.items() if k not in ("size", "last_activity")} == {
+        k: v for k, v in answer.items() if k not in ("size", "last_activity")
+    }
+
+
 def test_disk_reports_the_volume_and_each_repo(client: httpx.Client) -> None:
     disk = client.get("/admin/disk").json()
     volume = disk["volume"]

@@ -437,13 +437,17 @@ def test_a_fetch_goes_to_the_remote_the_daemon_trusts(tmp_path: Path) -> None:
     from supervisor.projects.names import RepoName
     from supervisor.projects.progress import CloneProgress
     from supervisor.projects.store import ProjectStore
-    from tests.gitutil import commit_file, make_remote
+    from tests.gitutil import commit_file, make_remote, run_here
 
     repo = RepoName("acme", "widget")
     make_remote(tmp_path / "remotes", tmp_path / "dev", repo.owner, repo.name)
     projects = tmp_path / "data" / "projects"
     store = ProjectStore(
-        projects / "repos", projects / "worktrees", f"file://{tmp_path}/remotes/{{owner}}/{{name}}.git", None
+        projects / "repos",
+        projects / "worktrees",
+        f"file://{tmp_path}/remotes/{{owner}}/{{name}}.git",
+        None,
+        run_command=run_here,
     )
     store.clone(repo, CloneProgress())
     wt = store.create_worktree(repo, "ses_fake").path

@@ -19,7 +19,7 @@ import pytest
 
 from supervisor.projects import ProjectStore, RepoName, WorktreeInfo, plan_gc
 from supervisor.projects._git import REGENERABLE, _RefPaths, regenerable
-from tests.gitutil import Remote, as_owner_of, commit_file, git, make_remote, writing_as_owner_of
+from tests.gitutil import Remote, as_owner_of, commit_file, git, make_remote, run_here, writing_as_owner_of
 from tests.stack import Stack, running_stack
 from tests.test_gc import GC_CONFIG, decisions, forget, new_chat
 
@@ -141,7 +141,11 @@ def test_a_repo_whose_git_dir_is_not_deleted_with_the_worktree_is_left_alone(tmp
     make_remote(tmp_path / "remotes", tmp_path / "dev", "acme", "widget")
     projects = tmp_path / "data" / "projects"
     store = ProjectStore(
-        projects / "repos", projects / "worktrees", f"file://{tmp_path}/remotes/{{owner}}/{{name}}.git", None
+        projects / "repos",
+        projects / "worktrees",
+        f"file://{tmp_path}/remotes/{{owner}}/{{name}}.git",
+        None,
+        run_command=run_here,
     )
     repo = RepoName("acme", "widget")
     store.clone(repo)

@@ -36,7 +36,7 @@ from supervisor.projects.names import (
     parse_worktree_slug,
     worktree_slug,
 )
-from tests.gitutil import Remote, commit_file, git, make_remote
+from tests.gitutil import Remote, commit_file, git, make_remote, run_here
 
 REPO = RepoName("acme", "widget")
 
@@ -50,7 +50,11 @@ def remote(tmp_path: Path) -> Remote:
 def store(tmp_path: Path) -> ProjectStore:
     projects = tmp_path / "data" / "projects"
     return ProjectStore(
-        projects / "repos", projects / "worktrees", f"file://{tmp_path}/remotes/{{owner}}/{{name}}.git", None
+        projects / "repos",
+        projects / "worktrees",
+        f"file://{tmp_path}/remotes/{{owner}}/{{name}}.git",
+        None,
+        run_command=run_here,
     )
 
 
@@ -438,6 +442,7 @@ def test_listing_reports_work_without_touching_it(cloned: ProjectStore, remote: 
     assert (info.dirty, info.changed_files, info.unpushed) == (True, 2, 2)
     assert info.ignored == ("debug.log",)
     assert info.at_risk == ["2 commits on no remote", "2 uncommitted changes", "ignored files (debug.log)"]
+    assert info.size is not None  # a listing measures it
     assert info.size > 0
     assert info.last_activity >= time.time() - 60
     assert (gitdir / "index").stat().st_mtime_ns == before
@@ -591,6 +596,81 @@ def test_a_failed_worktree_add_leaves_no_branch_nor_directory(cloned: ProjectSto
         assert "dancodes/ses_1" not in repo.branches.local
 
 
+def test_a_new_worktree_is_one_git_itself_reads_and_its_answer_is_what_a_listing_says(
+    cloned: ProjectStore, remote: Remote
+) -> None:
+    made = cloned.create_worktree(REPO, "ses_1")
+    clone = cloned.repos_dir / REPO.slug
+    listing = git(clone, "worktree", "list", "--porcelain").split("\n\n")
+    head = git(made.path, "rev-parse", "HEAD")
+    assert f"worktree {made.path}\nHEAD {head}\nbranch refs/heads/dancodes/ses_1" in listing
+    assert git(made.path, "status", "--porcelain", "--ignored") == ""  # every file as committed
+    assert sorted(os.listdir(clone / ".git" / "worktrees")) == ["ses_1"]  # no temporary name left
+    assert made.size is None  # not measured: that would walk every file again
+    listed = cloned.worktree(REPO, "ses_1")
+    assert listed.size is not None
+    assert listed.size > 0
+    assert made == WorktreeInfo(**{**listed.__dict__, "size": None, "last_activity": made.last_activity})
+    assert made.as_json()["size"] is None
+
+
+def test_a_reused_branch_answers_with_its_commits_on_no_remote(cloned: ProjectStore, remote: Remote) -> None:
+    remote.push_commit("feature.txt", branch="feature")
+    first = cloned.create_worktree(REPO, "ses_1", branch="feature")
+    local = commit_in(first.path, "local.txt")
+    cloned.delete_worktree(REPO, "ses_1", force=True)  # the branch is not ours to delete: it stays
+    again = cloned.create_worktree(REPO, "ses_2", branch="feature")
+    assert (again.branch, again.unpushed, again.dirty) == ("feature", 1, False)
+    assert local.startswith(again.head or "-")
+    assert again.at_risk == ["1 commit on no remote"]
+    assert (again.path / "local.txt").exists()
+
+
+def test_a_failed_checkout_says_why_and_leaves_nothing(cloned: ProjectStore, remote: Remote) -> None:
+    remote.push_commit(".gitattributes", "*.txt filter=boom\n")
+    remote.push_commit("a.txt", "smudged on checkout\n")
+    clone = cloned.repos_dir / REPO.slug
+    git(clone, "config", "filter.boom.smudge", "false")  # a filter that fails, and must not be skipped
+    git(clone, "config", "filter.boom.required", "true")
+    with pytest.raises(GitFailed) as failed:
+        cloned.create_worktree(REPO, "ses_1")
+    reason = "git read-tree: a.txt: smudge filter boom failed"
+    assert str(failed.value) == f"checking out acme__widget__ses_1 failed: {reason}"
+    assert os.listdir(cloned.worktrees_dir) == []
+    assert os.listdir(clone / ".git" / "worktrees") == []
+    with opened(clone) as repo:
+        assert "dancodes/ses_1" not in repo.branches.local
+    git(clone, "config", "--unset", "filter.boom.required")  # skipped now: the same create works
+    assert cloned.create_worktree(REPO, "ses_1").branch == "dancodes/ses_1"
+
+
+def test_a_worktree_half_registered_by_a_killed_daemon_is_made_anew(
+    cloned: ProjectStore, remote: Remote
+) -> None:
+    admin = cloned.repos_dir / REPO.slug / ".git" / "worktrees"
+    (admin / ".adding-ses_1").mkdir(parents=True)
+    (admin / ".adding-ses_1" / "commondir").write_text("../..\n")  # killed before gitdir and HEAD
+    assert cloned.list_worktrees() == []
+    wt = cloned.create_worktree(REPO, "ses_1")
+    assert os.listdir(admin) == ["ses_1"]
+    assert git(wt.path, "status", "--porcelain") == ""
+
+
+def test_registering_a_worktree_never_takes_over_nor_removes_a_directory_it_did_not_make(
+    cloned: ProjectStore, remote: Remote
+) -> None:
+    from supervisor.projects._git import register_worktree
+
+    theirs = cloned.worktrees_dir / "someone-elses"
+    theirs.mkdir(parents=True)
+    (theirs / "work.txt").write_text("not ours\n")
+    with opened(cloned.repos_dir / REPO.slug) as clone, pytest.raises(FileExistsError):
+        register_worktree(clone, "ses_1", theirs, "main")
+    assert (theirs / "work.txt").read_text() == "not ours\n"
+    assert os.listdir(theirs) == ["work.txt"]
+    assert not (cloned.repos_dir / REPO.slug / ".git" / "worktrees").exists()
+
+
 def test_backup_holds_nested_repos_links_and_deletions(cloned: ProjectStore, remote: Remote) -> None:
     wt = cloned.create_worktree(REPO, "ses_1")
     nested = wt.path / "vendor" / "lib"
@@ -635,7 +715,11 @@ def test_the_token_goes_to_https_only_once_and_never_into_messages(tmp_path: Pat
         Callbacks("https://github.com/a/b.git", None).credentials("https://github.com/a/b.git", None, plain)
 
     store = ProjectStore(
-        tmp_path / "r", tmp_path / "w", "https://github.com/{owner}/{name}.git", "ghp_secret"
+        tmp_path / "r",
+        tmp_path / "w",
+        "https://github.com/{owner}/{name}.git",
+        "ghp_secret",
+        run_command=run_here,
     )
     assert store.url(REPO) == "https://github.com/acme/widget.git"
     error = store._failed("clone of acme/widget", pygit2.GitError("bad https://ghp_secret@github.com\nx"))

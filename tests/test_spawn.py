@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import trio
 
 from supervisor.errors import SpawnError
 from supervisor.reaper import Reaper
-from supervisor.spawn import spawn
+from supervisor.spawn import OUTPUT_LIMIT, run, spawn
 
 
 async def read_all(stream: trio.lowlevel.FdStream) -> bytes:
@@ -79,3 +80,46 @@ async def test_a_child_can_be_fed_on_its_stdin() -> None:
     assert fed_status.success
     assert empty == b""
     assert unfed_status.success
+
+
+async def test_run_collects_the_output_and_the_status(tmp_path: Path) -> None:
+    reaper = Reaper()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(reaper.run)
+        # more than a pipe holds, on both streams: a child blocked on a full pipe would never end
+        script = "head -c 200000 /dev/zero; head -c 100000 /dev/zero >&2; echo 'the end' >&2; exit 3"
+        done = await run(reaper, ["sh", "-c", script], env=os.environ, cwd=str(tmp_path))
+        nursery.cancel_scope.cancel()
+    assert done.status.code == 3
+    assert len(done.stdout) == OUTPUT_LIMIT  # the end of it is kept
+    assert done.stderr.endswith(b"\0the end\n")
+    assert len(done.stderr) == OUTPUT_LIMIT
+
+
+async def test_a_cancelled_run_kills_what_it_started(tmp_path: Path) -> None:
+    reaper = Reaper()
+    pidfile = tmp_path / "pid"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(reaper.run)
+        with trio.move_on_after(30) as waiting:
+            async with trio.open_nursery() as runs:
+                # the shell's child in its group; `wait` keeps the shell itself there too
+                argv = ["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"]
+                runs.start_soon(functools.partial(run, reaper, argv, env=os.environ))
+                while not pidfile.exists() or not pidfile.read_text().strip():
+                    await trio.sleep(0.01)
+                runs.cancel_scope.cancel()
+            sleeper = int(pidfile.read_text())
+            while reaper.children:  # both exit on the kill: the reaper collects them
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert not waiting.cancelled_caught, "the run's processes outlived its cancellation"
+    assert _state(sleeper) in (None, "Z")  # the shell's child too: gone, or dead until init reaps it
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    return stat[stat.rindex(")") + 2]

@@ -294,7 +294,7 @@ class WorktreeInfo(_Answer):
     dirty: bool  # uncommitted changes, untracked files included
     changed_files: int
     unpushed: int  # commits on no remote
-    size: Bytes
+    size: Bytes | None  # None: not measured (the answer to a create: a new checkout of HEAD)
     last_activity: EpochSeconds
     ignored: list[str]  # ignored files and directories that are not regenerable caches
     nested: list[str]  # untracked directories holding a repository of their own

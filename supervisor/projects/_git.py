@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,6 @@ from urllib.parse import urlsplit
 
 import pygit2
 from pygit2.enums import (
-    CheckoutStrategy,
     ConfigLevel,
     CredentialType,
     FetchPrune,
@@ -689,12 +689,40 @@ def branch_holder(repo: pygit2.Repository, branch: str) -> str | None:
     return None
 
 
-def add_worktree(repo: pygit2.Repository, name: str, path: Path, branch: pygit2.Branch) -> None:
-    repo.add_worktree(name, str(path), branch)
-    with opened(path) as wt:
-        if not (Path(wt.path) / "index").exists():
-            # libgit2 checks files out as it adds; make sure no version leaves an empty tree
-            wt.checkout_head(strategy=CheckoutStrategy.FORCE)  # type: ignore[no-untyped-call]
+def register_worktree(repo: pygit2.Repository, name: str, path: Path, branch: str) -> Path:
+    """Make the new directory `path` a worktree of `repo` named `name`, its HEAD on the local
+    `branch`, without writing its files (`gitcli.check_out` does); return its git directory.
+
+    The layout is git's own (gitrepository-layout(5), what `git worktree add --no-checkout` writes):
+    `<path>/.git` names `<repo>/.git/worktrees/<name>/`, which holds `gitdir` (back to `<path>/.git`),
+    `commondir` and `HEAD`. That directory is filled under a temporary name and renamed into place,
+    so git and libgit2 only ever see all of it: `git worktree prune` drops one without `gitdir`.
+    """
+    admin = Path(repo.path).resolve() / "worktrees"
+    gitdir = admin / name
+    temp = admin / f".adding-{name}"
+    if os.path.lexists(gitdir):
+        raise FileExistsError(f"worktree metadata {name} exists already")
+    path.mkdir()  # not one that exists: what is removed on a failure is only what was made here
+    try:
+        (path / ".git").write_text(f"gitdir: {gitdir}\n")
+        admin.mkdir(exist_ok=True)
+        _remove(temp)  # left by a daemon killed here: this repo's lock is held, so it is no one's
+        temp.mkdir()
+        (temp / "commondir").write_text("../..\n")
+        (temp / "HEAD").write_text(f"ref: refs/heads/{branch}\n")
+        (temp / "gitdir").write_text(f"{path / '.git'}\n")
+        os.rename(temp, gitdir)
+    except BaseException:
+        _remove(temp)
+        _remove(path)
+        raise
+    return gitdir
+
+
+def _remove(path: Path) -> None:
+    if os.path.lexists(path):
+        shutil.rmtree(path)
 
 
 def prune_worktree(repo: pygit2.Repository, name: str) -> None:

@@ -49,7 +49,7 @@ class WorktreeInfo:
     dirty: bool  # uncommitted changes, untracked files included, ignored files not
     changed_files: int
     unpushed: int  # commits reachable from HEAD and from no refs/remotes/* ref
-    size: int  # bytes on disk
+    size: int | None  # bytes on disk; None: not measured (a new worktree, whose files are HEAD's)
     last_activity: float  # epoch seconds
     ignored: tuple[str, ...] = ()  # ignored files and directories ("build/") that are not regenerable caches
     nested: tuple[str, ...] = ()  # untracked directories holding a repository of their own

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import pygit2
 
     from supervisor.projects.diff import WorktreeDiff
+    from supervisor.projects.gitcli import Runner
 
 __all__ = ["BRANCH_PREFIX", "CloneProgress", "ProjectStore"]
 
@@ -67,7 +68,15 @@ class ProjectStore(OwnedByAgent):
     user): every public method that touches them runs with the agent's file-system identity.
     """
 
-    def __init__(self, repos_dir: Path, worktrees_dir: Path, remote_url: str, token: str | None) -> None:
+    def __init__(
+        self,
+        repos_dir: Path,
+        worktrees_dir: Path,
+        remote_url: str,
+        token: str | None,
+        *,
+        run_command: Runner,
+    ) -> None:
         self.repos_dir = repos_dir
         self.worktrees_dir = worktrees_dir
         self.backups_dir = repos_dir.parent / "backups"
@@ -75,6 +84,9 @@ class ProjectStore(OwnedByAgent):
         self._token = token or None
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
+        #: runs the git command that checks a new worktree's files out (`gitcli`): inside the daemon,
+        #: through its reaper
+        self.run_command = run_command
 
     #: the agent's home: where the daemon's git reads its global config (set with `agent`)
     git_home: Path | None = None
@@ -291,14 +303,19 @@ class ProjectStore(OwnedByAgent):
                 self.worktrees_dir.mkdir(parents=True, exist_ok=True)
                 local, created = self._branch_for(clone, repo, branch)
                 try:
-                    git.add_worktree(clone, session_id, wt_path, local)
+                    # it makes the directory (refusing one that exists) and, failing, removes what it made
+                    gitdir = git.register_worktree(clone, session_id, wt_path, local.branch_name)
+                    try:
+                        self._check_out(gitdir, wt_path)
+                    except BaseException:
+                        _rmtree(wt_path)
+                        git.prune_worktree(clone, session_id)
+                        raise
                 except BaseException:
-                    _rmtree(wt_path)
-                    git.prune_worktree(clone, session_id)
                     if created:
                         local.delete()
                     raise
-            return self._worktree_info(repo, session_id, wt_path)
+                return self._new_worktree_info(repo, session_id, wt_path, gitdir, clone, local)
 
     @as_agent
     def list_worktrees(self) -> list[WorktreeInfo]:
@@ -539,6 +556,47 @@ class ProjectStore(OwnedByAgent):
         local = clone.branches.local.create(branch, start.peel(pygit2.Commit))
         git.track_same_name(clone, branch)
         return local, True
+
+    def _check_out(self, gitdir: Path, workdir: Path) -> None:
+        from supervisor.projects import gitcli
+
+        user = (self.agent.uid, self.agent.gid) if self.agent is not None else None
+        try:
+            gitcli.check_out(self.run_command, gitdir, workdir, user=user, home=self.git_home)
+        except gitcli.CommandFailed as exc:
+            raise GitFailed(f"checking out {workdir.name} failed: {self._scrub(str(exc))}") from None
+
+    def _new_worktree_info(
+        self,
+        repo: RepoName,
+        session_id: str,
+        path: Path,
+        gitdir: Path,
+        clone: pygit2.Repository,
+        branch: pygit2.Branch,
+    ) -> WorktreeInfo:
+        """A worktree just checked out holds its HEAD's files and nothing else: no change, no ignored
+        file, no nested repo, no initialised submodule. Only what creating it did not establish is
+        read (the commits on no remote, when a local branch was reused); its size is not measured,
+        which would walk every file again (`size` is None; a listing or `GET /admin/disk` measures it).
+        """
+        import pygit2
+
+        from supervisor.projects import _git as git
+
+        head = clone.references[branch.name].peel(pygit2.Commit)  # as moved by a fast-forward
+        return WorktreeInfo(
+            repo=repo,
+            session_id=session_id,
+            path=path,
+            branch=branch.branch_name,
+            head=head.short_id,
+            dirty=False,
+            changed_files=0,
+            unpushed=git.unpushed(clone, [head.id]),
+            size=None,
+            last_activity=_last_activity(path, gitdir),
+        )
 
     def _worktree_info(self, repo: RepoName, session_id: str, path: Path) -> WorktreeInfo:
         from supervisor.projects import _git as git
