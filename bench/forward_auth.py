@@ -23,7 +23,6 @@ import os
 import platform
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.procs import BenchError, Processes, free_ports, part_main, run_part, start_bare_daemon
+from bench.procs import BenchError, Processes, free_ports, log, part_main, run_part, start_bare_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -65,10 +64,6 @@ http://127.0.0.1:{app_site} {{
 	respond "ok" 200
 }}
 """
-
-
-def log(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 # -- the client: raw HTTP/1.1 on one kept-alive connection -----------------------------------------

@@ -20,8 +20,9 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,3 +267,37 @@ def part_main(
         return 1
     print(json.dumps(result, indent=2) if as_json else render(result))
     return 0
+
+
+T = TypeVar("T")
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def tail(logfile: Path) -> str:
+    """The last lines a daemon wrote, on one line: why it exited."""
+    lines = logfile.read_text(errors="replace").strip().splitlines() if logfile.exists() else []
+    return " | ".join(lines[-5:]) or "(no output)"
+
+
+def wait_for(
+    what: str, check: Callable[[], T | None], daemon: BareDaemon, timeout: float, interval: float = 0.1
+) -> T:
+    """Poll `check()` until it returns something truthy; fail if the daemon exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        if daemon.proc.poll() is not None:
+            raise BenchError(f"dancodes exited with {daemon.proc.returncode}: {tail(daemon.logfile)}")
+        try:
+            result = check()
+        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if result:
+                return result
+            last = result
+        time.sleep(interval)
+    raise BenchError(f"{what}: not after {timeout:g}s (last: {last!r}; log {daemon.logfile})")

@@ -32,10 +32,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -44,10 +43,12 @@ from bench.procs import (
     BareDaemon,
     BenchError,
     Processes,
+    log,
     part_main,
     rss_mb,
     run_part,
     start_bare_daemon,
+    wait_for,
 )
 from supervisor.push import seal
 from tests.gitutil import make_remote
@@ -62,7 +63,6 @@ SEALS = 10  # child and in-process seals timed
 TARGET_RSS_MB = 60.0
 REPO = ("acme", "pushbench")
 DIRECTORY = "x-opencode-directory"
-T = TypeVar("T")
 
 #: run in a fresh interpreter: its RSS before and after the crypto is imported and used once
 CRYPTO_COST = """
@@ -75,28 +75,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 vapid, public = seal.load_or_make_keys(__import__("pathlib").Path(sys.argv[2]))
 print(json.dumps({"before": before, "after": me.memory_info().rss}))
 """
-
-
-def log(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-def wait_for(what: str, check: Callable[[], T | None], daemon: BareDaemon, timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        if daemon.proc.poll() is not None:
-            raise BenchError(f"dancodes exited with {daemon.proc.returncode} (log {daemon.logfile})")
-        try:
-            result = check()
-        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        else:
-            if result:
-                return result
-            last = result
-        time.sleep(0.05)
-    raise BenchError(f"{what}: not after {timeout:g}s (last: {last!r}; log {daemon.logfile})")
 
 
 @dataclass

@@ -27,19 +27,26 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psutil
 
-from bench.procs import BareDaemon, BenchError, Processes, part_main, run_part, start_bare_daemon
+from bench.procs import (
+    BenchError,
+    Processes,
+    log,
+    part_main,
+    run_part,
+    start_bare_daemon,
+    tail,
+    wait_for,
+)
 from tests.gitutil import make_remote
 from tests.llm import opencode_config, opencode_xdg
 
@@ -50,38 +57,9 @@ SETTLE = 2.0  # seconds after each phase before RSS is read
 POLLS = 20
 REPO = ("acme", "bench")
 DIRECTORY = "x-opencode-directory"
-T = TypeVar("T")
-
-
-def log(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 # -- waiting on the daemon, reading opencode ------------------------------------------------------
-
-
-def wait_for(what: str, check: Callable[[], T | None], daemon: BareDaemon, timeout: float) -> T:
-    """Poll `check()` until it returns something truthy; fail if the daemon exits or time runs out."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        if daemon.proc.poll() is not None:
-            raise BenchError(f"dancodes exited with {daemon.proc.returncode}: {_tail(daemon.logfile)}")
-        try:
-            result = check()
-        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        else:
-            if result:
-                return result
-            last = result
-        time.sleep(0.1)
-    raise BenchError(f"{what}: not after {timeout:g}s (last: {last!r}; log {daemon.logfile})")
-
-
-def _tail(logfile: Path) -> str:
-    lines = logfile.read_text(errors="replace").strip().splitlines() if logfile.exists() else []
-    return " | ".join(lines[-5:]) or "(no output)"
 
 
 def expect(response: httpx.Response, what: str, status: int = 200) -> Any:
@@ -312,7 +290,7 @@ def measure(n: int) -> dict[str, Any]:
             now = opencode_pid(admin)
             if now != pid or psutil.Process(pid).create_time() != started:
                 raise BenchError(
-                    f"opencode restarted during the bench (pid {pid} -> {now}): {_tail(daemon.logfile)}"
+                    f"opencode restarted during the bench (pid {pid} -> {now}): {tail(daemon.logfile)}"
                 )
         finally:
             if boots is not None:

@@ -35,7 +35,6 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -46,7 +45,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.procs import BareDaemon, BenchError, Processes, part_main, run_part, start_bare_daemon
+from bench.procs import BareDaemon, BenchError, Processes, log, part_main, run_part, start_bare_daemon
 
 REPO = "acme/big"
 START_TIMEOUT = 30.0
@@ -55,10 +54,6 @@ POLL = 0.05  # seconds between health checks
 EDGE = 3  # rounds compared at each end
 TARGET_RATIO = 1.0
 TARGET_GROWTH = 1.25  # the CPU ratio to git: the last rounds' median over the first rounds'
-
-
-def log(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 def git(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> str:
