@@ -1,4 +1,4 @@
-"""`dancodes`: the daemon's command line (`dancodes run [--config PATH]`)."""
+"""`dancodes`: the daemon's command line: `dancodes run [--config PATH] [--env-file PATH]`, `init`."""
 
 from __future__ import annotations
 
@@ -22,8 +22,40 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--json-logs", action="store_true", default=None, help="JSON log lines even on a terminal"
     )
+    run.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="KEY=value secrets (as `dancodes init` writes); the environment wins",
+    )
+    from supervisor.init import wizard
+
+    init = sub.add_parser("init", help="set up: write a config and a 0600 env file of secrets")
+    wizard.add_arguments(init)
     args = parser.parse_args(argv)
+    if args.command == "init":
+        return wizard.run(args)
+    if args.env_file:
+        error = _load_env_file(args.env_file)
+        if error:
+            print(f"dancodes: {error}", file=sys.stderr)
+            return 2
     return _run(args.config, json_logs=args.json_logs)
+
+
+def _load_env_file(path: str) -> str | None:
+    """Set what the file holds and the environment does not; the error to show, if any."""
+    import os
+    from pathlib import Path
+
+    from supervisor.init.plan import parse_env
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        return f"cannot read the env file {path}: {exc.strerror or exc}"
+    for key, value in parse_env(text).items():
+        os.environ.setdefault(key, value)
+    return None
 
 
 def _run(config_path: str | None, *, json_logs: bool | None) -> int:
