@@ -12,7 +12,8 @@
 #   --bench               $PREFIX/.bench-venv with supervisord (PyPI "supervisor"), fastapi, uvicorn, psutil: a
 #                         venv of its own, because supervisord's import package is also called `supervisor`
 #   --with-chromium       Debian's chromium, for the browser tests (tests/browser): the Python package
-#                         playwright (in [dev]) drives it; playwright's own browser downloads are never used
+#                         playwright (in [dev]) drives it; playwright's own browser downloads are never used;
+#                         and Debian's systemd for `systemd-analyze verify` (the service unit's test)
 #
 # Environment: PREFIX (default: the repo root), PYTHON (default: python3; must be >= 3.11).
 # Python and node steps are skipped when a stamp file (a hash of their input files) is up to date.
@@ -84,6 +85,8 @@ have unshare || pkgs+=(util-linux)
 have npm || pkgs+=(nodejs npm)
 have gh || pkgs+=(gh)  # the GitHub CLI for the agent; it reads GH_TOKEN from the agent's environment
 if [[ $CHROMIUM == 1 ]] && ! have chromium; then pkgs+=(chromium); fi
+# the tests check the systemd unit `dancodes service install` writes with systemd's own `systemd-analyze verify`
+if [[ $CHROMIUM == 1 ]] && ! have systemd-analyze; then pkgs+=(systemd); fi
 # No python3 at all and none given: Debian's (3.11 on bookworm), with python3-venv for `python3 -m venv`.
 if [[ -z $PYTHON_GIVEN ]] && ! have python3; then
     pkgs+=(python3 python3-venv)

@@ -31,9 +31,15 @@ def main(argv: list[str] | None = None) -> int:
 
     init = sub.add_parser("init", help="set up: write a config and a 0600 env file of secrets")
     wizard.add_arguments(init)
+    from supervisor.init import service
+
+    service_cmd = sub.add_parser("service", help="install, remove or control the daemon as a system service")
+    service.add_arguments(service_cmd)
     args = parser.parse_args(argv)
     if args.command == "init":
         return wizard.run(args)
+    if args.command == "service":
+        return service.run(args)
     if args.env_file:
         error = _load_env_file(args.env_file)
         if error:
