@@ -4,8 +4,8 @@
 #
 #   scripts/install.sh [--prod] [--bench] [--with-chromium]
 #
-#   Debian packages       git ca-certificates procps util-linux gh (+ make unless --prod), nodejs + npm if npm
-#                         is missing
+#   Debian packages       git ca-certificates procps util-linux gh (+ make and shellcheck unless --prod), nodejs +
+#                         npm if npm is missing
 #                         (apt-get, as root or via sudo; only for what is missing)
 #   $PREFIX/.venv         pip install -e ".[dev]" -c constraints.txt (--prod: without [dev]); brings caddy
 #   $PREFIX/node_modules  npm ci: the pinned opencode-ai from package.json + package-lock.json
@@ -80,6 +80,8 @@ pkgs=()
 [[ -f /etc/ssl/certs/ca-certificates.crt ]] || pkgs+=(ca-certificates)
 have git || pkgs+=(git)
 if [[ $PROD == 0 ]] && ! have make; then pkgs+=(make); fi  # only the Makefile needs it
+# actionlint runs it on the deploy workflow's run: scripts (tests/test_deploy_workflow.py)
+if [[ $PROD == 0 ]] && ! have shellcheck; then pkgs+=(shellcheck); fi
 have ps || pkgs+=(procps)
 have unshare || pkgs+=(util-linux)
 have npm || pkgs+=(nodejs npm)
