@@ -139,6 +139,16 @@ def test_a_trusted_peer_names_the_client(
     assert client_seen(port, sent) == [client]
 
 
+def test_a_trusted_proxys_scheme_is_passed_on_but_the_host_is_the_requests(
+    behind_trusted_xff: tuple[int, Echo],
+) -> None:
+    """The edge terminates TLS and says so; a client's X-Forwarded-Host it passes along is not believed."""
+    port, _ = behind_trusted_xff
+    got = reached(port, "/auth/login", [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "evil.example")])
+    assert got["x-forwarded-proto"] == ["https"]
+    assert got["x-forwarded-host"] == [f"127.0.0.1:{port}"]
+
+
 def test_a_single_address_header_like_flys(tmp_path: Path) -> None:
     policy = resolve(["127.0.0.0/8"], "Fly-Client-IP", {})
     with caddy_in_front_of_echo(tmp_path, policy.caddy_env()) as (port, _):
@@ -151,6 +161,11 @@ def test_an_untrusted_peers_headers_are_ignored(tmp_path: Path) -> None:
     policy = resolve(["10.0.0.0/8"], "X-Forwarded-For", {})
     with caddy_in_front_of_echo(tmp_path, policy.caddy_env()) as (port, _):
         assert client_seen(port, [("X-Forwarded-For", "203.0.113.5")]) == ["127.0.0.1"]
+        got = reached(
+            port, "/auth/login", [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "evil.example")]
+        )
+        assert got["x-forwarded-proto"] == ["http"]
+        assert got["x-forwarded-host"] == [f"127.0.0.1:{port}"]
 
 
 # -- the throttle and the logs through the daemon ---------------------------------------------------
