@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from supervisor.errors import ConfigError, UnknownKey
+from supervisor.proxy import check_header, parse_networks
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
@@ -122,6 +123,14 @@ class AuthSettings(_Table):
     lockout_max: Positive = 900.0
 
 
+class ProxySettings(_Table):
+    # The proxies in front (Fly's edge, an AWS ALB, Cloudflare) whose word on the client's address is
+    # believed, as CIDRs, and the header they give it in (supervisor.proxy). Empty: $DANCODES_PROXY_TRUSTED
+    # and $DANCODES_CLIENT_IP_HEADER, else no one is trusted and X-Forwarded-For.
+    trusted: list[str] = msgspec.field(default_factory=list)
+    client_ip_header: str = ""
+
+
 class GitSettings(_Table):
     # {owner} and {name} are validated before they are put in; file:// bases serve the tests
     remote_url: str = "https://github.com/{owner}/{name}.git"
@@ -174,6 +183,7 @@ class Config(_Table):
     orphans: OrphanPolicy = msgspec.field(default_factory=OrphanPolicy)
     app: AppSettings = msgspec.field(default_factory=AppSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    proxy: ProxySettings = msgspec.field(default_factory=ProxySettings)
     git: GitSettings = msgspec.field(default_factory=GitSettings)
     gc: GcSettings = msgspec.field(default_factory=GcSettings)
     agent: AgentSettings = msgspec.field(default_factory=AgentSettings)
@@ -409,6 +419,12 @@ def _check_semantics(config: Config, label: str) -> None:
     for dep in config.daemon.health_requires:
         if dep not in names:
             raise fail("daemon.health_requires", f"no service named '{dep}'")
+    try:
+        parse_networks(config.proxy.trusted, "proxy.trusted")
+        if config.proxy.client_ip_header:
+            check_header(config.proxy.client_ip_header, "proxy.client_ip_header")
+    except ConfigError as exc:
+        raise ConfigError(f"config {label}: {exc}", path=label, key=exc.key) from None
     _topological_order(config.services, label)
 
 

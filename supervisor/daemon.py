@@ -29,7 +29,7 @@ import psutil
 import structlog
 import trio
 
-from supervisor import __version__, agent, agent_git, github, opencode_config, secretstore
+from supervisor import __version__, agent, agent_git, github, opencode_config, proxy, secretstore
 from supervisor.agent import AgentUser, agent_environment
 from supervisor.auth import AuthWall
 from supervisor.auth.wall import PROXY_SECRET_ENV
@@ -74,6 +74,7 @@ class Daemon:
         self.started_at = 0.0
         self.stopping = False
         self.auth = AuthWall.from_config(loaded, os.environ)  # MissingSecret: refuse to start
+        self._client_address()  # a bad $DANCODES_PROXY_TRUSTED refuses to start, not Caddy later
         self._redactor = Redactor([*secret_values(), self.auth.proxy_secret])
         self._nursery: trio.Nursery | None = None
         #: set by `run`: the agent's own user (None: it shares ours), opencode's server password
@@ -168,7 +169,13 @@ class Daemon:
             # and this on what it forwards to the app, which then trusts its X-Forwarded-For;
             # Caddy's alone, never the agent's
             env[PROXY_SECRET_ENV] = self.auth.proxy_secret
+            # the proxies whose word on the client's address Caddy believes ([proxy])
+            env.update(self._client_address().caddy_env())
         return Launch(env=env, user=user, headers=headers)
+
+    def _client_address(self) -> proxy.ClientAddressPolicy:
+        settings = self.loaded.config.proxy
+        return proxy.resolve(settings.trusted, settings.client_ip_header, os.environ)
 
     # -- what the API reads -------------------------------------------------------------------
 
@@ -408,9 +415,11 @@ class Daemon:
             loaded.config.ports == old.config.ports
             and loaded.paths == old.paths
             and loaded.config.app == old.config.app
+            and loaded.config.proxy == old.config.proxy  # Caddy gets it in its environment at start
         )
         if not unchanged_outside_services:
-            log.warning("config_reload_partial", detail="ports, data_dir and app settings apply on restart")
+            detail = "ports, data_dir, app and proxy settings apply on restart"
+            log.warning("config_reload_partial", detail=detail)
         self.loaded = loaded
         new_services = loaded.config.services
         assert self._nursery is not None

@@ -753,12 +753,19 @@ PROXY_SECRET = "a-proxy-secret-for-this-test-0123456789abcdef"
 @pytest.fixture(scope="module")
 def bare_caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Echo]]:
     """conf/Caddyfile as the daemon runs it, but with the echo upstream as the app and as opencode."""
-    tmp = tmp_path_factory.mktemp("caddyfile")
+    with caddy_in_front_of_echo(tmp_path_factory.mktemp("caddyfile")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def caddy_in_front_of_echo(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[tuple[int, Echo]]:
+    """conf/Caddyfile with the echo upstream as the app and as opencode, `extra_env` added to its env."""
     run = Path(tempfile.mkdtemp(prefix="dc-caddy-"))  # unix socket paths must stay short
     port = free_port()
     with Echo() as echo:
         env = {
             **os.environ,
+            **(extra_env or {}),
             "DANCODES_PUBLIC_PORT": str(port),
             "DANCODES_APP_PORT": str(echo.port),
             "DANCODES_OPENCODE_PORT": str(echo.port),

@@ -1,13 +1,12 @@
 """Per-client brute-force throttle for the login form: a few free tries, then doubling lockouts.
 
 A client that came through Caddy (the request carries the proxy secret, `AuthWall.from_proxy`) is
-the last address in `X-Forwarded-For`: Caddy replaces the header it gets from an untrusted client
-with the real peer address (or appends the peer when the sender is trusted), so the last entry is
-the one Caddy vouches for. A client that reached the app's loopback port directly is keyed by its
-own peer address under "direct:" (`direct_key`): whatever X-Forwarded-For it sends, it shares no
-bucket with anyone who came through Caddy, the owner included. The control socket is "local". An
-IPv6 client is keyed by its /64, the block one device or household gets, so hopping addresses
-inside it gains nothing.
+the last address in `X-Forwarded-For`: Caddy replaces whatever the client sent with the one address
+it vouches for, its peer's, or behind a trusted proxy the client that proxy names (supervisor.proxy).
+A client that reached the app's loopback port directly is keyed by its own peer address under
+"direct:" (`direct_key`): whatever X-Forwarded-For it sends, it shares no bucket with anyone who came
+through Caddy, the owner included. The control socket is "local". An IPv6 client is keyed by its /64,
+the block one device or household gets, so hopping addresses inside it gains nothing.
 
 Memory stays bounded: at most `max_clients` entries, the least recently failed evicted first, and
 entries whose lockout ended more than `forget_after` seconds ago are dropped.

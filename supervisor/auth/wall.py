@@ -8,8 +8,9 @@ session.
 
 The proxy secret is made anew at every start and given to Caddy only (in its environment), which
 adds it to every request it forwards to the app (`X-Dancodes-Proxy`): the app trusts Caddy's
-`X-Forwarded-For` on those requests alone. Anything else on loopback (the agent included) reaches
-the app's port directly, and is keyed by its own address.
+`X-Forwarded-For` (the client as Caddy worked it out, supervisor.proxy) on those requests alone.
+Anything else on loopback (the agent included) reaches the app's port directly, and is keyed by its
+own address.
 """
 
 from __future__ import annotations
