@@ -121,7 +121,7 @@ class DaemonClient:
 
 def _trace_response(response: httpx.Response) -> None:
     request = response.request
-    note(f"{request.method} {request.url.path} -> {response.status_code} {response.reason_phrase}")
+    note(f"{request.method} {request.url.path} -> {response.status_code}")
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
