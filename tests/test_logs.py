@@ -4,6 +4,7 @@ object dump folded into one line, and secrets masked in every merged field."""
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def test_indented_lines_not_after_a_warning_are_kept() -> None:
     assert [folder.feed(line) for line in lines] == lines
 
 
-def output_events(log: ServiceLog, lines: list[str]) -> list[dict[str, Any]]:
+def output_events(log: ServiceLog, lines: list[str]) -> list[MutableMapping[str, Any]]:
     with structlog.testing.capture_logs() as events:
         for line in lines:
             log.append("stdout", line)
