@@ -7,7 +7,7 @@ child that prints its API key does not leak it into the daemon's log.
 A child's output is shaped before it is logged: a line that is a JSON object (Caddy's log) is
 merged into the daemon's event as fields, not nested as a string; a Node warning's multi-line
 object dump and stack (opencode's MaxListeners warning) is folded into its first line, with a count
-of how often it came.
+of how often it came (`-v` logs the folded lines as debug events).
 """
 
 from __future__ import annotations
@@ -183,7 +183,8 @@ class ServiceLog:
 
     def append(self, stream: Stream, text: str) -> None:
         kept = self._folders[stream].feed(text)
-        if kept is None:
+        if kept is None:  # a folded warning's detail: only `dancodes run -v` shows it
+            self._log.debug("output", stream=stream, line=self._redactor.mask(text), folded=True)
             return
         text = self._redactor.mask(kept)
         entry = LogLine(time.time(), stream, text)

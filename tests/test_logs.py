@@ -80,7 +80,12 @@ def output_events(log: ServiceLog, lines: list[str]) -> list[MutableMapping[str,
 def test_the_service_log_keeps_one_line_for_the_dump_in_its_tail_and_its_events() -> None:
     log = ServiceLog("opencode", 100, Redactor([]))
     events = output_events(log, [*recorded_dump(), "next"])
-    assert [e["line"] for e in events] == [recorded_dump()[0], "next"]
+    shown = [e for e in events if e["log_level"] == "info"]
+    assert [e["line"] for e in shown] == [recorded_dump()[0], "next"]
+    # the detail is there for -v, as debug events
+    folded = [e for e in events if e["log_level"] == "debug"]
+    assert [e["line"] for e in folded] == recorded_dump()[1:]
+    assert all(e["folded"] for e in folded)
     assert [entry.line for entry in log.tail(100)] == [recorded_dump()[0], "next"]
 
 

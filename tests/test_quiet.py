@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import DaemonProc
+from tests.conftest import ONLY_TEST_SERVICES, DaemonProc, toml_value
 
 Start = Callable[..., DaemonProc]
 
@@ -49,3 +49,55 @@ def test_caddys_json_lines_are_fields_of_the_daemons_event(start_daemon: Start) 
     secret = caddy_environ(daemon)["DANCODES_PROXY_SECRET"]
     assert secret not in daemon.log()
     assert secret not in json.dumps(daemon.get("/admin/services/caddy/logs?n=1000").json())
+
+
+#: A service that writes a Node-style warning: its first line, an object dump, a stack, blank lines
+#: (the braces come from chr(): the daemon reads {...} in argv as its placeholders).
+WARNER_SCRIPT = (
+    "import sys, time; o, c = chr(123), chr(125); "
+    "print('FooWarning: too many listeners\\n emitter: M ' + o + '\\n  a: 1,\\n' + c + "
+    "'\\n    at f (x.js:1:2)\\n', file=sys.stderr, flush=True); "
+    "print('done', file=sys.stderr, flush=True); time.sleep(600)"
+)
+WARNER = (
+    ONLY_TEST_SERVICES
+    + f"""
+[services.warner]
+argv = ["python3", "-c", {toml_value(WARNER_SCRIPT)}]
+[services.warner.probe]
+start_seconds = 0.2
+"""
+)
+
+
+def warner_output(daemon: DaemonProc) -> list[tuple[str, str, bool]]:
+    """The warner's output events (level, line, folded), once its last line, after the dump, is in."""
+    daemon.wait_for(
+        lambda: any(e.get("line") == "done" for e in daemon.events()), 30, "the warner's last line"
+    )
+    return [
+        (e["level"], e["line"], bool(e.get("folded")))
+        for e in daemon.events()
+        if e.get("event") == "output" and e.get("service") == "warner" and e["stream"] == "stderr"
+    ]
+
+
+def test_a_warning_dump_is_one_line_and_verbose_shows_the_rest(start_daemon: Start) -> None:
+    plain = start_daemon(WARNER, wait_healthy=False)
+    assert warner_output(plain) == [
+        ("info", "FooWarning: too many listeners", False),
+        ("info", "done", False),
+    ]
+    tail = plain.get("/admin/services/warner/logs").json()["lines"]
+    assert [e["line"] for e in tail] == ["FooWarning: too many listeners", "done"]
+
+    verbose = start_daemon(WARNER, wait_healthy=False, run_args=["-v"])
+    assert warner_output(verbose) == [
+        ("info", "FooWarning: too many listeners", False),
+        ("debug", " emitter: M {", True),
+        ("debug", "  a: 1,", True),
+        ("debug", "}", True),
+        ("debug", "    at f (x.js:1:2)", True),
+        ("debug", "", True),
+        ("info", "done", False),
+    ]
