@@ -1,12 +1,14 @@
-"""The whole stack (real opencode and Caddy) under `dancodes run -q`, and Caddy's log lines as fields."""
+"""`dancodes run -q` and `-v` on real daemons (the whole stack with opencode and Caddy for -q), Caddy's
+log lines as fields of the daemon's events, and a Node warning's dump folded into one line."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import ONLY_TEST_SERVICES, DaemonProc, toml_value
+from tests.conftest import DANCODES, ONLY_TEST_SERVICES, DaemonProc, daemon_env, toml_value
 
 Start = Callable[..., DaemonProc]
 
@@ -101,3 +103,20 @@ def test_a_warning_dump_is_one_line_and_verbose_shows_the_rest(start_daemon: Sta
         ("debug", "", True),
         ("info", "done", False),
     ]
+
+
+def test_quiet_run_still_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ports]\npublic = 'eighty'\n")
+    result = subprocess.run(
+        [DANCODES, "run", "-q", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=daemon_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"dancodes: config {bad}: ports.public")
