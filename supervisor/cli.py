@@ -1,14 +1,21 @@
-"""`dancodes`: the daemon's command line: `dancodes run [--config PATH] [--env-file PATH]`, `init`."""
+"""`dancodes`: the daemon's command line: `dancodes run [--config PATH] [--env-file PATH] [-q | -v]`,
+`dancodes init`, `dancodes service`.
+
+Verbosity: by default the daemon logs its info events (services' states, their output); `-q` only
+warnings and errors, so a healthy start prints nothing; `-v` debug events too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import trio
 
 from supervisor import __version__
 from supervisor.errors import ConfigError, DancodesError
+from supervisor.verbosity import LEVELS, add_verbosity
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,8 +23,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="dancodes", description="Run opencode and Caddy under a trio daemon."
     )
     parser.add_argument("--version", action="version", version=f"dancodes {__version__}")
+    add_verbosity(parser, default=0)
+    # also after the command; SUPPRESS keeps the subcommand from resetting one given before it
+    common = argparse.ArgumentParser(add_help=False)
+    add_verbosity(common, default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the daemon in the foreground (PID 1 in the container)")
+    run = sub.add_parser(
+        "run", parents=[common], help="run the daemon in the foreground (PID 1 in the container)"
+    )
     run.add_argument("--config", metavar="PATH", help="a TOML file overriding conf/dancodes.toml")
     run.add_argument(
         "--json-logs", action="store_true", default=None, help="JSON log lines even on a terminal"
@@ -29,11 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     from supervisor.init import wizard
 
-    init = sub.add_parser("init", help="set up: write a config and a 0600 env file of secrets")
+    init = sub.add_parser(
+        "init", parents=[common], help="set up: write a config and a 0600 env file of secrets"
+    )
     wizard.add_arguments(init)
     from supervisor.init import service
 
-    service_cmd = sub.add_parser("service", help="install, remove or control the daemon as a system service")
+    service_cmd = sub.add_parser(
+        "service", parents=[common], help="install, remove or control the daemon as a system service"
+    )
     service.add_arguments(service_cmd)
     args = parser.parse_args(argv)
     if args.command == "init":
@@ -45,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if error:
             print(f"dancodes: {error}", file=sys.stderr)
             return 2
-    return _run(args.config, json_logs=args.json_logs)
+    return _run(args.config, json_logs=args.json_logs, level=LEVELS[args.verbosity])
 
 
 def _load_env_file(path: str) -> str | None:
@@ -64,12 +81,12 @@ def _load_env_file(path: str) -> str | None:
     return None
 
 
-def _run(config_path: str | None, *, json_logs: bool | None) -> int:
+def _run(config_path: str | None, *, json_logs: bool | None, level: int = logging.INFO) -> int:
     from supervisor import logs
     from supervisor.config import load_config
     from supervisor.daemon import Daemon
 
-    logs.configure(json=json_logs)
+    logs.configure(json=json_logs, level=level)
     try:
         loaded = load_config(config_path)
         trio.run(Daemon(loaded).run, restrict_keyboard_interrupt_to_checkpoints=True)

@@ -4,6 +4,8 @@ It lives in its own process and talks HTTP over the unix socket with a synchrono
 argument parsing, one function per command, and the small formatters behind the human tables.
 `--json` prints what the daemon answered, for scripts. Every failure is one line on stderr and an
 exit status that says which kind it was (see EPILOG); a traceback never reaches the user.
+`-q` prints nothing on success but what was asked for (`logs`, `config get`, `worktrees`, `--json`);
+`-v` adds each request to the daemon, and its answer's status, on stderr.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from supervisor.errors import ConfigError, ControlError, DaemonUnreachable, DancodesError
+from supervisor.verbosity import add_verbosity
 
 PROG = "dancodes-ctl"
 
@@ -57,11 +60,15 @@ Json = dict[str, Any]
 class DaemonClient:
     """The admin API on the control socket; every failure comes out as a ControlError."""
 
-    def __init__(self, socket: Path, timeout: float) -> None:
+    def __init__(self, socket: Path, timeout: float, *, verbose: bool = False) -> None:
         self.socket = socket
         self.timeout = timeout
+        hooks: dict[str, list[Callable[..., None]]] = {"response": [_trace_response]} if verbose else {}
         self._client = httpx.Client(
-            transport=httpx.HTTPTransport(uds=str(socket)), base_url="http://dancodes", timeout=timeout
+            transport=httpx.HTTPTransport(uds=str(socket)),
+            base_url="http://dancodes",
+            timeout=timeout,
+            event_hooks=hooks,
         )
 
     def close(self) -> None:
@@ -110,6 +117,11 @@ class DaemonClient:
                 f"permission denied on the control socket {self.socket}: run {PROG} as the daemon's user"
             )
         return DaemonUnreachable(f"cannot reach the daemon at {self.socket}: is it running?")
+
+
+def _trace_response(response: httpx.Response) -> None:
+    request = response.request
+    note(f"{request.method} {request.url.path} -> {response.status_code}")
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -301,16 +313,57 @@ def _dash(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def log_line(entry: Json) -> str:
+def log_line(entry: Json, *, raw: bool = False) -> str:
     clock = time.strftime("%H:%M:%S", time.localtime(float(entry.get("t", 0))))
-    return f"{clock} {entry.get('stream', '?'):<6} {entry.get('line', '')}"
+    line = str(entry.get("line", ""))
+    return f"{clock} {entry.get('stream', '?'):<6} {line if raw else readable(line)}"
+
+
+def readable(line: str) -> str:
+    """A JSON log line (Caddy's) as `level logger: msg key=value`; any other line as it is.
+
+    Nested objects (a request's headers) are left out but for the request's method and URI: -v
+    shows the whole line.
+    """
+    if not line.startswith("{"):
+        return line
+    try:
+        fields = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(fields, dict) or "msg" not in fields:
+        return line
+    head = " ".join(str(fields[k]) for k in ("level", "logger") if k in fields)
+    parts = [f"{head}: {fields['msg']}" if head else str(fields["msg"])]
+    request = fields.get("request")
+    if isinstance(request, dict) and "method" in request:
+        parts.append(f"request={request['method']} {request.get('uri', '')}".rstrip())
+    for key, value in fields.items():
+        if key not in ("level", "logger", "msg", "ts") and isinstance(value, str | int | float | bool):
+            parts.append(f"{key}={value}")
+    return " ".join(parts)
 
 
 # -- commands ------------------------------------------------------------------------------------
 
 
+#: -q: commands that change something or report a state say nothing on success (main sets it).
+QUIET = False
+
+
 def out(text: str = "") -> None:
     print(text, flush=True)  # flush: `logs -f` into a pipe must not sit in a buffer
+
+
+def say(text: str) -> None:
+    """A confirmation or a report: printed unless -q (the exit status carries the answer then)."""
+    if not QUIET:
+        out(text)
+
+
+def note(text: str) -> None:
+    """-v detail: on stderr, so it never mixes into what a script reads from stdout."""
+    print(f"{PROG}: {text}", file=sys.stderr, flush=True)
 
 
 def out_json(value: object) -> None:
@@ -325,7 +378,7 @@ def cmd_status(daemon: DaemonClient, args: argparse.Namespace) -> int:
     else:
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
         for line in status_lines(health, orphans, width=width):
-            out(line)
+            say(line)
     services = health.get("services", {}).values()
     return EXIT_OK if all(s.get("state") == "running" for s in services) else EXIT_NOT_RUNNING
 
@@ -340,9 +393,9 @@ def cmd_kill(daemon: DaemonClient, args: argparse.Namespace) -> int:
         return EXIT_OK
     killed = body.get("killed", [])
     if killed:
-        out("killed " + " ".join(str(pid) for pid in killed))
+        say("killed " + " ".join(str(pid) for pid in killed))
     else:
-        out("no orphans to kill" if args.orphans else f"pid {args.pid} was already gone")
+        say("no orphans to kill" if args.orphans else f"pid {args.pid} was already gone")
     return EXIT_OK
 
 
@@ -352,14 +405,17 @@ def cmd_control(daemon: DaemonClient, args: argparse.Namespace) -> int:
     if args.json:
         out_json({"service": svc})
     else:
-        out(service_line(svc))
+        say(service_line(svc))
     if args.command == "stop":
         return EXIT_OK
     return EXIT_OK if svc["state"] == "running" else EXIT_NOT_RUNNING
 
 
 def cmd_logs(daemon: DaemonClient, args: argparse.Namespace) -> int:
-    render: Callable[[Json], str] = json.dumps if args.json else log_line
+    raw = args.verbosity > 0
+
+    def render(entry: Json) -> str:
+        return json.dumps(entry) if args.json else log_line(entry, raw=raw)
 
     def show(entry: Json) -> None:
         out(render(entry))
@@ -412,7 +468,7 @@ def cmd_config(daemon: DaemonClient, args: argparse.Namespace) -> int:
     else:
         shown = "unset" if args.action == "unset" else f"= {_config_value(body.get('value'))}"
         note = "restart the daemon to apply it" if body.get("restart_needed") else "applied"
-        out(f"{args.key} {shown} ({note})")
+        say(f"{args.key} {shown} ({note})")
     return EXIT_OK
 
 
@@ -467,18 +523,21 @@ def cmd_gc(daemon: DaemonClient, args: argparse.Namespace) -> int:
         for d in report["decisions"]
     ]
     for line in table(["WORKTREE", "ACTION", "WHY"], rows):
-        out(line)
+        say(line)
     verb = "would delete" if args.dry_run else "deleted"
     count = (
         sum(1 for d in report["decisions"] if d["action"] == "delete")
         if args.dry_run
         else len(report["deleted"])
     )
-    out(f"{verb} {count} worktree(s)")
+    say(f"{verb} {count} worktree(s)")
     for name, ref in report.get("backups", {}).items():
-        out(f"backed up: {name}: {ref}")
+        say(f"backed up: {name}: {ref}")
     for name, error in report["errors"].items():
-        out(f"failed: {name}: {error}")
+        if QUIET:  # the one thing -q still shows: each failure, one line on stderr
+            print(f"{PROG}: gc failed: {name}: {error}", file=sys.stderr, flush=True)
+        else:
+            out(f"failed: {name}: {error}")
     return EXIT_ERROR if report["errors"] else EXIT_OK
 
 
@@ -487,7 +546,7 @@ def cmd_logout(daemon: DaemonClient, args: argparse.Namespace) -> int:
     if args.json:
         out_json(body)
     else:
-        out(f"ended {body['ended']} session(s): every browser must log in again")
+        say(f"ended {body['ended']} session(s): every browser must log in again")
     return EXIT_OK
 
 
@@ -529,6 +588,10 @@ positive_float = number(float, 0.001)
 count = number(int, 0, 100_000)
 
 
+QUIET_HELP = "print nothing on success but what was asked for (logs, config get, worktrees, --json)"
+VERBOSE_HELP = "each request to the daemon on stderr; `logs` lines as the service wrote them"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -540,6 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--socket", metavar="PATH", help="the daemon's control socket")
     where.add_argument("--config", metavar="PATH", help="find the socket through this daemon config file")
     parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer, for scripts")
+    add_verbosity(parser, default=0, quiet=QUIET_HELP, verbose=VERBOSE_HELP)
     parser.add_argument(
         "--timeout",
         type=positive_float,
@@ -550,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --json also after the command; SUPPRESS keeps the subparser from resetting an earlier one
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_verbosity(common, default=argparse.SUPPRESS, quiet=QUIET_HELP, verbose=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("status", parents=[common], help="services, the daemon and orphan processes")
@@ -622,7 +687,9 @@ def fail(message: str, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global QUIET
     args = build_parser().parse_args(argv)
+    QUIET = args.verbosity < 0
     try:
         return _run(args)
     except BrokenPipeError:
@@ -639,7 +706,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    daemon = DaemonClient(socket_path(args), args.timeout)
+    socket = socket_path(args)
+    if args.verbosity > 0:
+        note(f"control socket {socket}")
+    daemon = DaemonClient(socket, args.timeout, verbose=args.verbosity > 0)
     try:
         return COMMANDS[args.command](daemon, args)
     finally:

@@ -3,12 +3,19 @@
 Events are key/value data: JSON lines when stdout is not a terminal, readable lines when it is.
 Every value that contains a secret from the environment is masked before it is rendered, so a
 child that prints its API key does not leak it into the daemon's log.
+
+A child's output is shaped before it is logged: a line that is a JSON object (Caddy's log) is
+merged into the daemon's event as fields, not nested as a string; a Node warning's multi-line
+object dump and stack (opencode's MaxListeners warning) is folded into its first line, with a count
+of how often it came (`-v` logs the folded lines as debug events).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -50,6 +57,66 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, _MASK)
         return text
+
+    def mask_value(self, value: Any) -> Any:
+        """`value` with every string in it masked, nested lists and objects included."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {self.mask(str(k)): self.mask_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.mask_value(v) for v in value]
+        return value
+
+
+#: The keys of an output event that a child's own JSON fields must not overwrite.
+_OUTPUT_KEYS = frozenset({"event", "level", "timestamp", "service", "stream", "line", "logger_name"})
+
+
+def json_fields(service: str, line: str) -> dict[str, Any] | None:
+    """A child's JSON log line as event fields, or None when it is not a JSON object.
+
+    A field named like one of the event's own keys is prefixed with the service's name, so Caddy's
+    `level` becomes `caddy_level` and the daemon's own `level` stays the daemon's.
+    """
+    if not line.startswith("{"):
+        return None
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return {(f"{service}_{k}" if k in _OUTPUT_KEYS else k): v for k, v in parsed.items()}
+
+
+#: The first line of a Node process warning: "MaxListenersExceededWarning: ...", "(node:7) Warning: ...".
+_WARNING = re.compile(r"^(?:\(node:\d+\) )?[A-Za-z]*Warning: ")
+#: The lines that carry on a warning: an object dump's indented fields and closing braces, the stack.
+_CONTINUATION = re.compile(r"^(?:\s.*|[\]}\)]+[,;]?|)$")
+
+
+class WarningFolder:
+    """Folds a Node warning's multi-line detail into its first line, for one output stream.
+
+    The first line passes at once (nothing waits on a timer); the indented dump and stack after it
+    are dropped. A warning seen before is shown with how many times it has come.
+    """
+
+    def __init__(self) -> None:
+        self._folding = False
+        self.seen: dict[str, int] = {}
+
+    def feed(self, line: str) -> str | None:
+        """The line to keep for `line`, or None when it is a folded warning's detail."""
+        if self._folding and _CONTINUATION.match(line):
+            return None
+        self._folding = False
+        if not _WARNING.match(line):
+            return line
+        self._folding = True
+        count = self.seen[line] = self.seen.get(line, 0) + 1
+        return line if count == 1 else f"{line} (seen {count} times)"
 
 
 def configure(*, json: bool | None = None, level: int = logging.INFO) -> None:
@@ -112,12 +179,22 @@ class ServiceLog:
         self._followers: set[trio.MemorySendChannel[LogLine]] = set()
         self._log = structlog.get_logger("dancodes.output").bind(service=service)
         self._redactor = redactor or Redactor(secret_values())
+        self._folders: dict[Stream, WarningFolder] = {"stdout": WarningFolder(), "stderr": WarningFolder()}
 
     def append(self, stream: Stream, text: str) -> None:
-        text = self._redactor.mask(text)
+        kept = self._folders[stream].feed(text)
+        if kept is None:  # a folded warning's detail: only `dancodes run -v` shows it
+            self._log.debug("output", stream=stream, line=self._redactor.mask(text), folded=True)
+            return
+        text = self._redactor.mask(kept)
         entry = LogLine(time.time(), stream, text)
         self.lines.append(entry)
-        self._log.info("output", stream=stream, line=text)
+        fields = json_fields(self.service, kept)
+        if fields is None:
+            self._log.info("output", stream=stream, line=text)
+        else:
+            # masked field by field too: a secret JSON-escaped in the raw line is plain once parsed
+            self._log.info("output", stream=stream, **self._redactor.mask_value(fields))
         for follower in list(self._followers):
             try:
                 follower.send_nowait(entry)

@@ -195,6 +195,7 @@ def launch_daemon(
     argv_prefix: list[str] | None = None,
     env: dict[str, str] | None = None,
     ports: dict[str, int] | None = None,
+    run_args: list[str] | None = None,
 ) -> DaemonProc:
     """Start `dancodes run` with its data, config and log under `root`; the caller stops it."""
     root.mkdir(parents=True, exist_ok=True)
@@ -206,7 +207,7 @@ def launch_daemon(
     log_path = root / "daemon.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [*(argv_prefix or []), DANCODES, "run", "--config", str(config)],
+            [*(argv_prefix or []), DANCODES, "run", "--config", str(config), *(run_args or [])],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env or daemon_env(root),

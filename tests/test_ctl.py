@@ -535,3 +535,54 @@ def test_logout_all_ends_every_session(sleeper: DaemonProc) -> None:
     finally:
         phone.close()
         laptop.close()
+
+
+# -- -q and -v ------------------------------------------------------------------------------------
+
+
+def test_quiet_prints_nothing_on_success_and_one_line_on_an_error(start_daemon: Start) -> None:
+    daemon = start_daemon(SLEEPER, wait_healthy=False)
+    old_pid = running(daemon)["pid"]
+    silent = [
+        ("-q", "status"),
+        ("status", "-q"),  # after the command too
+        ("-q", "restart", "sleeper"),
+        ("-q", "stop", "sleeper"),
+        ("-q", "start", "sleeper"),
+        ("-q", "config", "set", "orphans.kill_after_minutes", "30"),
+        ("-q", "config", "unset", "orphans.kill_after_minutes"),
+        ("-q", "kill", "--orphans"),  # none: "no orphans to kill" without -q
+        ("-q", "logout", "--all"),
+    ]
+    for args in silent:
+        result = daemon.ctl(*args)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), args
+    # each of them did its work all the same
+    assert running(daemon)["pid"] != old_pid
+    assert daemon.ctl("config", "get", "orphans.kill_after_minutes").stdout == "0.0\n"
+    # the answer to a question still comes: it is what was asked for
+    assert daemon.ctl("-q", "config", "get", "orphans.kill_after_minutes").stdout == "0.0\n"
+    assert "hello from sleeper" in daemon.ctl("-q", "logs", "sleeper").stdout
+    assert json.loads(daemon.ctl("-q", "--json", "status").stdout)["health"]["services"]
+    # -q still tells what went wrong, in one line, and the exit status still says it
+    stopped = daemon.ctl("stop", "sleeper")
+    assert stopped.returncode == 0
+    down = daemon.ctl("-q", "status")
+    assert (down.returncode, down.stdout, down.stderr) == (3, "", "")
+    error = daemon.ctl("-q", "stop", "nosuch")
+    assert error.returncode == 1
+    assert "nosuch" in one_error_line(error)
+    assert daemon.ctl("-q", "-v", "status").returncode == 2  # one or the other
+
+
+def test_verbose_shows_each_request_on_stderr(sleeper: DaemonProc) -> None:
+    result = sleeper.ctl("-v", "status")
+    assert result.returncode == 0
+    assert "sleeper" in result.stdout
+    assert result.stderr.splitlines() == [
+        f"dancodes-ctl: control socket {sleeper.socket}",
+        "dancodes-ctl: GET /admin/health -> 200",
+        "dancodes-ctl: GET /admin/processes -> 200",
+    ]
+    plain = sleeper.ctl("status")
+    assert (plain.stdout.splitlines()[0], plain.stderr) == (result.stdout.splitlines()[0], "")

@@ -101,14 +101,17 @@ def _run(args: argparse.Namespace, ask: Ask | None) -> int:
     _validate(result.config, result.env, config_path)
     _write(config_path, tomli_w.dumps(result.config), 0o644)
     _write(env_path, render_env(result.env), 0o600)
-    print(f"dancodes init: wrote {config_path} and {env_path} (0600)")
-    for key in result.replaced:
-        print(f"dancodes init: replaced {key}")
-    for key in result.kept:
-        print(f"dancodes init: kept the {key} already set (--replace-secrets replaces it)")
+    quiet = getattr(args, "verbosity", 0) < 0  # -q: only what cannot be found again
+    if not quiet:
+        print(f"dancodes init: wrote {config_path} and {env_path} (0600)")
+        for key in result.replaced:
+            print(f"dancodes init: replaced {key}")
+        for key in result.kept:
+            print(f"dancodes init: kept the {key} already set (--replace-secrets replaces it)")
     if result.generated_password:
         print(f"dancodes init: the login password is {result.generated_password} (also in {env_path})")
-    print(f"next: dancodes run --config {config_path} --env-file {env_path}")
+    if not quiet:
+        print(f"next: dancodes run --config {config_path} --env-file {env_path}")
     return 0
 
 
