@@ -131,6 +131,13 @@ class ProxySettings(_Table):
     client_ip_header: str = ""
 
 
+class TlsSettings(_Table):
+    # "off": plain HTTP (TLS is the edge's); "internal": Caddy's local CA; "acme": a certificate Caddy gets
+    # and renews itself for `domain` (else app.public_origin's host), on ports 443 and 80 (supervisor.tls)
+    mode: Literal["off", "acme", "internal"] = "off"
+    domain: str = ""
+
+
 class GitSettings(_Table):
     # {owner} and {name} are validated before they are put in; file:// bases serve the tests
     remote_url: str = "https://github.com/{owner}/{name}.git"
@@ -184,6 +191,7 @@ class Config(_Table):
     app: AppSettings = msgspec.field(default_factory=AppSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     proxy: ProxySettings = msgspec.field(default_factory=ProxySettings)
+    tls: TlsSettings = msgspec.field(default_factory=TlsSettings)
     git: GitSettings = msgspec.field(default_factory=GitSettings)
     gc: GcSettings = msgspec.field(default_factory=GcSettings)
     agent: AgentSettings = msgspec.field(default_factory=AgentSettings)

@@ -29,9 +29,10 @@ import psutil
 import structlog
 import trio
 
-from supervisor import __version__, agent, agent_git, github, opencode_config, proxy, secretstore
+from supervisor import __version__, agent, agent_git, github, opencode_config, proxy, secretstore, tls
 from supervisor.agent import AgentUser, agent_environment
 from supervisor.auth import AuthWall
+from supervisor.auth.origin import configured_origin
 from supervisor.auth.wall import PROXY_SECRET_ENV
 from supervisor.chats import ChatBoard
 from supervisor.config import LoadedConfig, ServiceConfig, load_config, start_order
@@ -75,6 +76,7 @@ class Daemon:
         self.stopping = False
         self.auth = AuthWall.from_config(loaded, os.environ)  # MissingSecret: refuse to start
         self._client_address()  # a bad $DANCODES_PROXY_TRUSTED refuses to start, not Caddy later
+        self._tls_env()  # so does acme without a domain
         self._redactor = Redactor([*secret_values(), self.auth.proxy_secret])
         self._nursery: trio.Nursery | None = None
         #: set by `run`: the agent's own user (None: it shares ours), opencode's server password
@@ -171,7 +173,13 @@ class Daemon:
             env[PROXY_SECRET_ENV] = self.auth.proxy_secret
             # the proxies whose word on the client's address Caddy believes ([proxy])
             env.update(self._client_address().caddy_env())
+            env.update(self._tls_env())  # how it speaks: plain HTTP, Caddy's local CA, or ACME ([tls])
         return Launch(env=env, user=user, headers=headers)
+
+    def _tls_env(self) -> dict[str, str]:
+        config = self.loaded.config
+        origin = configured_origin(config.app.public_origin, os.environ) or ""
+        return tls.caddy_env(config.tls.mode, config.tls.domain, origin, config.ports.public)
 
     def _client_address(self) -> proxy.ClientAddressPolicy:
         settings = self.loaded.config.proxy
@@ -416,9 +424,10 @@ class Daemon:
             and loaded.paths == old.paths
             and loaded.config.app == old.config.app
             and loaded.config.proxy == old.config.proxy  # Caddy gets it in its environment at start
+            and loaded.config.tls == old.config.tls
         )
         if not unchanged_outside_services:
-            detail = "ports, data_dir, app and proxy settings apply on restart"
+            detail = "ports, data_dir, app, proxy and tls settings apply on restart"
             log.warning("config_reload_partial", detail=detail)
         self.loaded = loaded
         new_services = loaded.config.services

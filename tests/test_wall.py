@@ -22,6 +22,7 @@ import httpx
 import psutil
 import pytest
 
+from supervisor import tls
 from supervisor.api.web import PUBLIC_FILES
 from supervisor.auth.cookie import CookieSigner
 from supervisor.auth.rotation import ROTATION_FILE, fingerprint
@@ -765,8 +766,8 @@ def caddy_in_front_of_echo(tmp: Path, extra_env: dict[str, str] | None = None) -
     with Echo() as echo:
         env = {
             **os.environ,
+            **tls.caddy_env("off", "", "", port),
             **(extra_env or {}),
-            "DANCODES_PUBLIC_PORT": str(port),
             "DANCODES_APP_PORT": str(echo.port),
             "DANCODES_OPENCODE_PORT": str(echo.port),
             "DANCODES_CADDY_ADMIN": f"unix/{run}/admin.sock",
