@@ -26,7 +26,9 @@ TIMEOUT=120
 while (($#)); do
     case $1 in
         --keep) KEEP=1 ;;
-        --timeout) TIMEOUT=${2:?--timeout needs a number of seconds}; shift ;;
+        --timeout)
+            (($# > 1)) || { echo "bare-machine-test.sh: error: --timeout needs a number of seconds" >&2; exit 2; }
+            TIMEOUT=$2; shift ;;
         -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "bare-machine-test.sh: error: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
