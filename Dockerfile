@@ -8,13 +8,22 @@ ENV PREFIX=/opt/dancodes \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /opt/dancodes
-COPY . /opt/dancodes
 
-# Debian packages (git, procps, nodejs + npm, ...), .venv without dev extras (brings caddy), node_modules
-# (opencode), the web app built into web/dist (its build tools are dropped after); then the download caches.
+# The install layer, cached while its inputs do not change: the manifests first (supervisor/__init__.py lets
+# the editable install find the package; the rest of it comes in the next COPY), then Debian packages (git,
+# procps, nodejs + npm, ...), .venv without dev extras (brings caddy), node_modules (opencode); then the
+# download caches. scripts/bare-machine-test.sh (make bare-test) runs these same steps on a bare Debian: keep
+# the two in step.
+COPY pyproject.toml constraints.txt package.json package-lock.json /opt/dancodes/
+COPY scripts/install.sh /opt/dancodes/scripts/
+COPY supervisor/__init__.py /opt/dancodes/supervisor/
 RUN scripts/install.sh --prod \
-    && scripts/build-web.sh \
-    && rm -rf web/node_modules /var/lib/apt/lists/* /root/.npm /root/.cache
+    && rm -rf /var/lib/apt/lists/* /root/.npm /root/.cache
+
+# The rest of the repo, and the web app built into web/dist (its build tools are dropped after).
+COPY . /opt/dancodes
+RUN scripts/build-web.sh \
+    && rm -rf web/node_modules /root/.npm /root/.cache
 
 # The agent's own user (opencode and its tools run as it; README, "The agent's boundary"). The daemon
 # would create it at start too; made here, its uid is fixed by the image.

@@ -9,7 +9,7 @@ PY := .venv/bin/python
 INSTALL := scripts/install.sh
 PYTEST_ARGS ?=
 
-.PHONY: help install web run test bench lint constraints clean
+.PHONY: help install web run test bench bare-test lint constraints clean
 
 help:
 	@echo "make install      install what is missing: Debian packages, .venv (with [dev]), node_modules (opencode)"
@@ -17,6 +17,7 @@ help:
 	@echo "make run          install, then run the daemon with conf/dev.toml (data in ./.dancodes)"
 	@echo "make test         install, then vitest (web/) and pytest; extra args: make test PYTEST_ARGS='-k reaper -x'"
 	@echo "make bench        install with --bench (.bench-venv with supervisord), then python -m bench"
+	@echo "make bare-test    the Dockerfile's steps on a bare Debian (debootstrap), then health through Caddy (root, slow)"
 	@echo "make lint         ruff check, ruff format --check, mypy"
 	@echo "make constraints  re-pin constraints.txt after changing dependencies in pyproject.toml"
 	@echo "make clean        remove .venv, .bench-venv, node_modules and caches (keeps .dancodes, the dev data)"
@@ -42,6 +43,10 @@ test:
 bench:
 	$(INSTALL) --bench
 	$(PY) -m bench
+
+# The image without Docker (scripts/bare-machine-test.sh --help); minutes, so not part of make test.
+bare-test:
+	scripts/bare-machine-test.sh
 
 lint: install
 	.venv/bin/ruff check .

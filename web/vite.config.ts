@@ -47,7 +47,10 @@ function serviceWorker(): Plugin {
       });
       const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
       parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
-      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+      // Node 18 (Debian bookworm's nodejs, the image's) has no global `crypto`; node:crypto's webcrypto is the
+      // same API (a string specifier: the config is type-checked without Node's types).
+      const webcrypto = globalThis.crypto ?? ((await import("node:crypto" as string)) as { webcrypto: Crypto }).webcrypto;
+      const digest = new Uint8Array(await webcrypto.subtle.digest("SHA-256", all));
       const version = [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
 
       const out = await build({
