@@ -30,8 +30,9 @@ log = structlog.get_logger("dancodes.auth")
 TOKENS_FILE = "auth-tokens.json"
 #: The Basic auth user name opencode's client sends (its OPENCODE_SERVER_USERNAME default).
 BASIC_USER = "opencode"
-NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
-_NAME = re.compile(NAME_PATTERN)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: a token name's rule as the OpenAPI spec shows it (a JSON Schema pattern matches anywhere unless anchored)
+NAME_PATTERN = f"^{_NAME.pattern}$"
 _MAX_TOKENS = 100
 _PASSWORD_MAX = 256  # a token is 43 characters; anything far longer is not one of ours
 
