@@ -82,10 +82,12 @@ class DaemonClient:
     def post(self, path: str) -> Json:
         return self.request("POST", path)
 
-    def request(self, method: str, path: str, body: Json | None = None) -> Json:
+    def request(
+        self, method: str, path: str, body: Json | None = None, *, ok: Sequence[int] = (200,)
+    ) -> Json:
         with self._failures():
             response = self._client.request(method, path, json=body)
-        return _body(response, (200,))
+        return _body(response, ok)
 
     def stream_lines(self, path: str) -> Iterator[str]:
         """The lines of a streamed answer, as they come; reads wait as long as the daemon is quiet."""
@@ -550,11 +552,51 @@ def cmd_logout(daemon: DaemonClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_token(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        body = daemon.request("POST", "/admin/tokens", {"name": args.name}, ok=(201,))
+        if args.json:
+            out_json(body)
+        else:
+            out(body["token"])
+            # the value alone on stdout (for a pipe); how to use it on stderr
+            print(
+                f"token '{body['name']}': shown only now. On the laptop: "
+                "opencode attach https://HOST -p TOKEN",
+                file=sys.stderr,
+            )
+        return EXIT_OK
+    if args.action == "revoke":
+        body = daemon.request("DELETE", f"/admin/tokens/{quote(args.name, safe='')}")
+        if args.json:
+            out_json(body)
+        else:
+            out(f"revoked token '{body['name']}': it is refused from now on")
+        return EXIT_OK
+    body = daemon.get("/admin/tokens")
+    if args.json:
+        out_json(body)
+        return EXIT_OK
+    now = time.time()
+    rows = [
+        [
+            t["name"],
+            human_duration(now - t["created"]) + " ago",
+            "never" if t["last_used"] is None else human_duration(now - t["last_used"]) + " ago",
+        ]
+        for t in body["tokens"]
+    ]
+    for line in table(["NAME", "CREATED", "LAST USED"], rows) if rows else ["no tokens"]:
+        out(line)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[DaemonClient, argparse.Namespace], int]] = {
     "config": cmd_config,
     "worktrees": cmd_worktrees,
     "gc": cmd_gc,
     "logout": cmd_logout,
+    "token": cmd_token,
     "status": cmd_status,
     "kill": cmd_kill,
     "logs": cmd_logs,
@@ -660,6 +702,14 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="every session, on every device (one session: DELETE /admin/sessions/<id>)",
     )
+
+    token = sub.add_parser("token", parents=[common], help="access tokens for opencode attach on a laptop")
+    token_verbs = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = token_verbs.add_parser("create", parents=[common], help="make a token and print it (only now)")
+    create.add_argument("name", help="what it is for, e.g. laptop")
+    token_verbs.add_parser("list", parents=[common], help="names, when made, when last used")
+    revoke = token_verbs.add_parser("revoke", parents=[common], help="refuse a token from now on")
+    revoke.add_argument("name")
 
     logs = sub.add_parser("logs", parents=[common], help="a service's recent output")
     logs.add_argument("service")

@@ -29,6 +29,7 @@ from supervisor.api.openapi import OpenAPI
 from supervisor.api.projects import projects
 from supervisor.api.push import push
 from supervisor.api.sessions import sessions
+from supervisor.api.tokens import tokens
 from supervisor.api.web import web
 from supervisor.auth import auth
 from supervisor.errors import (
@@ -81,6 +82,7 @@ def build_app() -> Quart:
     app.register_blueprint(admin)
     app.register_blueprint(projects)
     app.register_blueprint(sessions)
+    app.register_blueprint(tokens)
     app.register_blueprint(chats)
     app.register_blueprint(push)
     app.register_blueprint(web)

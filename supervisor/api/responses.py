@@ -516,6 +516,34 @@ class SessionsEnded(_Answer):
     ended: int
 
 
+# -- access tokens (supervisor.api.tokens) ------------------------------------------------------
+
+
+class TokenOut(_Answer):
+    """One access token, never its value: `last_used` is null until it first gets through the wall."""
+
+    name: str
+    created: EpochSeconds
+    last_used: EpochSeconds | None
+
+
+class TokenList(_Answer):
+    tokens: list[TokenOut]
+
+
+class TokenCreated(_Answer):
+    """The new token's value: shown this once, kept only as a hash."""
+
+    name: str
+    token: str
+
+
+class TokenRevoked(_Answer):
+    """The token is refused from its next request on."""
+
+    name: str
+
+
 # -- web push (supervisor.api.push) -------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from supervisor.auth.tokens import NAME_PATTERN as TOKEN_NAME_PATTERN
 from supervisor.projects.names import (
     BRANCH_PATTERN,
     NAME_PATTERN,
@@ -54,6 +55,12 @@ class WorktreeRequest(_Body):
     repo: Repo
     session_id: SessionId
     branch: Branch | None = None
+
+
+class TokenRequest(_Body):
+    """A new access token's name."""
+
+    name: Annotated[str, _documented(TOKEN_NAME_PATTERN, "an access token's name")]
 
 
 class ConfigSetRequest(_Body):

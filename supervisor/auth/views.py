@@ -159,7 +159,9 @@ async def login() -> Response:
 
 @auth.get("/check")
 async def check() -> Response:
-    return _response(current_wall().check(_headers()))
+    wall = current_wall()
+    headers = _headers()
+    return _response(wall.check(headers, _client(wall, headers)))
 
 
 @auth.post("/logout")

@@ -6,6 +6,11 @@ data (`Answer`), so the Quart route and the fast unix-socket responder give the 
 the same code. A request is signed in when one of its cookies is signed, in date and names a live
 session.
 
+A request without such a cookie may carry an access token instead (`supervisor.auth.tokens`): HTTP
+Basic auth, user `opencode`, the token as the password, as `opencode attach URL -p TOKEN` sends it.
+A wrong token counts against the client in the login's own throttle; a locked-out client gets 429
+before its token is even looked at.
+
 The proxy secret is made anew at every start and given to Caddy only (in its environment), which
 adds it to every request it forwards to the app (`X-Dancodes-Proxy`): the app trusts Caddy's
 `X-Forwarded-For` (the client as Caddy worked it out, supervisor.proxy) on those requests alone.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -40,7 +46,8 @@ from supervisor.auth.origin import (
 )
 from supervisor.auth.rotation import rotation_started
 from supervisor.auth.sessions import SessionStore
-from supervisor.auth.throttle import Throttle
+from supervisor.auth.throttle import Throttle, client_key
+from supervisor.auth.tokens import TokenStore, basic_password
 
 if TYPE_CHECKING:
     from supervisor.config import AuthSettings, LoadedConfig
@@ -108,6 +115,7 @@ class AuthWall:
             clock=clock,
         )
         self.sessions = SessionStore(data_dir, max_age=self.max_age, clock=clock)
+        self.tokens = TokenStore(data_dir, clock=clock)
         self.proxy_secret = token_urlsafe(32)
         self.throttle = Throttle(
             free_attempts=settings.free_attempts,
@@ -197,10 +205,17 @@ class AuthWall:
 
     # -- Caddy's forward_auth -----------------------------------------------------------------------
 
-    def check(self, headers: HeaderMap) -> Answer:
-        """The answer to forward_auth: 204 to let the request through, else what the client gets."""
+    def check(self, headers: HeaderMap, client: str | None = None) -> Answer:
+        """The answer to forward_auth: 204 to let the request through, else what the client gets.
+
+        `client`: the throttle's key for the asker (None: Caddy's `X-Forwarded-For`, as forward_auth
+        sends it).
+        """
         method = headers.get("x-forwarded-method", "GET")
         if not self.verify(headers):
+            token = basic_password(headers.get("authorization"))
+            if token is not None:
+                return self._check_token(method, headers, token, client)
             if is_navigation(method, headers):
                 location = login_url(headers.get("x-forwarded-uri", "/"))
                 return Answer(302, (("location", location), _NO_STORE))
@@ -209,4 +224,29 @@ class AuthWall:
         if refusal is not None:
             log.warning("csrf_refused", method=method, reason=refusal)
             return Answer.error(403, f"cross-site request refused: {refusal}")
+        return ALLOW
+
+    def _check_token(self, method: str, headers: HeaderMap, token: str, client: str | None) -> Answer:
+        who = client_key(headers.get("x-forwarded-for")) if client is None else client
+        wait = self.throttle.retry_after(who)
+        if wait > 0:  # locked out: the token is not even looked at
+            seconds = math.ceil(wait)
+            log.debug("token_throttled", client=who, retry_after=seconds)
+            answer = Answer.error(429, f"too many wrong tokens: try again in {seconds} s")
+            return Answer(429, (*answer.headers, ("retry-after", str(seconds))), answer.body)
+        name = self.tokens.match(token)
+        if name is None:
+            failure = self.throttle.failed(who)
+            log.warning("token_refused", client=who, failures=failure.failures)
+            if failure.lockout > 0:
+                log.warning("token_locked_out", client=who, seconds=failure.lockout)
+            return Answer.error(401, "wrong or revoked token")
+        self.throttle.succeeded(who)
+        # a browser never sends Basic auth here unasked (the wall sends no challenge), but if one
+        # does, its cross-site requests are refused as with the cookie; a script sends neither header
+        if "origin" in headers or "sec-fetch-site" in headers:
+            refusal = self.csrf_refusal(method, headers)
+            if refusal is not None:
+                log.warning("csrf_refused", method=method, reason=refusal)
+                return Answer.error(403, f"cross-site request refused: {refusal}")
         return ALLOW
