@@ -27,8 +27,13 @@ function notify(msg: string): void {
 const unkept = new Set<string>(); // items this page could not keep on the phone
 let warned = false;
 
+/** Items another page sent or gave back (their record went from the phone): never written back from here,
+ * whatever this page still had in hand when the news came. */
+const goneElsewhere = new Set<string>();
+
 /** Write an item to the phone (a sent one is forgotten there); say once when the phone keeps nothing. */
 function keep(item: Outgoing): void {
+  if (goneElsewhere.has(item.id)) return;
   if (item.phase === "sent") box.drop(storage(), item.id);
   else if (box.keep(storage(), item)) unkept.delete(item.id);
   else {
@@ -187,8 +192,16 @@ async function claim(id: string): Promise<void> {
     item = box.merge(item, theirs);
     S.outbox = S.outbox.map((i) => (i.id === id ? item! : i));
   }
-  await attempt(item);
+  sendingHere.add(id);
+  try {
+    await attempt(item);
+  } finally {
+    sendingHere.delete(id);
+  }
 }
+
+/** The items this page is sending now (under the lock): another page's news of them is its own echo. */
+const sendingHere = new Set<string>();
 
 /** Another page of the app changed a draft or an item: take its news. */
 function fromElsewhere(e: StorageEvent): void {
@@ -202,7 +215,11 @@ function fromElsewhere(e: StorageEvent): void {
   const theirs = box.decode(e.newValue, Date.now());
   const mine = find(id);
   if (!theirs) {
-    if (mine?.phase === "queued") S.outbox = S.outbox.filter((i) => i.id !== id);
+    // sent or given back by another page (whatever phase its news left here): this page holds it no more
+    if (mine && !sendingHere.has(id)) {
+      goneElsewhere.add(id);
+      S.outbox = S.outbox.filter((i) => i.id !== id);
+    }
   } else if (!mine) {
     S.outbox = [...S.outbox, theirs].sort((a, b) => a.created - b.created);
   } else if (mine.phase === "queued") {
