@@ -267,7 +267,8 @@ def test_a_push_shows_a_notification_and_its_tap_opens_the_chat(
     cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
     cdp.send("ServiceWorker.enable")
     for _ in range(ROUNDS):  # chromium reports the registrations as events, soon after
-        ours = [r for r in registrations if r["scopeURL"] == f"{stack.url}/" and not r["isDeleted"]]
+        latest = {r["registrationId"]: r for r in registrations}  # each one's last event is its state
+        ours = [r for r in latest.values() if r["scopeURL"] == f"{stack.url}/" and not r["isDeleted"]]
         if ours:
             break
         page.wait_for_timeout(50)
