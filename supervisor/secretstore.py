@@ -8,11 +8,11 @@ half-written or briefly readable secret.
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
 from supervisor.errors import DataDirError
+from supervisor.files import write_whole
 
 OPENCODE_PASSWORD = "opencode-server-password"  # noqa: S105 - a file name, not a password
 
@@ -31,17 +31,7 @@ def load_or_make(directory: Path, name: str, *, nbytes: int = 32) -> str:
             path.chmod(0o600)
             return value
         value = secrets.token_urlsafe(nbytes)
-        tmp = directory / f".{name}.tmp-{os.getpid()}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, value.encode() + b"\n")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_whole(path, value + "\n")
     except OSError as exc:
         raise DataDirError(f"cannot keep the secret {path}: {exc.strerror or exc}") from None
     return value

@@ -4,7 +4,6 @@ keys       AUTH_PASSWORD / AUTH_SECRET / AUTH_SECRET_PREVIOUS from the environme
 cookie     the signed, dated cookie value (itsdangerous) naming a session, verified against both keys
 sessions   the server-side sessions a cookie names, so that logging out ends one
 rotation   when a key rotation started, remembered in the data dir
-privatefile  the wall's small files in the data dir, written whole and mode 0600
 throttle   per-client lockouts after wrong passwords
 origin     the site's origin, the CSRF check, browser navigation or API call
 nextpath   `next=` reduced to a local path

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from supervisor.auth.privatefile import write_private
+from supervisor.files import write_whole
 
 log = structlog.get_logger("dancodes.auth")
 
@@ -43,6 +43,6 @@ def rotation_started(data_dir: Path, previous: str, current: str, now: float) ->
         # a damaged file costs a fresh window, not the daemon
         log.warning("rotation_file_unreadable", path=str(path), error=str(exc))
     since = datetime.datetime.fromtimestamp(now, tz=datetime.UTC).isoformat(timespec="seconds")
-    write_private(path, json.dumps({"fingerprint": mark, "since": now, "since_utc": since}) + "\n")
+    write_whole(path, json.dumps({"fingerprint": mark, "since": now, "since_utc": since}) + "\n")
     log.info("rotation_started", since=since)
     return now

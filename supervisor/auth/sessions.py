@@ -24,8 +24,8 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from supervisor.auth.privatefile import write_private
 from supervisor.errors import DataDirError
+from supervisor.files import read_state, write_whole
 
 log = structlog.get_logger("dancodes.auth")
 
@@ -181,22 +181,13 @@ class SessionStore:
         return bool(expired)
 
     def _load(self) -> dict[str, SessionRecord]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            log.warning("sessions_unreadable", path=str(self.path), error=exc.strerror or str(exc))
-            return {}  # nobody is signed in: safe, and a login writes a good file again
-        try:
-            return msgspec.json.decode(data, type=_SessionsFile).sessions
-        except msgspec.DecodeError as exc:
-            log.warning("sessions_unreadable", path=str(self.path), error=str(exc))
-            return {}
+        # unreadable: nobody is signed in, which is safe, and a login writes a good file again
+        kept = read_state(self.path, _SessionsFile, "sessions_unreadable")
+        return kept.sessions if kept is not None else {}
 
     def _save(self) -> None:
         text = msgspec.json.encode(_SessionsFile(sessions=self._sessions)).decode()
-        write_private(self.path, text + "\n")
+        write_whole(self.path, text + "\n")
         self._flushed_at = self._clock()
         self._dirty = False
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from supervisor.auth.privatefile import write_private
 from supervisor.errors import Conflict, DataDirError, InvalidName, NotFound
+from supervisor.files import read_state, write_whole
 
 log = structlog.get_logger("dancodes.auth")
 
@@ -163,21 +163,12 @@ class TokenStore:
             log.warning("tokens_not_saved", error=str(exc))
 
     def _load(self) -> dict[str, TokenRecord]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            log.warning("tokens_unreadable", path=str(self.path), error=exc.strerror or str(exc))
-            return {}  # no token works: safe, and creating one writes a good file again
-        try:
-            return msgspec.json.decode(data, type=_TokensFile).tokens
-        except msgspec.DecodeError as exc:
-            log.warning("tokens_unreadable", path=str(self.path), error=str(exc))
-            return {}
+        # unreadable: no token works, which is safe, and creating one writes a good file again
+        kept = read_state(self.path, _TokensFile, "tokens_unreadable")
+        return kept.tokens if kept is not None else {}
 
     def _save(self) -> None:
         text = msgspec.json.encode(_TokensFile(tokens=self._tokens)).decode()
-        write_private(self.path, text + "\n")
+        write_whole(self.path, text + "\n")
         self._flushed_at = self._clock()
         self._dirty = False

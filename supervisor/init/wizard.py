@@ -19,6 +19,7 @@ import httpx
 import tomli_w
 
 from supervisor.errors import DancodesError
+from supervisor.files import write_whole
 from supervisor.init.plan import Answers, PlanError, parse_env, plan, render_env
 
 Ask = Callable[[str, str, bool], str]  # (question, default shown, secret) -> answer
@@ -186,16 +187,5 @@ def _validate(config: dict[str, Any], env: dict[str, str], config_path: Path) ->
 
 
 def _write(path: Path, text: str, mode: int) -> None:
-    """Whole or not at all, with its mode set before any byte of it is written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        with os.fdopen(fd, "w") as out:
-            os.fchmod(out.fileno(), mode)
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_whole(path, text, mode=mode)

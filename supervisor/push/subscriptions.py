@@ -21,8 +21,8 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from supervisor.auth.privatefile import write_private
 from supervisor.errors import DataDirError, TooManySubscriptions, UnknownSubscription
+from supervisor.files import write_whole
 
 log = structlog.get_logger("dancodes.push")
 
@@ -169,4 +169,4 @@ class SubscriptionStore:
         except OSError as exc:
             raise DataDirError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         text = msgspec.json.encode(_File(subscriptions=self.listing())).decode()
-        write_private(self.path, text + "\n")
+        write_whole(self.path, text + "\n")
