@@ -220,11 +220,15 @@ class AuthWall:
                 location = login_url(headers.get("x-forwarded-uri", "/"))
                 return Answer(302, (("location", location), _NO_STORE))
             return Answer.error(401, NOT_SIGNED_IN)
+        return self._cross_site(method, headers) or ALLOW
+
+    def _cross_site(self, method: str, headers: HeaderMap) -> Answer | None:
+        """The 403 for another site's state-changing request, else None."""
         refusal = self.csrf_refusal(method, headers)
-        if refusal is not None:
-            log.warning("csrf_refused", method=method, reason=refusal)
-            return Answer.error(403, f"cross-site request refused: {refusal}")
-        return ALLOW
+        if refusal is None:
+            return None
+        log.warning("csrf_refused", method=method, reason=refusal)
+        return Answer.error(403, f"cross-site request refused: {refusal}")
 
     def _check_token(self, method: str, headers: HeaderMap, token: str, client: str | None) -> Answer:
         who = client_key(headers.get("x-forwarded-for")) if client is None else client
@@ -245,8 +249,5 @@ class AuthWall:
         # a browser never sends Basic auth here unasked (the wall sends no challenge), but if one
         # does, its cross-site requests are refused as with the cookie; a script sends neither header
         if "origin" in headers or "sec-fetch-site" in headers:
-            refusal = self.csrf_refusal(method, headers)
-            if refusal is not None:
-                log.warning("csrf_refused", method=method, reason=refusal)
-                return Answer.error(403, f"cross-site request refused: {refusal}")
+            return self._cross_site(method, headers) or ALLOW
         return ALLOW
