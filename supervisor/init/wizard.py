@@ -13,14 +13,18 @@ import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import tomli_w
 
+from supervisor import github
 from supervisor.errors import DancodesError
 from supervisor.files import write_whole
 from supervisor.init.plan import Answers, PlanError, parse_env, plan, render_env
+
+if TYPE_CHECKING:
+    from supervisor.config import LoadedConfig
 
 Ask = Callable[[str, str, bool], str]  # (question, default shown, secret) -> answer
 
@@ -97,9 +101,9 @@ def _run(args: argparse.Namespace, ask: Ask | None) -> int:
     if "AUTH_PASSWORD" not in env and not answers.password and args.yes:
         answers.generate_password = True
     result = plan(config, env, answers)
+    loaded = _validate(result.config, result.env, config_path)
     if answers.github_token:
-        _check_github(answers.github_token, str(result.config.get("git", {}).get("github_api", "")))
-    _validate(result.config, result.env, config_path)
+        _check_github(answers.github_token, loaded.config.git.github_api)
     _write(config_path, tomli_w.dumps(result.config), 0o644)
     _write(env_path, render_env(result.env), 0o600)
     quiet = getattr(args, "verbosity", 0) < 0  # -q: only what cannot be found again
@@ -156,9 +160,9 @@ def _ask(question: str, default: str, secret: bool) -> str:
 
 def _check_github(token: str, api: str) -> None:
     """Refuse a token GitHub refuses; say so and go on when GitHub cannot be reached."""
-    url = (api or "https://api.github.com").rstrip("/") + "/user"
+    url = api.rstrip("/") + "/user"
     try:
-        response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        response = httpx.get(url, headers=github.api_headers(token), timeout=5)
     except httpx.HTTPError:
         print("dancodes init: could not reach the GitHub API to check the token; kept unchecked")
         return
@@ -171,7 +175,7 @@ def _check_github(token: str, api: str) -> None:
         print(f"dancodes init: the GitHub token is {login}'s")
 
 
-def _validate(config: dict[str, Any], env: dict[str, str], config_path: Path) -> None:
+def _validate(config: dict[str, Any], env: dict[str, str], config_path: Path) -> LoadedConfig:
     """What `dancodes run` checks first: the config as a whole, and the secrets of the wall."""
     from supervisor.auth.keys import AuthSecrets
     from supervisor.config import load_config
@@ -180,10 +184,11 @@ def _validate(config: dict[str, Any], env: dict[str, str], config_path: Path) ->
     trial.parent.mkdir(parents=True, exist_ok=True)
     try:
         trial.write_text(tomli_w.dumps(config))
-        load_config(trial)
+        loaded = load_config(trial)
     finally:
         trial.unlink(missing_ok=True)
     AuthSecrets.from_env(env)
+    return loaded
 
 
 def _write(path: Path, text: str, mode: int) -> None:
