@@ -81,6 +81,11 @@ class BareDaemon:
     def data(self) -> Path:
         return self.base / "data"
 
+    def control(self, timeout: float = 60.0) -> httpx.Client:
+        """A client of its control socket, where no cookie is needed."""
+        transport = httpx.HTTPTransport(uds=str(self.data / "run" / "dancodes.sock"))
+        return httpx.Client(transport=transport, base_url="http://dancodes", timeout=timeout)
+
     @property
     def opencode_auth(self) -> tuple[str, str]:
         """opencode's server password, which the daemon made: for talking to opencode directly."""
@@ -301,3 +306,28 @@ def wait_for(
             last = result
         time.sleep(interval)
     raise BenchError(f"{what}: not after {timeout:g}s (last: {last!r}; log {daemon.logfile})")
+
+
+def start_with_opencode(
+    procs: Processes, tmp: Path, repo: tuple[str, str], provider_url: str, extra_toml: str = ""
+) -> BareDaemon:
+    """A daemon with opencode, its provider at `provider_url`, and a bare repo `owner/name` under `tmp` as
+    its GitHub. The daemon's own GC and idle-instance janitor stay off: only the bench's requests touch
+    opencode's instances. Its XDG dirs are seeded, so opencode installs no plugin from the network."""
+    from tests.gitutil import make_remote
+    from tests.llm import opencode_config, opencode_xdg
+
+    try:
+        make_remote(tmp / "remotes", tmp / "seed", *repo)
+    except subprocess.CalledProcessError as exc:
+        raise BenchError(f"making the bare repo failed: {exc.stderr.strip()}") from None
+    base = tmp / "daemon"
+    base.mkdir()
+    remote_url = f"file://{tmp / 'remotes'}/{{owner}}/{{name}}.git"
+    extra = (
+        f"[git]\nremote_url = {json.dumps(remote_url)}\n"
+        "[gc]\ninterval_minutes = 0\ndispose_idle_minutes = 0\n" + extra_toml
+    )
+    opencode_xdg(base / "data" / "opencode")
+    env = {"OPENCODE_CONFIG_CONTENT": opencode_config(provider_url)}
+    return start_bare_daemon(procs, base, extra, opencode=True, env_extra=env)

@@ -40,7 +40,6 @@ import httpx
 
 from bench.procs import (
     CHILD_TOML,
-    BareDaemon,
     BenchError,
     Processes,
     log,
@@ -48,11 +47,11 @@ from bench.procs import (
     rss_mb,
     run_part,
     start_bare_daemon,
+    start_with_opencode,
     wait_for,
 )
 from supervisor.push import seal
-from tests.gitutil import make_remote
-from tests.llm import ScriptedLLM, opencode_config, opencode_xdg
+from tests.llm import ScriptedLLM
 from tests.pushservice import BrowserSubscription, PushService, b64url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,11 +180,6 @@ def crypto_cost_mb(secrets: Path) -> dict[str, float]:
     return {"before": got["before"] / 2**20, "after": got["after"] / 2**20}
 
 
-def control(daemon: BareDaemon) -> httpx.Client:
-    transport = httpx.HTTPTransport(uds=str(daemon.data / "run" / "dancodes.sock"))
-    return httpx.Client(transport=transport, base_url="http://dancodes", timeout=60)
-
-
 def idle_rss(turns: int) -> dict[str, float]:
     """The bare daemon's RSS (MB) with push configured: before any push, after one, after `turns` more."""
     with tempfile.TemporaryDirectory(prefix="dancodes-bench-push-rss-") as tmp_name, PushService() as service:
@@ -196,7 +190,7 @@ def idle_rss(turns: int) -> dict[str, float]:
             daemon = start_bare_daemon(
                 procs, base, CHILD_TOML + '[push]\nsubject = "mailto:bench@example.com"\n'
             )
-            with control(daemon) as admin:
+            with daemon.control() as admin:
                 healthy = lambda: admin.get("/admin/health").status_code == 200  # noqa: E731
                 wait_for("dancodes healthy", healthy, daemon, START_TIMEOUT)
                 key = lambda: admin.get("/admin/push/key").json().get("public_key")  # noqa: E731
@@ -235,22 +229,9 @@ def measure(turns: int) -> dict[str, Any]:
         with PushService() as service, ScriptedLLM() as llm:
             try:
                 log(f"starting dancodes, opencode, the scripted LLM, a loopback push service; {turns} turns")
-                try:
-                    make_remote(tmp / "remotes", tmp / "seed", *REPO)
-                except subprocess.CalledProcessError as exc:
-                    raise BenchError(f"making the bare repo failed: {exc.stderr.strip()}") from None
-                base = tmp / "daemon"
-                base.mkdir()
-                remote_url = f"file://{tmp / 'remotes'}/{{owner}}/{{name}}.git"
-                extra = (
-                    f"[git]\nremote_url = {json.dumps(remote_url)}\n"
-                    "[gc]\ninterval_minutes = 0\ndispose_idle_minutes = 0\n"
-                    '[push]\nsubject = "mailto:bench@example.com"\n'
-                )
-                opencode_xdg(base / "data" / "opencode")
-                env = {"OPENCODE_CONFIG_CONTENT": opencode_config(llm.base_url)}
-                daemon = start_bare_daemon(procs, base, extra, opencode=True, env_extra=env)
-                admin = control(daemon)
+                subject = '[push]\nsubject = "mailto:bench@example.com"\n'
+                daemon = start_with_opencode(procs, tmp, REPO, llm.base_url, subject)
+                admin = daemon.control()
                 clients.append(admin)
                 healthy = lambda: admin.get("/admin/health").status_code == 200  # noqa: E731
                 wait_for("dancodes with opencode healthy", healthy, daemon, START_TIMEOUT)

@@ -26,7 +26,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -43,12 +42,10 @@ from bench.procs import (
     log,
     part_main,
     run_part,
-    start_bare_daemon,
+    start_with_opencode,
     tail,
     wait_for,
 )
-from tests.gitutil import make_remote
-from tests.llm import opencode_config, opencode_xdg
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 90.0  # the daemon up and opencode healthy
@@ -215,25 +212,9 @@ def measure(n: int) -> dict[str, Any]:
         boots: Boots | None = None
         try:
             log(f"starting dancodes with opencode; a bare repo and {n} chats")
-            try:
-                make_remote(tmp / "remotes", tmp / "seed", *REPO)
-            except subprocess.CalledProcessError as exc:
-                raise BenchError(f"making the bare repo failed: {exc.stderr.strip()}") from None
-            base = tmp / "daemon"
-            base.mkdir()
-            remote_url = f"file://{tmp / 'remotes'}/{{owner}}/{{name}}.git"
-            extra = (
-                f"[git]\nremote_url = {json.dumps(remote_url)}\n"
-                # the daemon's own GC and idle-instance janitor stay off: only the bench's requests
-                # touch instances
-                "[gc]\ninterval_minutes = 0\ndispose_idle_minutes = 0\n"
-            )
-            # a provider on a closed port (no prompt is sent); the plugin check passes, so no npm install
-            opencode_xdg(base / "data" / "opencode")
-            no_model = {"OPENCODE_CONFIG_CONTENT": opencode_config("http://127.0.0.1:9/v1")}
-            daemon = start_bare_daemon(procs, base, extra, opencode=True, env_extra=no_model)
-            transport = httpx.HTTPTransport(uds=str(daemon.data / "run" / "dancodes.sock"))
-            admin = httpx.Client(transport=transport, base_url="http://dancodes", timeout=60)
+            # a provider on a closed port: no prompt is sent
+            daemon = start_with_opencode(procs, tmp, REPO, "http://127.0.0.1:9/v1")
+            admin = daemon.control()
             clients.append(admin)
             healthy = lambda: admin.get("/admin/health").status_code == 200  # noqa: E731
             wait_for("dancodes with opencode healthy", healthy, daemon, START_TIMEOUT)

@@ -45,7 +45,16 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.procs import BareDaemon, BenchError, Processes, log, part_main, run_part, start_bare_daemon
+from bench.procs import (
+    BareDaemon,
+    BenchError,
+    Processes,
+    log,
+    part_main,
+    run_part,
+    start_bare_daemon,
+    wait_for,
+)
 
 REPO = "acme/big"
 START_TIMEOUT = 30.0
@@ -92,7 +101,7 @@ class Stalls:
         return self
 
     def _poll(self) -> None:
-        with _admin(self.daemon) as client:
+        with self.daemon.control(CLONE_TIMEOUT) as client:
             while not self._stop.is_set():
                 t0 = time.perf_counter()
                 with contextlib.suppress(httpx.HTTPError):  # still counted: the daemon did not answer
@@ -122,23 +131,9 @@ class Stalls:
             self._thread.join(10)
 
 
-def _admin(daemon: BareDaemon) -> httpx.Client:
-    transport = httpx.HTTPTransport(uds=str(daemon.data / "run" / "dancodes.sock"))
-    return httpx.Client(transport=transport, base_url="http://dancodes", timeout=CLONE_TIMEOUT)
-
-
 def _wait_healthy(daemon: BareDaemon, admin: httpx.Client) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if daemon.proc.poll() is not None:
-            raise BenchError(f"dancodes exited with {daemon.proc.returncode}; see {daemon.logfile}")
-        try:
-            if admin.get("/admin/health").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise BenchError(f"dancodes not healthy after {START_TIMEOUT:g}s; see {daemon.logfile}")
+    healthy = lambda: admin.get("/admin/health").status_code == 200  # noqa: E731
+    wait_for("dancodes healthy", healthy, daemon, START_TIMEOUT, interval=0.05)
 
 
 def _expect(response: httpx.Response, what: str, status: int) -> Any:
@@ -176,7 +171,7 @@ def measure(files: int, rounds: int, where: str | None) -> dict[str, Any]:
             remote_url = f"file://{remotes}/{{owner}}/{{name}}.git"
             extra = f"[git]\nremote_url = {json.dumps(remote_url)}\n[gc]\ninterval_minutes = 0\n"
             daemon = start_bare_daemon(procs, base, extra)
-            with _admin(daemon) as admin:
+            with daemon.control(CLONE_TIMEOUT) as admin:
                 _wait_healthy(daemon, admin)
                 log("cloning it through the daemon, and with git for the peer")
                 t0 = time.perf_counter()
