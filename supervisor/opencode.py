@@ -97,6 +97,15 @@ class OpencodeClient:
                 continue
         return found
 
+    async def title(self, session_id: str) -> str:
+        """The session's title; "" when opencode does not know it or cannot be asked. Read from the session
+        list, which boots no instance (`GET /session/{id}` boots the chat's)."""
+        try:
+            session = (await self.sessions()).get(session_id)
+        except OpencodeError:
+            return ""
+        return session.title.strip() if session is not None else ""
+
     async def busy(self, directory: str) -> set[str]:
         """Ids of the sessions with a turn running in `directory`'s instance.
 

@@ -49,7 +49,7 @@ from supervisor.api.schemas import (
     PushRequest,
     WorktreeRequest,
 )
-from supervisor.errors import Conflict, GitHubError, OpencodeError, UpstreamError
+from supervisor.errors import Conflict, GitHubError, UpstreamError
 from supervisor.projects.names import RepoName, validate_branch, validate_session_id
 
 if TYPE_CHECKING:
@@ -295,12 +295,7 @@ def _summary(diff: WorktreeDiffData) -> str:
 
 async def _chat_title(session_id: str) -> str:
     """The chat's title from opencode, for a commit message; a plain one when opencode cannot say."""
-    try:
-        session = (await current_context().opencode.sessions()).get(session_id)
-    except OpencodeError:
-        session = None
-    title = session.title.strip() if session is not None else ""
-    return title or f"Changes from chat {session_id}"
+    return await current_context().opencode.title(session_id) or f"Changes from chat {session_id}"
 
 
 @projects.delete("/worktrees/<owner>/<name>/<session_id>")

@@ -170,7 +170,7 @@ class Notifier:
         if self.suppressed():
             log.info("push_suppressed", session_id=change.session_id, kind=kind, reason="the app is visible")
             return
-        title = await self._title(change.session_id)
+        title = await self.opencode.title(change.session_id)
         stat = await self._diff_stat(change.directory) if kind == "done" else None
         notice = notice_for(kind, change.session_id, title, stat=stat, error=change.error)
         outcomes = await self.send(notice, self.subscriptions.listing(), urgency=_urgency(kind))
@@ -180,14 +180,6 @@ class Notifier:
             kind=kind,
             results=[f"{o.device}: {o.message}" for o in outcomes],
         )
-
-    async def _title(self, session_id: str) -> str:
-        try:
-            sessions = await self.opencode.sessions()
-        except DancodesError:
-            return ""
-        session = sessions.get(session_id)
-        return session.title if session else ""
 
     async def _diff_stat(self, directory: str) -> str | None:
         """The chat's change, when files changed."""
