@@ -4,7 +4,7 @@ import { api, ApiError, type Agent, type Provider } from "./api";
 import { loadChats } from "./chats";
 import { chatOfHash } from "./deeplink";
 import { pump, startOutbox } from "./delivery";
-import { fetchMessages, isWatched, reconcileStreams, startLifecycle } from "./events";
+import { fetchMessages, reconcileStreams, startLifecycle, streaming } from "./events";
 import { untilReachable, watchConnectivity } from "./offline";
 import { isDraftKey } from "./outbox";
 import {
@@ -99,7 +99,7 @@ export async function start(): Promise<void> {
   void untilReachable(loadAgents).catch((e) => notify(`modes: ${errText(e)}`));
   S.unread = new Set(saved.unread());
   try {
-    await Promise.all([untilReachable(loadRepos), untilReachable(() => loadChats(isWatched))]);
+    await Promise.all([untilReachable(loadRepos), untilReachable(() => loadChats(streaming()))]);
     // the drafts of chats and repos that are gone go with them
     drafts.prune((key) => (key.startsWith("new:") ? !!repoInfo(key.slice(4)) : !!S.chats[key]));
   } catch (e) {
@@ -238,7 +238,7 @@ export function selectChat(id: string): void {
  * link is taken out of the address, so the same link works again after the user went elsewhere. */
 export async function openLinked(id: string): Promise<void> {
   if (chatOfHash(location.hash)) history.replaceState(null, "", location.pathname + location.search);
-  if (!S.chats[id]) await loadChats(isWatched).catch(() => undefined); // made since the list was loaded
+  if (!S.chats[id]) await loadChats(streaming()).catch(() => undefined); // made since the list was loaded
   if (!S.chats[id]) {
     notify(`the linked chat ${id} is gone`);
     return;

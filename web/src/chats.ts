@@ -12,9 +12,9 @@ export type ChatList = Schemas["ChatList"];
  * started yet when the poll was answered. */
 export const SENT_GRACE_MS = 5000;
 
-/** Merge one answer of /admin/chats into S.chats. A chat in `watched` (the daemon's stream is open) keeps the
- * status the stream gave it; chats opencode does not know are hidden; ones made here a moment ago are kept. */
-export function mergeChats(list: ChatList, watched: (dir: string) => boolean, now = Date.now()): void {
+/** Merge one answer of /admin/chats into S.chats. While the daemon's stream is open (`streaming`), a chat known
+ * here keeps the status the stream gave it; chats opencode does not know are hidden; ones made here a moment ago are kept. */
+export function mergeChats(list: ChatList, streaming: boolean, now = Date.now()): void {
   const next: Record<string, Chat> = {};
   for (const row of list.chats) {
     const old = S.chats[row.session_id];
@@ -34,7 +34,7 @@ export function mergeChats(list: ChatList, watched: (dir: string) => boolean, no
     };
     const justSent = chat.sentAt !== undefined && now - chat.sentAt < SENT_GRACE_MS;
     // the stream's statuses are newer than a list's; a chat made a moment ago may not have started yet
-    if (list.following && (!old || !watched(row.path)) && !(justSent && !isRunning(row))) {
+    if (list.following && (!old || !streaming) && !(justSent && !isRunning(row))) {
       chat.status = row.status;
       chat.error = row.error ?? undefined;
       chat.retry = row.retry ?? undefined;
@@ -48,6 +48,6 @@ export function mergeChats(list: ChatList, watched: (dir: string) => boolean, no
   changed();
 }
 
-export async function loadChats(watched: (dir: string) => boolean): Promise<void> {
-  mergeChats(await admin("get", "/admin/chats"), watched);
+export async function loadChats(streaming: boolean): Promise<void> {
+  mergeChats(await admin("get", "/admin/chats"), streaming);
 }

@@ -299,7 +299,7 @@ async function attempt(item: Outgoing): Promise<void> {
           chat.updated = chat.sentAt = Date.now();
         }
         reconcileStreams();
-        await streamReady(c.path);
+        await streamReady();
         const list = S.messages[c.id];
         const messageID = find(item.id)?.messageID ?? box.messageId(Date.now(), list?.[list.length - 1]?.info.id);
         update(item.id, { messageID, triedAt: Date.now() }); // kept before it leaves: a reload can look for it

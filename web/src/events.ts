@@ -39,7 +39,7 @@ const stream = {
 export const live = new Map<string, LivePart>();
 
 /** Every chat's status comes from the stream while it is connected. */
-export function isWatched(_dir?: string): boolean {
+export function streaming(): boolean {
   return stream.connected;
 }
 
@@ -58,7 +58,7 @@ export function reconcileStreams(): void {
 }
 
 /** Resolve when the stream is connected (or after `ms`). */
-export function streamReady(_dir?: string, ms = 3000): Promise<void> {
+export function streamReady(ms = 3000): Promise<void> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const check = () => {
@@ -258,7 +258,7 @@ export function reseed(): Promise<void> {
   }
   reseeding = (async () => {
     try {
-      await loadChats(isWatched);
+      await loadChats(streaming());
       const ids = new Set<string>();
       if (S.chat) ids.add(S.chat);
       for (const c of Object.values(S.chats)) if (isRunning(c) && S.messages[c.id]) ids.add(c.id);
@@ -295,7 +295,7 @@ export function startLifecycle(): void {
   });
   window.addEventListener("online", () => reconnectSoon(0));
   setInterval(() => {
-    if (document.visibilityState === "visible" && !S.loading) void loadChats(isWatched).catch(() => {});
+    if (document.visibilityState === "visible" && !S.loading) void loadChats(streaming()).catch(() => {});
   }, 15_000);
 }
 
