@@ -1,5 +1,7 @@
 """`dancodes service install|uninstall|status|start|stop|restart`: the daemon as a system service.
 
+(`dancodes run` builds its command line from this module too: the unit's writer is imported when used.)
+
 Linux: a systemd unit (`--user` for a user's own); macOS: a launchd agent; Windows: one line (WSL2,
 or the container). `install --dry-run` prints what it would write and runs nothing.
 """
@@ -12,9 +14,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from supervisor.init.units import LABEL, UNIT, Layout, launchd_plist, systemd_unit
 from supervisor.init.wizard import default_paths
+
+if TYPE_CHECKING:
+    from supervisor.init.units import Layout
 
 ACTIONS = ("install", "uninstall", "status", "start", "stop", "restart")
 
@@ -52,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 def layout_for(args: argparse.Namespace) -> Layout:
     from supervisor.config import load_config
+    from supervisor.init.units import Layout
 
     loaded = load_config(args.config) if args.config.is_file() else load_config()
     exe = Path(shutil.which("dancodes") or Path(sys.executable).with_name("dancodes")).absolute()
@@ -66,6 +72,8 @@ def layout_for(args: argparse.Namespace) -> Layout:
 
 
 def _install(args: argparse.Namespace) -> int:
+    from supervisor.init.units import LABEL, UNIT, launchd_plist, systemd_unit
+
     layout = layout_for(args)
     if sys.platform == "darwin":
         path = Path.home() / "Library/LaunchAgents" / f"{LABEL}.plist"
@@ -94,12 +102,16 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _unit_path(user: bool) -> Path:
+    from supervisor.init.units import UNIT
+
     if user:
         return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd/user" / UNIT
     return Path("/etc/systemd/system") / UNIT
 
 
 def _systemctl(action: str, *, user: bool) -> int:
+    from supervisor.init.units import UNIT
+
     ctl = ["systemctl", *(["--user"] if user else [])]
     if action == "uninstall":
         subprocess.run([*ctl, "disable", "--now", UNIT], check=False)
@@ -111,6 +123,8 @@ def _systemctl(action: str, *, user: bool) -> int:
 
 
 def _launchctl(action: str) -> int:
+    from supervisor.init.units import LABEL
+
     path = Path.home() / "Library/LaunchAgents" / f"{LABEL}.plist"
     target = f"gui/{os.getuid()}/{LABEL}"
     command = {

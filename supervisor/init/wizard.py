@@ -1,24 +1,20 @@
 """`dancodes init`: ask (or take flags with `--yes`), then write the config and the 0600 env file.
 
 Run again, it shows what the files hold as the defaults and keeps what is not answered. It ends
-with the command to run next.
+with the command to run next. `dancodes` builds its command line from this module whatever the
+command, so what only `init` needs (httpx, tomli_w, the TOML reader) is imported when it runs: the
+daemon's `run` does not carry it.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import tomli_w
-
-from supervisor import github
 from supervisor.errors import DancodesError
 from supervisor.files import write_whole
 from supervisor.init.plan import Answers, PlanError, parse_env, plan, render_env
@@ -75,6 +71,10 @@ def run(args: argparse.Namespace, ask: Ask | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, ask: Ask | None) -> int:
+    import tomllib
+
+    import tomli_w
+
     config_path: Path = args.config
     env_path: Path = args.env_file
     config = tomllib.loads(config_path.read_text()) if config_path.is_file() else {}
@@ -149,6 +149,8 @@ def _interview(answers: Answers, config: dict[str, Any], env: dict[str, str], as
 
 
 def _ask(question: str, default: str, secret: bool) -> str:
+    import getpass
+
     prompt = f"{question}{f' [{default}]' if default else ''}: "
     if secret and sys.stdin.isatty():
         return getpass.getpass(prompt).strip()
@@ -160,6 +162,10 @@ def _ask(question: str, default: str, secret: bool) -> str:
 
 def _check_github(token: str, api: str) -> None:
     """Refuse a token GitHub refuses; say so and go on when GitHub cannot be reached."""
+    import httpx
+
+    from supervisor import github
+
     url = api.rstrip("/") + "/user"
     try:
         response = httpx.get(url, headers=github.api_headers(token), timeout=5)
@@ -177,6 +183,8 @@ def _check_github(token: str, api: str) -> None:
 
 def _validate(config: dict[str, Any], env: dict[str, str], config_path: Path) -> LoadedConfig:
     """What `dancodes run` checks first: the config as a whole, and the secrets of the wall."""
+    import tomli_w
+
     from supervisor.auth.keys import AuthSecrets
     from supervisor.config import load_config
 
