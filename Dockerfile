@@ -14,7 +14,7 @@ WORKDIR /opt/dancodes
 # procps, nodejs + npm, ...), .venv without dev extras (brings caddy), node_modules (opencode); then the
 # download caches. scripts/bare-machine-test.sh (make bare-test) runs these same steps on a bare Debian: keep
 # the two in step.
-COPY pyproject.toml constraints.txt package.json package-lock.json /opt/dancodes/
+COPY pyproject.toml setup.py constraints.txt package.json package-lock.json /opt/dancodes/
 COPY scripts/install.sh /opt/dancodes/scripts/
 COPY supervisor/__init__.py /opt/dancodes/supervisor/
 RUN scripts/install.sh --prod \

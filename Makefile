@@ -9,7 +9,7 @@ PY := .venv/bin/python
 INSTALL := scripts/install.sh
 PYTEST_ARGS ?=
 
-.PHONY: help install web run test bench bare-test lint constraints clean
+.PHONY: help install web run test bench bare-test wheel lint constraints clean
 
 help:
 	@echo "make install      install what is missing: Debian packages, .venv (with [dev]), node_modules (opencode)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test         install, then vitest (web/) and pytest; extra args: make test PYTEST_ARGS='-k reaper -x'"
 	@echo "make bench        install with --bench (.bench-venv with supervisord), then python -m bench"
 	@echo "make bare-test    the Dockerfile's steps on a bare Debian (debootstrap), then health through Caddy (root, slow)"
+	@echo "make wheel        dist/dancodes-*.whl with conf/, the web app and the opencode pin (pipx install it)"
 	@echo "make lint         ruff check, ruff format --check, mypy"
 	@echo "make constraints  re-pin constraints.txt after changing dependencies in pyproject.toml"
 	@echo "make clean        remove .venv, .bench-venv, node_modules and caches (keeps .dancodes, the dev data)"
@@ -48,6 +49,13 @@ bench:
 bare-test:
 	scripts/bare-machine-test.sh
 
+# The wheel a VPS installs with pipx or uv tool (README, "On a VPS"); setup.py puts conf/, web/dist and the
+# opencode pin inside it.
+wheel: web
+	rm -rf build dist/dancodes-*.whl  # build/: setuptools would reuse stale files of an earlier build
+	$(PY) -m pip wheel . --no-deps -q -w dist
+	@ls dist/dancodes-*.whl
+
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
@@ -57,6 +65,6 @@ constraints:
 	scripts/freeze-constraints.sh
 
 clean:
-	rm -rf .venv .bench-venv node_modules web/node_modules web/dist web/.npm-stamp web/.build-stamp \
+	rm -rf .venv .bench-venv node_modules web/node_modules web/dist dist web/.npm-stamp web/.build-stamp \
 		.mypy_cache .ruff_cache .pytest_cache .hypothesis build test-artifacts *.egg-info
 	find . \( -path ./.dancodes -o -path ./.git \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

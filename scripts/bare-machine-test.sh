@@ -166,7 +166,8 @@ ENVS+=(PREFIX=/opt/dancodes PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_
 APP=$ROOT/opt/dancodes
 mkdir -p "$APP"
 # COPY the manifests (the install layer; supervisor/__init__.py lets the editable install find the package)
-MANIFESTS=(pyproject.toml constraints.txt package.json package-lock.json scripts/install.sh supervisor/__init__.py)
+MANIFESTS=(pyproject.toml setup.py constraints.txt package.json package-lock.json scripts/install.sh
+    supervisor/__init__.py)
 (cd "$REPO" && cp --parents "${MANIFESTS[@]}" "$APP/")
 say "scripts/install.sh --prod (Debian packages, .venv, opencode)"
 quiet "install.sh --prod" in_root sh -c 'cd /opt/dancodes && scripts/install.sh --prod \

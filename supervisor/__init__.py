@@ -6,8 +6,8 @@ and every error the package raises on purpose derives from `DancodesError` (see 
 
 from importlib.metadata import PackageNotFoundError, version
 
-from supervisor.config import Config, load_config
-from supervisor.errors import DancodesError
+from .config import Config, load_config
+from .errors import DancodesError
 
 try:
     __version__ = version("dancodes")

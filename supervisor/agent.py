@@ -32,7 +32,7 @@ from typing import ParamSpec, TypeVar
 
 import structlog
 
-from supervisor.errors import DataDirError
+from .errors import DataDirError
 
 log = structlog.get_logger("dancodes.agent")
 

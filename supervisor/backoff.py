@@ -9,7 +9,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from supervisor.config import RestartPolicy
+from .config import RestartPolicy
 
 
 @dataclass

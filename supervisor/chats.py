@@ -22,9 +22,9 @@ from typing import Any, Literal
 import structlog
 import trio
 
-from supervisor.errors import OpencodeError
-from supervisor.live import LiveText
-from supervisor.opencode import OpencodeClient
+from .errors import OpencodeError
+from .live import LiveText
+from .opencode import OpencodeClient
 
 log = structlog.get_logger("dancodes.chats")
 

@@ -13,9 +13,9 @@ import sys
 
 import trio
 
-from supervisor import __version__
-from supervisor.errors import ConfigError, DancodesError
-from supervisor.verbosity import LEVELS, add_verbosity
+from . import __version__
+from .errors import ConfigError, DancodesError
+from .verbosity import LEVELS, add_verbosity
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,13 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="KEY=value secrets (as `dancodes init` writes); the environment wins",
     )
-    from supervisor.init import wizard
+    from .init import wizard
 
     init = sub.add_parser(
         "init", parents=[common], help="set up: write a config and a 0600 env file of secrets"
     )
     wizard.add_arguments(init)
-    from supervisor.init import service
+    from .init import service
 
     service_cmd = sub.add_parser(
         "service", parents=[common], help="install, remove or control the daemon as a system service"
@@ -70,7 +70,7 @@ def _load_env_file(path: str) -> str | None:
     import os
     from pathlib import Path
 
-    from supervisor.init.plan import parse_env
+    from .init.plan import parse_env
 
     try:
         text = Path(path).read_text()
@@ -82,9 +82,9 @@ def _load_env_file(path: str) -> str | None:
 
 
 def _run(config_path: str | None, *, json_logs: bool | None, level: int = logging.INFO) -> int:
-    from supervisor import logs
-    from supervisor.config import load_config
-    from supervisor.daemon import Daemon
+    from . import logs
+    from .config import load_config
+    from .daemon import Daemon
 
     logs.configure(json=json_logs, level=level)
     try:

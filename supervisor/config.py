@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +18,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from supervisor.errors import ConfigError, UnknownKey
-from supervisor.proxy import check_header, parse_networks
+from .errors import ConfigError, UnknownKey
+from .layout import Layout, layout
+from .proxy import check_header, parse_networks
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
@@ -203,10 +202,17 @@ class Config(_Table):
 class Paths:
     """Where things live, resolved once at load."""
 
-    home: Path  # the install root: conf/, node_modules/, .venv/
-    conf_dir: Path
+    layout: Layout  # the install's own files: conf/, the web app, the opencode pin (supervisor.layout)
     data_dir: Path
     run_dir: Path  # control socket, Caddy's admin socket
+
+    @property
+    def home(self) -> Path:
+        return self.layout.root
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.layout.conf_dir
 
     @property
     def control_socket(self) -> Path:
@@ -214,7 +220,7 @@ class Paths:
 
     @property
     def web_root(self) -> Path:
-        return self.home / "web" / "dist"  # the mobile web app, built by make
+        return self.layout.web_root  # the mobile web app, built by scripts/build-web.sh
 
     @property
     def repos_dir(self) -> Path:
@@ -233,6 +239,10 @@ class Paths:
         return self.data_dir / "push"  # 0700, the daemon's own: the browsers' push subscriptions
 
     @property
+    def plugins_dir(self) -> Path:
+        return self.data_dir / "plugins"  # the daemon's copy of our opencode plugins, for the agent to read
+
+    @property
     def agent_home(self) -> Path:
         return self.data_dir / "home"  # $HOME of the agent when it runs as its own user
 
@@ -248,33 +258,6 @@ class LoadedConfig:
     @property
     def services(self) -> dict[str, ServiceConfig]:
         return {name: svc for name, svc in self.config.services.items() if svc.enabled}
-
-
-def install_home() -> Path:
-    """The install root: $DANCODES_HOME, else the folder holding this package."""
-    env = os.environ.get("DANCODES_HOME")
-    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
-
-
-def binary_search_path(home: Path) -> str:
-    """Where argv[0] of a service is looked up: this venv, the pinned npm packages, then $PATH.
-
-    Only argv[0] is resolved this way; children keep the caller's PATH, so the agent's shell
-    never picks up the daemon's own Python by accident.
-    """
-    return os.pathsep.join(
-        [
-            str(Path(sys.executable).parent),
-            str(home / "node_modules" / ".bin"),
-            os.environ.get("PATH", os.defpath),
-        ]
-    )
-
-
-def resolve_executable(name: str, home: Path) -> str | None:
-    if os.sep in name:
-        return name if os.access(name, os.X_OK) else None
-    return shutil.which(name, path=binary_search_path(home))
 
 
 def default_data_dir(configured: str) -> Path:
@@ -300,8 +283,8 @@ def load_config(path: str | Path | None = None, *, settings: dict[str, Any] | No
     The layers, each overriding the one before, table by table: `conf/dancodes.toml`, the file at
     `path`, and `<data_dir>/settings.toml` (or `settings`, to validate a change before it is written).
     """
-    home = install_home()
-    conf_dir = home / "conf"
+    install = layout()
+    conf_dir = install.conf_dir
     merged = _read_toml(conf_dir / "dancodes.toml")
     source = Path(path).absolute() if path is not None else None
     if source is not None:
@@ -324,7 +307,7 @@ def load_config(path: str | Path | None = None, *, settings: dict[str, Any] | No
         merged = _merge(merged, settings)
         config = _validate(merged, label)
         _check_semantics(config, label)
-    paths = Paths(home=home, conf_dir=conf_dir, data_dir=data_dir, run_dir=data_dir / "run")
+    paths = Paths(layout=install, data_dir=data_dir, run_dir=data_dir / "run")
     config = _expand(config, paths, label)
     return LoadedConfig(config=config, paths=paths, source=source)
 
@@ -478,6 +461,7 @@ def _expand(config: Config, paths: Paths, label: str) -> Config:
     values = {
         "home": paths.home,
         "conf_dir": paths.conf_dir,
+        "web_root": paths.web_root,
         "data_dir": paths.data_dir,
         "run_dir": paths.run_dir,
         "ports": config.ports,

@@ -25,8 +25,8 @@ from urllib.parse import quote
 
 import httpx
 
-from supervisor.errors import ConfigError, ControlError, DaemonUnreachable, DancodesError
-from supervisor.verbosity import add_verbosity
+from .errors import ConfigError, ControlError, DaemonUnreachable, DancodesError
+from .verbosity import add_verbosity
 
 PROG = "dancodes-ctl"
 
@@ -721,7 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
 def socket_path(args: argparse.Namespace) -> Path:
     if args.socket:
         return Path(args.socket)
-    from supervisor.config import default_data_dir, load_config  # only when no --socket is given
+    from .config import default_data_dir, load_config  # only when no --socket is given
 
     if args.config:
         return load_config(args.config).paths.control_socket

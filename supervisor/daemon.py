@@ -23,38 +23,52 @@ import contextlib
 import os
 import shutil
 import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
 import structlog
 import trio
 
-from supervisor import __version__, agent, agent_git, github, opencode_config, proxy, secretstore, tls
-from supervisor.agent import AgentUser, agent_environment
-from supervisor.auth import AuthWall
-from supervisor.auth.origin import configured_origin
-from supervisor.auth.wall import PROXY_SECRET_ENV
-from supervisor.chats import ChatBoard
-from supervisor.config import LoadedConfig, ServiceConfig, load_config, start_order
-from supervisor.datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
-from supervisor.errors import DancodesError, DataDirError
-from supervisor.logs import Redactor, ServiceLog, secret_values
-from supervisor.opencode import OpencodeClient, basic_auth
-from supervisor.orphans import Orphan, check_killable, kill_tree, list_orphans
-from supervisor.ports import check_free, daemon_ports, port_label
-from supervisor.predecessors import RECORD_FILE, Recorder, end_predecessors
-from supervisor.projects import gitcli
-from supervisor.projects.clones import Clones
-from supervisor.projects.housekeeping import Housekeeper
-from supervisor.projects.store import ProjectStore
-from supervisor.push.notifier import Notifier
-from supervisor.reaper import Mode, Reaper, become_reaper
-from supervisor.service import RESTING, Launch, Service
-from supervisor.settings import discard_temp_files
-from supervisor.spawn import spawn
+from . import (
+    __version__,
+    agent,
+    agent_git,
+    files,
+    github,
+    opencode_config,
+    opencode_install,
+    proxy,
+    secretstore,
+    tls,
+)
+from .agent import AgentUser, agent_environment
+from .auth import AuthWall
+from .auth.origin import configured_origin
+from .auth.wall import PROXY_SECRET_ENV
+from .chats import ChatBoard
+from .config import LoadedConfig, ServiceConfig, load_config, start_order
+from .datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
+from .errors import DancodesError, DataDirError
+from .layout import search_path
+from .logs import Redactor, ServiceLog, secret_values
+from .opencode import OpencodeClient, basic_auth
+from .orphans import Orphan, check_killable, kill_tree, list_orphans
+from .ports import check_free, daemon_ports, port_label
+from .predecessors import RECORD_FILE, Recorder, end_predecessors
+from .projects import gitcli
+from .projects.clones import Clones
+from .projects.housekeeping import Housekeeper
+from .projects.store import ProjectStore
+from .push.notifier import Notifier
+from .reaper import Mode, Reaper, become_reaper
+from .service import RESTING, Launch, Service
+from .settings import discard_temp_files
+from .spawn import spawn
 
 if TYPE_CHECKING:
-    from supervisor.typing import AdminContext
+    from .typing import AdminContext
 
 log = structlog.get_logger("dancodes.daemon")
 
@@ -84,6 +98,13 @@ class Daemon:
         self.agent_identity = agent_git.Identity(agent_git.LOCAL_NAME, agent_git.LOCAL_EMAIL, "local")
         self.opencode_password = ""
         self._recorder: Recorder | None = None
+        #: where services' argv[0] is looked up: the venv, the install's opencode, $PATH (`run` adds the
+        #: pinned opencode's folder once it is found or installed)
+        self._search_path = search_path(*self._node_bin())
+        self._opencode_ready = trio.Event()
+        #: why the daemon stops by itself (the pinned opencode could not be installed); raised by `run`
+        self.failure: DancodesError | None = None
+        self._wake: trio.MemorySendChannel[int | None] | None = None
         for name in start_order(loaded):
             self.services[name] = self._make_service(name)
         paths = loaded.paths
@@ -121,7 +142,7 @@ class Daemon:
             name,
             cfg.services[name],
             reaper=self.reaper,
-            home=self.loaded.paths.home,
+            search_path=lambda: self._search_path,
             log=ServiceLog(name, cfg.daemon.log_tail, self._redactor),
             prepare=lambda config: self._launch(name, config),
             describe_port=lambda port: port_label(self.loaded, port, name),
@@ -162,7 +183,10 @@ class Daemon:
             env.pop("OPENCODE_SERVER_USERNAME", None)  # the daemon and Caddy use opencode's default
             env.pop("OPENCODE_CONFIG", None)  # merged into the content below: the agent need not read it
             env["OPENCODE_CONFIG_CONTENT"] = opencode_config.compose(
-                conf_dir=loaded.paths.conf_dir, data_dir=loaded.paths.data_dir, environ=os.environ
+                conf_dir=loaded.paths.conf_dir,
+                data_dir=loaded.paths.data_dir,
+                plugins_dir=loaded.paths.plugins_dir,
+                environ=os.environ,
             )
             headers["Authorization"] = basic_auth(self.opencode_password)
         elif name == CADDY:
@@ -265,8 +289,6 @@ class Daemon:
             if user is None:
                 raise DataDirError(f"the agent user {name} is still missing after useradd")
             agent.check_reachable(paths.data_dir, user)
-            # opencode's binary and our plugin for it are read by the agent's user too
-            agent.check_reachable(paths.conf_dir, user, "the install's conf dir")
             agent.give_to_agent(
                 user,
                 [
@@ -281,12 +303,57 @@ class Daemon:
         else:
             paths.agent_home.mkdir(mode=0o700, exist_ok=True)
         self.agent_user = self.store.agent = user
+        self._copy_plugins()
         self.store.git_home = paths.agent_home
         self.opencode_password = secretstore.load_or_make(paths.secrets_dir, secretstore.OPENCODE_PASSWORD)
         self._redactor.secrets.append(self.opencode_password)
         self.opencode.authenticate(self.opencode_password)
         await self._choose_agent_identity()
         log.info("agent_boundary", user=user.name if user else None, uid=user.uid if user else os.geteuid())
+
+    def _copy_plugins(self) -> None:
+        """Our opencode plugins, copied into the data dir: opencode runs as the agent, which may not reach
+        the install (a pipx venv under /root); there, only the daemon may change them."""
+        paths = self.loaded.paths
+        paths.plugins_dir.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(paths.plugins_dir, 0o755)  # noqa: S103 - the agent reads them, whatever the umask
+        for name in opencode_config.PLUGINS:
+            files.write_whole(paths.plugins_dir / name, (paths.conf_dir / name).read_text(), mode=0o644)
+
+    def _node_bin(self) -> list[Path]:
+        node_bin = self.loaded.paths.layout.node_bin
+        return [node_bin] if node_bin is not None else []
+
+    def _runs_opencode(self) -> bool:
+        return any(svc.config.argv[:1] == ["opencode"] for svc in self.services.values())
+
+    async def _install_opencode(self) -> None:
+        """The pinned opencode, found or installed (supervisor.opencode_install), before a service that
+        runs it starts; when it cannot be had, the daemon stops with the reason."""
+        if not self._runs_opencode():
+            self._opencode_ready.set()
+            return
+        paths = self.loaded.paths
+        try:
+            found = await opencode_install.ensure_pinned(
+                paths.layout, paths.data_dir, self.reaper, os.environ
+            )
+            if self.agent_user is not None:  # opencode runs as the agent
+                agent.check_reachable(found, self.agent_user, "opencode's folder")
+        except DancodesError as exc:
+            log.error("opencode_unavailable", error=str(exc))
+            self.failure = exc
+            if self._wake is not None:
+                self._wake.send_nowait(None)
+            return
+        self._search_path = search_path(found, *self._node_bin())
+        self._opencode_ready.set()
+
+    async def _forward_signals(
+        self, signals: AsyncIterator[int], wake: trio.MemorySendChannel[int | None]
+    ) -> None:
+        async for signum in signals:
+            await wake.send(signum)
 
     async def _choose_agent_identity(self) -> None:
         git = self.loaded.config.git
@@ -318,7 +385,7 @@ class Daemon:
         log.info("agent_user_created", user=name)
 
     async def _run(self, task_status: trio.TaskStatus[Daemon]) -> None:
-        from supervisor.api.server import serve_app  # the web stack loads only for a daemon
+        from .api.server import serve_app  # the web stack loads only for a daemon
 
         if self.mode is None:
             self.mode = become_reaper()
@@ -340,6 +407,9 @@ class Daemon:
                 app_stop = trio.Event()
                 context: AdminContext = self  # the API sees the daemon through this alone
                 await nursery.start(serve_app, context, app_stop)
+                self._wake, wakes = trio.open_memory_channel[int | None](16)
+                nursery.start_soon(self._forward_signals, signals, self._wake)
+                nursery.start_soon(self._install_opencode)
                 for svc in self.services.values():
                     await nursery.start(svc.supervise)
                     nursery.start_soon(self._start_when_ready, svc)
@@ -355,11 +425,12 @@ class Daemon:
                     control=str(self.loaded.paths.control_socket),
                 )
                 task_status.started(self)
-                async for signum in signals:
+                async for signum in wakes:  # a signal, or None: a failure stops the daemon
                     if signum == signal.SIGHUP:
                         await self.reload()
                         continue
-                    log.info("signal", signal=signal.Signals(signum).name)
+                    if signum is not None:
+                        log.info("signal", signal=signal.Signals(signum).name)
                     break
                 await self.shutdown()
                 app_stop.set()  # hypercorn drains its connections (graceful_timeout) and returns
@@ -371,8 +442,12 @@ class Daemon:
         with trio.CancelScope(shield=True):
             await self.opencode.aclose()
         log.info("daemon_stopped")
+        if self.failure is not None:
+            raise self.failure
 
     async def _start_when_ready(self, svc: Service) -> None:
+        if svc.config.argv[:1] == ["opencode"]:
+            await self._opencode_ready.wait()
         for dep in svc.config.after:
             other = self.services.get(dep)
             if other is not None:

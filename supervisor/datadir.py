@@ -11,8 +11,8 @@ import contextlib
 import fcntl
 import os
 
-from supervisor.config import Paths
-from supervisor.errors import DataDirError
+from .config import Paths
+from .errors import DataDirError
 
 
 def prepare_data_dir(paths: Paths) -> None:

@@ -7,6 +7,7 @@
     ├── DataDirError         the data directory cannot be created or written
     ├── SaveError            a file could not be saved (disk full: 507, anything else: 500)
     ├── SpawnError           a service's process could not be started (missing binary, bad cwd)
+    ├── InstallError         the pinned opencode is missing and could not be installed (no npm, npm failed)
     ├── ListenError          the daemon could not bind its own listener
     ├── ProcessError         an orphan kill refused or impossible
     │   ├── NoSuchProcess      no live process has that pid
@@ -66,6 +67,10 @@ class SaveError(DancodesError):
 
 class SpawnError(DancodesError):
     """A service's process could not be started."""
+
+
+class InstallError(DancodesError):
+    """The opencode the install pins is neither here nor installable: no npm, or npm failed."""
 
 
 class ListenError(DancodesError):

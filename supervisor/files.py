@@ -11,7 +11,7 @@ from typing import TypeVar
 import msgspec
 import structlog
 
-from supervisor.errors import DataDirError
+from .errors import DataDirError
 
 log = structlog.get_logger("dancodes.files")
 

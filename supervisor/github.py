@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import structlog
 
-from supervisor.errors import GitHubError
+from .errors import GitHubError
 
 log = structlog.get_logger("dancodes.github")
 

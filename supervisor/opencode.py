@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import trio
 
-from supervisor.errors import OpencodeError
+from .errors import OpencodeError
 
 _DIRECTORY = "x-opencode-directory"
 #: The user name opencode expects with OPENCODE_SERVER_PASSWORD (its OPENCODE_SERVER_USERNAME default)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from supervisor.errors import SpawnError
+from .errors import SpawnError
 
 #: Settings the daemon must force: a shared chat leaves the box; an update must come with the image.
 FORCED: dict[str, Any] = {"share": "disabled", "autoupdate": False}
@@ -31,9 +31,11 @@ _ADDITIVE = frozenset({"plugin", "instructions"})
 #: Our plugin (in conf/): deletes OPENCODE_SERVER_PASSWORD from opencode's environment once it has
 #: read it, so the shells of its tools never inherit it.
 SCRUB_PLUGIN = "opencode-scrub-env.js"
+#: The plugins of conf/ the daemon copies into `<data_dir>/plugins` for opencode to load.
+PLUGINS = (SCRUB_PLUGIN,)
 
 
-def compose(*, conf_dir: Path, data_dir: Path, environ: Mapping[str, str]) -> str:
+def compose(*, conf_dir: Path, data_dir: Path, plugins_dir: Path, environ: Mapping[str, str]) -> str:
     """The merged configuration as JSON text; SpawnError names a user file that cannot be used."""
     layers: list[tuple[str, dict[str, Any]]] = [("defaults", _load(conf_dir / "opencode.json"))]
     volume = data_dir / "opencode.json"
@@ -45,7 +47,7 @@ def compose(*, conf_dir: Path, data_dir: Path, environ: Mapping[str, str]) -> st
     content = environ.get("OPENCODE_CONFIG_CONTENT")
     if content:
         layers.append(("OPENCODE_CONFIG_CONTENT", _parse(content, "OPENCODE_CONFIG_CONTENT")))
-    plugin = (conf_dir / SCRUB_PLUGIN).as_uri()
+    plugin = (plugins_dir / SCRUB_PLUGIN).as_uri()
     layers.append(("forced", {**FORCED, "plugin": [plugin]}))
     merged: dict[str, Any] = {}
     for _, layer in layers:

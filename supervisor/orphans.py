@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 import trio
 
-from supervisor.errors import KillRefused, NoSuchProcess
+from .errors import KillRefused, NoSuchProcess
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ from collections.abc import Iterable
 import msgspec
 import psutil
 
-from supervisor.config import LoadedConfig, start_order
-from supervisor.errors import ListenError
+from .config import LoadedConfig, start_order
+from .errors import ListenError
 
 
 def port_label(loaded: LoadedConfig, port: int, service: str | None = None) -> str:

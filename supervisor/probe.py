@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import httpx
 import trio
 
-from supervisor.config import Probe
+from .config import Probe
 
 
 @dataclass(frozen=True, slots=True)

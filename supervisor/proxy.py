@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from supervisor.errors import ConfigError
+from .errors import ConfigError
 
 TRUSTED_ENV = "DANCODES_PROXY_TRUSTED"
 HEADER_ENV = "DANCODES_CLIENT_IP_HEADER"

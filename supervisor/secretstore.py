@@ -11,8 +11,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from supervisor.errors import DataDirError
-from supervisor.files import write_whole
+from .errors import DataDirError
+from .files import write_whole
 
 OPENCODE_PASSWORD = "opencode-server-password"  # noqa: S105 - a file name, not a password
 

@@ -21,21 +21,21 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
 import trio
 
-from supervisor.backoff import Backoff
-from supervisor.config import ServiceConfig, resolve_executable
-from supervisor.errors import SpawnError
-from supervisor.logs import ServiceLog, Stream
-from supervisor.ports import busy_reason
-from supervisor.probe import HttpProbe
-from supervisor.reaper import ExitStatus, Reaper
-from supervisor.spawn import Child, spawn
+from .backoff import Backoff
+from .config import ServiceConfig
+from .errors import SpawnError
+from .layout import resolve_executable
+from .logs import ServiceLog, Stream
+from .ports import busy_reason
+from .probe import HttpProbe
+from .reaper import ExitStatus, Reaper
+from .spawn import Child, spawn
 
 
 class State(StrEnum):
@@ -87,7 +87,7 @@ class Service:
         *,
         reaper: Reaper,
         log: ServiceLog,
-        home: Path,
+        search_path: Callable[[], str],
         prepare: Callable[[ServiceConfig], Launch] = plain_launch,
         describe_port: Callable[[int], str] | None = None,
     ) -> None:
@@ -97,7 +97,7 @@ class Service:
         self.config = config
         self.output = log
         self._reaper = reaper
-        self._home = home
+        self._search_path = search_path  # where argv[0] is looked up (supervisor.layout)
         self._prepare = prepare
         self._launch = Launch(env={})
         self._describe_port = describe_port or (lambda port: f"services.{name}.owns_ports")
@@ -272,7 +272,7 @@ class Service:
 
     def _spawn(self) -> Child:
         argv = list(self.config.argv)
-        exe = resolve_executable(argv[0], self._home)
+        exe = resolve_executable(argv[0], self._search_path())
         if exe is None:
             raise SpawnError(f"executable '{argv[0]}' not found")
         argv[0] = exe

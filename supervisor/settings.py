@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 import tomli_w
 
-from supervisor.config import SETTINGS_FILE, LoadedConfig, load_config
-from supervisor.errors import ConfigError, SaveError, UnknownKey
+from .config import SETTINGS_FILE, LoadedConfig, load_config
+from .errors import ConfigError, SaveError, UnknownKey
 
 _HEADER = "# Written by `dancodes-ctl config set`; the top layer over conf/dancodes.toml and --config.\n"
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import trio
 
-from supervisor.errors import SpawnError
-from supervisor.reaper import ChildExit, ExitStatus, Reaper
+from .errors import SpawnError
+from .reaper import ChildExit, ExitStatus, Reaper
 
 
 @dataclass(eq=False)

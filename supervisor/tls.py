@@ -17,7 +17,7 @@ import ipaddress
 from typing import Literal
 from urllib.parse import urlsplit
 
-from supervisor.errors import ConfigError
+from .errors import ConfigError
 
 Mode = Literal["off", "acme", "internal"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import msgspec
 
-from supervisor.config import Config, GcSettings, OrphanPolicy, RestartPolicy
+from .config import Config, GcSettings, OrphanPolicy, RestartPolicy
 
 #: Tables whose every key is a tunable; a field added to one must be a number, a switch or a choice.
 TUNABLE_TABLES: dict[str, type[msgspec.Struct]] = {"gc": GcSettings, "orphans": OrphanPolicy}

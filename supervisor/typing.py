@@ -11,17 +11,17 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from supervisor.agent_git import Identity
-    from supervisor.auth import AuthWall
-    from supervisor.chats import ChatBoard
-    from supervisor.config import LoadedConfig
-    from supervisor.opencode import OpencodeClient
-    from supervisor.orphans import Orphan
-    from supervisor.projects.clones import Clones
-    from supervisor.projects.housekeeping import Housekeeper
-    from supervisor.projects.store import ProjectStore
-    from supervisor.push.notifier import Notifier
-    from supervisor.service import Service
+    from .agent_git import Identity
+    from .auth import AuthWall
+    from .chats import ChatBoard
+    from .config import LoadedConfig
+    from .opencode import OpencodeClient
+    from .orphans import Orphan
+    from .projects.clones import Clones
+    from .projects.housekeeping import Housekeeper
+    from .projects.store import ProjectStore
+    from .push.notifier import Notifier
+    from .service import Service
 
 
 class AdminContext(Protocol):

@@ -181,10 +181,10 @@ def reachable_by_agent(path: Path) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def checkout_reachable_by_agent() -> None:
-    """The daemon refuses to start when its agent's user cannot reach the install (opencode's binary,
-    our plugin in conf/): a checkout under a private directory (/root) is opened for searching."""
+    """The daemon refuses to start when its agent's user cannot reach opencode's binary (the checkout's
+    node_modules/.bin): a checkout under a private directory (/root) is opened for searching."""
     if os.geteuid() == 0:
-        reachable_by_agent(Path(__file__).resolve().parent.parent / "conf")
+        reachable_by_agent(Path(__file__).resolve().parent.parent / "node_modules" / ".bin")
 
 
 def launch_daemon(

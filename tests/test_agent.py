@@ -117,14 +117,17 @@ def test_user_layers_merge_and_ours_win_only_where_forced(tmp_path: Path) -> Non
         ' "provider": {"b": {"name": "B"}}}'
     )
     environ = {"OPENCODE_CONFIG": str(user_file), "OPENCODE_CONFIG_CONTENT": '{"small_model": "inline/s"}'}
-    merged = json.loads(opencode_config.compose(conf_dir=conf, data_dir=data, environ=environ))
+    merged = json.loads(
+        opencode_config.compose(conf_dir=conf, data_dir=data, plugins_dir=data / "plugins", environ=environ)
+    )
     assert merged["share"] == "disabled"
     assert merged["autoupdate"] is False
     assert merged["model"] == "user/m"  # the user's file over the volume's
     assert merged["small_model"] == "inline/s"
     assert set(merged["provider"]) == {"a", "b"}
     assert merged["plugin"][:2] == ["ours", "theirs"]
-    assert merged["plugin"][-1].endswith("/" + opencode_config.SCRUB_PLUGIN)
+    # the daemon's copy in the data dir, which the agent can read wherever the install lives
+    assert merged["plugin"][-1] == (data / "plugins" / opencode_config.SCRUB_PLUGIN).as_uri()
 
 
 @pytest.mark.parametrize(
@@ -144,6 +147,7 @@ def test_a_bad_user_file_is_one_line_naming_it(
         opencode_config.compose(
             conf_dir=conf_dir_with_defaults(tmp_path),
             data_dir=tmp_path,
+            plugins_dir=tmp_path,
             environ={"OPENCODE_CONFIG": str(user_file)},
         )
     assert message in str(caught.value)

@@ -245,3 +245,23 @@ def test_an_unknown_ref_is_refused(clone: tuple[Path, list[str]]) -> None:
     result = run_step("Choose the commit", work, ROLLBACK="", REF="no-such-thing")
     assert result.returncode == 1
     assert result.stdout == "::error::ref 'no-such-thing' is not a branch, tag or commit of this repository\n"
+
+
+# ---------------------------------------------------------------- the release of the wheel
+
+RELEASE = REPO / "deploy" / "github" / "release-wheel.yml"
+
+
+def test_the_release_workflow_passes_actionlint_and_builds_with_make_wheel() -> None:
+    result = actionlint(RELEASE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc: dict[Any, Any] = yaml.safe_load(RELEASE.read_text())
+    on = doc.get("on", doc.get(True))
+    assert on == {"push": {"tags": ["v*"]}}
+    assert doc["permissions"] == {"contents": "write"}
+    steps = doc["jobs"]["wheel"]["steps"]
+    assert [s["uses"] for s in steps if "uses" in s] == [step("Check out")["uses"]]  # the same pinned commit
+    runs = [s["run"] for s in steps if "run" in s]
+    assert runs[0].endswith("make wheel")
+    assert "dist/dancodes-*.whl" in runs[1]
+    assert re.search(r"^wheel: ", (REPO / "Makefile").read_text(), re.M)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -13,11 +12,10 @@ import trio.testing
 
 from supervisor.backoff import Backoff
 from supervisor.config import Probe, RestartPolicy, ServiceConfig
+from supervisor.layout import search_path as venv_first
 from supervisor.logs import Redactor, ServiceLog
 from supervisor.reaper import Reaper
 from supervisor.service import Service, State
-
-HOME = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -39,7 +37,9 @@ async def reaper() -> AsyncIterator[Reaper]:
 def make_service(reaper: Reaper, argv: list[str], **restart: object) -> Service:
     policy = msgspec.convert(restart, RestartPolicy)
     config = ServiceConfig(argv=argv, probe=Probe(start_seconds=0.5), restart=policy)
-    return Service("crashy", config, reaper=reaper, home=HOME, log=ServiceLog("crashy", 50, Redactor([])))
+    return Service(
+        "crashy", config, reaper=reaper, search_path=venv_first, log=ServiceLog("crashy", 50, Redactor([]))
+    )
 
 
 class Transitions:

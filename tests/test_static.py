@@ -30,9 +30,10 @@ def test_mypy_strict() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def _imports() -> dict[str, set[str]]:
+def _imports() -> tuple[dict[str, set[str]], list[str]]:
     """Each module of the package and the package modules it imports: at the top, under TYPE_CHECKING
-    or inside a function alike (a module imported late is still a module depended on)."""
+    or inside a function alike (a module imported late is still a module depended on); and the imports
+    that name the package absolutely, which an install (where it is `dancodes`) could not resolve."""
     root = ROOT / "supervisor"
     modules = {
         ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
@@ -45,29 +46,40 @@ def _imports() -> dict[str, set[str]]:
         return name
 
     graph: dict[str, set[str]] = {}
+    absolute: list[str] = []
     for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         found: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.ImportFrom)
-                and node.level == 0
-                and (node.module or "").startswith("supervisor")
-            ):
-                module = node.module or ""
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
                 found |= {
                     owner(f"{module}.{a.name}") if f"{module}.{a.name}" in modules else owner(module)
                     for a in node.names
                 }
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "supervisor":
+                absolute.append(f"{path.relative_to(ROOT)}:{node.lineno}")
             elif isinstance(node, ast.Import):
-                found |= {owner(a.name) for a in node.names if a.name.startswith("supervisor")}
+                absolute += [
+                    f"{path.relative_to(ROOT)}:{node.lineno}"
+                    for a in node.names
+                    if a.name.split(".")[0] == "supervisor"
+                ]
         graph[name] = found - {name, "supervisor"}
-    return graph
+    return graph, absolute
+
+
+def test_the_package_imports_itself_relatively() -> None:
+    """Installed, the package is `dancodes` (PyPI's `supervisor` is supervisord's): an absolute
+    `supervisor.` import would work in the checkout and fail in the install."""
+    assert _imports()[1] == []
 
 
 def test_the_package_imports_form_no_circle() -> None:
     """Layers depend one way (the API sees the daemon through `supervisor.typing.AdminContext`): a module
     that reaches itself through its imports names the circle."""
-    graph = _imports()
+    graph = _imports()[0]
     assert "supervisor.daemon" in graph["supervisor.cli"]  # the walk sees imports made inside functions
     through = sorted(m for m in graph if m.startswith("supervisor.api") and "supervisor.daemon" in graph[m])
     assert not through, f"the API imports the daemon: {through}"

@@ -27,7 +27,7 @@ from supervisor.api.web import PUBLIC_FILES
 from supervisor.auth.cookie import CookieSigner
 from supervisor.auth.rotation import ROTATION_FILE, fingerprint
 from supervisor.auth.sessions import SessionStore, new_session_id
-from supervisor.config import install_home, resolve_executable
+from supervisor.layout import layout, resolve_executable, search_path
 from tests import rawhttp
 from tests.conftest import TEST_PASSWORD, DaemonProc, daemon_env, free_port, reachable_by_agent
 from tests.rawhttp import H2_PREFACE, request_head, try_h2c
@@ -118,7 +118,7 @@ def test_the_root_goes_to_our_app_and_opencodes_own_ui_files_to_opencode(stack: 
 def test_the_installable_files_come_without_the_cookie_and_nothing_else_does(stack: Stack) -> None:
     """Browsers fetch the manifest, its icons and the service worker without credentials: exactly those
     paths are outside the wall; the page, its bundles and every API stay behind it."""
-    dist = install_home() / "web" / "dist"
+    dist = layout().web_root
     if not (dist / "sw.js").is_file():
         pytest.skip("web/dist is not built (scripts/build-web.sh)")
     kinds = {".js": "text/javascript", ".webmanifest": "application/manifest+json", ".png": "image/png"}
@@ -777,11 +777,11 @@ def caddy_in_front_of_echo(tmp: Path, extra_env: dict[str, str] | None = None) -
             "XDG_DATA_HOME": str(tmp / "data"),
             "XDG_CONFIG_HOME": str(tmp / "config"),
         }
-        caddy = resolve_executable("caddy", install_home())
+        caddy = resolve_executable("caddy", search_path())
         assert caddy is not None
         log = (tmp / "caddy.log").open("wb")
         proc = subprocess.Popen(
-            [caddy, "run", "--config", str(install_home() / "conf" / "Caddyfile"), "--adapter", "caddyfile"],
+            [caddy, "run", "--config", str(layout().conf_dir / "Caddyfile"), "--adapter", "caddyfile"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -18,10 +18,13 @@ import trio
 from quart import Blueprint, Response, abort, request
 from quart_schema import document_querystring, document_request, document_response, validate_response
 
-from supervisor import settings
-from supervisor.api.guard import Json, current_context, require_auth
-from supervisor.api.openapi import path_parameters, streams
-from supervisor.api.responses import (
+from .. import settings
+from ..auth.views import on_control_socket, signed_in_or_operator
+from ..config import SETTINGS_FILE
+from ..tunables import tunable_through_wall, wall_refusal
+from .guard import Json, current_context, require_auth
+from .openapi import path_parameters, streams
+from .responses import (
     ConfigChange,
     ConfigEntry,
     ConfigView,
@@ -35,13 +38,10 @@ from supervisor.api.responses import (
     can_fail,
     checked,
 )
-from supervisor.api.schemas import ConfigSetRequest, LogsQuery
-from supervisor.auth.views import on_control_socket, signed_in_or_operator
-from supervisor.config import SETTINGS_FILE
-from supervisor.tunables import tunable_through_wall, wall_refusal
+from .schemas import ConfigSetRequest, LogsQuery
 
 if TYPE_CHECKING:
-    from supervisor.service import Service
+    from ..service import Service
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 admin.before_request(require_auth)

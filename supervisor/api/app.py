@@ -21,18 +21,9 @@ from quart_schema import Info, QuartSchema, RequestSchemaValidationError
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from supervisor import __version__
-from supervisor.api import body
-from supervisor.api.admin import admin
-from supervisor.api.chats import chats
-from supervisor.api.openapi import OpenAPI
-from supervisor.api.projects import projects
-from supervisor.api.push import push
-from supervisor.api.sessions import sessions
-from supervisor.api.tokens import tokens
-from supervisor.api.web import web
-from supervisor.auth import auth
-from supervisor.errors import (
+from .. import __version__
+from ..auth import auth
+from ..errors import (
     ConfigError,
     DataDirError,
     KillRefused,
@@ -43,9 +34,18 @@ from supervisor.errors import (
     UnknownKey,
     UpstreamError,
 )
+from . import body
+from .admin import admin
+from .chats import chats
+from .openapi import OpenAPI
+from .projects import projects
+from .push import push
+from .sessions import sessions
+from .tokens import tokens
+from .web import web
 
 if TYPE_CHECKING:
-    from supervisor.typing import AdminContext
+    from ..typing import AdminContext
 
 log = structlog.get_logger("dancodes.api")
 

@@ -18,12 +18,12 @@ import trio
 from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_response, validate_response
 
-from supervisor.api.guard import Json, current_context, require_auth
-from supervisor.api.openapi import streams
-from supervisor.api.responses import ChatEvent, ChatList, ChatSnapshot, can_fail, checked
-from supervisor.api.schemas import ChatEventsQuery
-from supervisor.errors import OpencodeError
-from supervisor.opencode import Session
+from ..errors import OpencodeError
+from ..opencode import Session
+from .guard import Json, current_context, require_auth
+from .openapi import streams
+from .responses import ChatEvent, ChatList, ChatSnapshot, can_fail, checked
+from .schemas import ChatEventsQuery
 
 chats = Blueprint("chats", __name__, url_prefix="/admin")
 chats.before_request(require_auth)

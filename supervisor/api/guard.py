@@ -15,10 +15,10 @@ from quart import Response, current_app, request
 from quart_schema import RequestSchemaValidationError
 from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
 
-from supervisor.auth import require_auth as require_cookie
+from ..auth import require_auth as require_cookie
 
 if TYPE_CHECKING:
-    from supervisor.typing import AdminContext
+    from ..typing import AdminContext
 
 #: A JSON body, with or without an explicit status.
 Json = tuple[dict[str, Any], int] | dict[str, Any]

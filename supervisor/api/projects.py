@@ -16,10 +16,12 @@ import trio
 from quart import Blueprint
 from quart_schema import validate_querystring, validate_request, validate_response
 
-from supervisor import github
-from supervisor.api.guard import Json, current_context, require_auth
-from supervisor.api.openapi import path_parameters
-from supervisor.api.responses import (
+from .. import github
+from ..errors import Conflict, GitHubError, UpstreamError
+from ..projects.names import RepoName, validate_branch, validate_session_id
+from .guard import Json, current_context, require_auth
+from .openapi import path_parameters
+from .responses import (
     CloneFailed,
     Committed,
     DiskReport,
@@ -37,7 +39,7 @@ from supervisor.api.responses import (
     WorktreeList,
     can_fail,
 )
-from supervisor.api.schemas import (
+from .schemas import (
     NAME,
     OWNER,
     SESSION_ID,
@@ -49,12 +51,10 @@ from supervisor.api.schemas import (
     PushRequest,
     WorktreeRequest,
 )
-from supervisor.errors import Conflict, GitHubError, UpstreamError
-from supervisor.projects.names import RepoName, validate_branch, validate_session_id
 
 if TYPE_CHECKING:
-    from supervisor.projects.diff import WorktreeDiff as WorktreeDiffData
-    from supervisor.projects.store import CloneProgress
+    from ..projects.diff import WorktreeDiff as WorktreeDiffData
+    from ..projects.store import CloneProgress
 
 log = structlog.get_logger("dancodes.api")
 

@@ -17,9 +17,11 @@ from typing import Any
 from quart import Blueprint, request
 from quart_schema import validate_request, validate_response
 
-from supervisor.api.guard import Json, current_context, require_auth
-from supervisor.api.openapi import path_parameters
-from supervisor.api.responses import (
+from ..push.checks import origin_of
+from ..push.subscriptions import Subscription
+from .guard import Json, current_context, require_auth
+from .openapi import path_parameters
+from .responses import (
     PushKey,
     PushPresence,
     PushResults,
@@ -28,9 +30,7 @@ from supervisor.api.responses import (
     PushUnsubscribed,
     can_fail,
 )
-from supervisor.api.schemas import PresenceRequest, PushSubscriptionRequest, PushTestRequest
-from supervisor.push.checks import origin_of
-from supervisor.push.subscriptions import Subscription
+from .schemas import PresenceRequest, PushSubscriptionRequest, PushTestRequest
 
 push = Blueprint("push", __name__, url_prefix="/admin/push")
 push.before_request(require_auth)

@@ -20,11 +20,11 @@ import msgspec
 from msgspec import UNSET, UnsetType
 from quart_schema import document_response
 
-from supervisor.chats import ChatStatus
-from supervisor.config import Config
-from supervisor.logs import Stream
-from supervisor.projects.progress import Phase
-from supervisor.reaper import Mode
+from ..chats import ChatStatus
+from ..config import Config
+from ..logs import Stream
+from ..projects.progress import Phase
+from ..reaper import Mode
 
 F = TypeVar("F", bound=Callable[..., Any])
 

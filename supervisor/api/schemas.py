@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from supervisor.auth.tokens import NAME_PATTERN as TOKEN_NAME_PATTERN
-from supervisor.projects.names import (
+from ..auth.tokens import NAME_PATTERN as TOKEN_NAME_PATTERN
+from ..projects.names import (
     BRANCH_PATTERN,
     NAME_PATTERN,
     OWNER_PATTERN,

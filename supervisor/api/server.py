@@ -15,14 +15,14 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.utils import wrap_app
 
-from supervisor.api import http1
-from supervisor.api.app import create_app
-from supervisor.api.response_end import shield_response_end
-from supervisor.auth import FORWARD_AUTH_SOCKET, serve_forward_auth
-from supervisor.errors import ListenError
+from ..auth import FORWARD_AUTH_SOCKET, serve_forward_auth
+from ..errors import ListenError
+from . import http1
+from .app import create_app
+from .response_end import shield_response_end
 
 if TYPE_CHECKING:
-    from supervisor.typing import AdminContext
+    from ..typing import AdminContext
 
 
 class _TCPServer(TCPServer):

@@ -14,10 +14,10 @@ import structlog
 from quart import Blueprint, abort, request
 from quart_schema import validate_response
 
-from supervisor.api.guard import current_context, require_auth
-from supervisor.api.responses import SessionList, SessionOut, SessionsEnded, can_fail
-from supervisor.auth.origin import header_map
-from supervisor.auth.sessions import HANDLE_LENGTH, handle_of, session_hash
+from ..auth.origin import header_map
+from ..auth.sessions import HANDLE_LENGTH, handle_of, session_hash
+from .guard import current_context, require_auth
+from .responses import SessionList, SessionOut, SessionsEnded, can_fail
 
 log = structlog.get_logger("dancodes.auth")
 

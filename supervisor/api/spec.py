@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from supervisor.api.app import build_app
+from .app import build_app
 
 
 def admin_spec() -> dict[str, Any]:

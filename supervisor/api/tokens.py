@@ -14,9 +14,9 @@ import structlog
 from quart import Blueprint
 from quart_schema import validate_request, validate_response
 
-from supervisor.api.guard import Json, current_context, require_auth
-from supervisor.api.responses import TokenCreated, TokenList, TokenOut, TokenRevoked, can_fail
-from supervisor.api.schemas import TokenRequest
+from .guard import Json, current_context, require_auth
+from .responses import TokenCreated, TokenList, TokenOut, TokenRevoked, can_fail
+from .schemas import TokenRequest
 
 log = structlog.get_logger("dancodes.auth")
 

@@ -13,10 +13,10 @@ views      the /auth blueprint and `require_auth` for the admin routes
 forward    the fast forward_auth responder on a unix socket
 """
 
-from supervisor.auth.forward import FORWARD_AUTH_SOCKET, serve_forward_auth
-from supervisor.auth.keys import AuthSecrets
-from supervisor.auth.views import CONFIG_KEY, auth, require_auth
-from supervisor.auth.wall import AuthWall
+from .forward import FORWARD_AUTH_SOCKET, serve_forward_auth
+from .keys import AuthSecrets
+from .views import CONFIG_KEY, auth, require_auth
+from .wall import AuthWall
 
 __all__ = [
     "CONFIG_KEY",

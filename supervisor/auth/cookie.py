@@ -16,7 +16,7 @@ from collections.abc import Callable
 from itsdangerous import BadData, BadSignature, TimestampSigner
 from itsdangerous.encoding import base64_decode, base64_encode
 
-from supervisor.auth.sessions import is_session_id
+from .sessions import is_session_id
 
 _SALT = b"dancodes.auth.cookie"
 

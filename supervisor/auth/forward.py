@@ -23,7 +23,7 @@ import h11
 import structlog
 import trio
 
-from supervisor.auth.wall import ALLOW, Answer, AuthWall
+from .wall import ALLOW, Answer, AuthWall
 
 log = structlog.get_logger("dancodes.auth")
 

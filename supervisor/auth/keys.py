@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from supervisor.errors import MissingSecret
+from ..errors import MissingSecret
 
 MIN_SECRET_LENGTH = 32
 _HOW = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
-from supervisor.errors import ConfigError
+from ..errors import ConfigError
 
 HeaderMap = Mapping[str, str]
 

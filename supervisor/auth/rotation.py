@@ -16,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from supervisor.files import write_whole
+from ..files import write_whole
 
 log = structlog.get_logger("dancodes.auth")
 

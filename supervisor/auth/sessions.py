@@ -24,8 +24,8 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from supervisor.errors import DataDirError
-from supervisor.files import read_state, write_whole
+from ..errors import DataDirError
+from ..files import read_state, write_whole
 
 log = structlog.get_logger("dancodes.auth")
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from supervisor.errors import Conflict, DataDirError, InvalidName, NotFound
-from supervisor.files import read_state, write_whole
+from ..errors import Conflict, DataDirError, InvalidName, NotFound
+from ..files import read_state, write_whole
 
 log = structlog.get_logger("dancodes.auth")
 

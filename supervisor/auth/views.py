@@ -21,14 +21,14 @@ from quart import Blueprint, Response, current_app, request
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from supervisor.api.body import limit_body
-from supervisor.auth.nextpath import LOGIN_PATH, safe_next
-from supervisor.auth.origin import HeaderMap, header_map
-from supervisor.auth.page import HEADERS as PAGE_HEADERS
-from supervisor.auth.page import login_page
-from supervisor.auth.throttle import LOCAL, client_key, direct_key
-from supervisor.auth.wall import NOT_SIGNED_IN, Answer, AuthWall
-from supervisor.errors import DataDirError
+from ..api.body import limit_body
+from ..errors import DataDirError
+from .nextpath import LOGIN_PATH, safe_next
+from .origin import HeaderMap, header_map
+from .page import HEADERS as PAGE_HEADERS
+from .page import login_page
+from .throttle import LOCAL, client_key, direct_key
+from .wall import NOT_SIGNED_IN, Answer, AuthWall
 
 log = structlog.get_logger("dancodes.auth")
 

@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from supervisor.auth.cookie import CookieSigner, Verdict
-from supervisor.auth.keys import AuthSecrets
-from supervisor.auth.nextpath import login_url
-from supervisor.auth.origin import (
+from .cookie import CookieSigner, Verdict
+from .keys import AuthSecrets
+from .nextpath import login_url
+from .origin import (
     SAFE_METHODS,
     HeaderMap,
     configured_origin,
@@ -44,13 +44,13 @@ from supervisor.auth.origin import (
     is_navigation,
     request_origin,
 )
-from supervisor.auth.rotation import rotation_started
-from supervisor.auth.sessions import SessionStore
-from supervisor.auth.throttle import Throttle, client_key
-from supervisor.auth.tokens import TokenStore, basic_password
+from .rotation import rotation_started
+from .sessions import SessionStore
+from .throttle import Throttle, client_key
+from .tokens import TokenStore, basic_password
 
 if TYPE_CHECKING:
-    from supervisor.config import AuthSettings, LoadedConfig
+    from ..config import AuthSettings, LoadedConfig
 
 log = structlog.get_logger("dancodes.auth")
 

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from supervisor.auth.origin import normalize_origin
+from ..auth.origin import normalize_origin
 
 #: a provider key the agent's environment passes (see supervisor/agent.py)
 PROVIDER_KEY = re.compile(r"[A-Z][A-Z0-9_]*_API_KEY")

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from supervisor.init.wizard import default_paths
+from .wizard import default_paths
 
 if TYPE_CHECKING:
-    from supervisor.init.units import Layout
+    from .units import Layout
 
 ACTIONS = ("install", "uninstall", "status", "start", "stop", "restart")
 
@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def layout_for(args: argparse.Namespace) -> Layout:
-    from supervisor.config import load_config
-    from supervisor.init.units import Layout
+    from ..config import load_config
+    from .units import Layout
 
     loaded = load_config(args.config) if args.config.is_file() else load_config()
     exe = Path(shutil.which("dancodes") or Path(sys.executable).with_name("dancodes")).absolute()
@@ -72,7 +72,7 @@ def layout_for(args: argparse.Namespace) -> Layout:
 
 
 def _install(args: argparse.Namespace) -> int:
-    from supervisor.init.units import LABEL, UNIT, launchd_plist, systemd_unit
+    from .units import LABEL, UNIT, launchd_plist, systemd_unit
 
     layout = layout_for(args)
     if sys.platform == "darwin":
@@ -102,7 +102,7 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _unit_path(user: bool) -> Path:
-    from supervisor.init.units import UNIT
+    from .units import UNIT
 
     if user:
         return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd/user" / UNIT
@@ -110,7 +110,7 @@ def _unit_path(user: bool) -> Path:
 
 
 def _systemctl(action: str, *, user: bool) -> int:
-    from supervisor.init.units import UNIT
+    from .units import UNIT
 
     ctl = ["systemctl", *(["--user"] if user else [])]
     if action == "uninstall":
@@ -123,7 +123,7 @@ def _systemctl(action: str, *, user: bool) -> int:
 
 
 def _launchctl(action: str) -> int:
-    from supervisor.init.units import LABEL
+    from .units import LABEL
 
     path = Path.home() / "Library/LaunchAgents" / f"{LABEL}.plist"
     target = f"gui/{os.getuid()}/{LABEL}"

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supervisor.errors import DancodesError
-from supervisor.files import write_whole
-from supervisor.init.plan import Answers, PlanError, parse_env, plan, render_env
+from ..errors import DancodesError
+from ..files import write_whole
+from .plan import Answers, PlanError, parse_env, plan, render_env
 
 if TYPE_CHECKING:
-    from supervisor.config import LoadedConfig
+    from ..config import LoadedConfig
 
 Ask = Callable[[str, str, bool], str]  # (question, default shown, secret) -> answer
 
@@ -164,7 +164,7 @@ def _check_github(token: str, api: str) -> None:
     """Refuse a token GitHub refuses; say so and go on when GitHub cannot be reached."""
     import httpx
 
-    from supervisor import github
+    from .. import github
 
     url = api.rstrip("/") + "/user"
     try:
@@ -185,8 +185,8 @@ def _validate(config: dict[str, Any], env: dict[str, str], config_path: Path) ->
     """What `dancodes run` checks first: the config as a whole, and the secrets of the wall."""
     import tomli_w
 
-    from supervisor.auth.keys import AuthSecrets
-    from supervisor.config import load_config
+    from ..auth.keys import AuthSecrets
+    from ..config import load_config
 
     trial = config_path.with_name(f".{config_path.name}.check")
     trial.parent.mkdir(parents=True, exist_ok=True)

@@ -4,11 +4,11 @@ Blocking code, called from trio worker threads. Importing this package does not 
 (about 12 MB of RSS): the store imports it on first use.
 """
 
-from supervisor.projects.gc import GcDecision, GcResult, plan_gc
-from supervisor.projects.info import DeleteResult, DiskUsage, RepoDeleteResult, RepoInfo, WorktreeInfo
-from supervisor.projects.names import RepoName, inside, validate_branch, validate_session_id
-from supervisor.projects.progress import CloneProgress
-from supervisor.projects.store import ProjectStore
+from .gc import GcDecision, GcResult, plan_gc
+from .info import DeleteResult, DiskUsage, RepoDeleteResult, RepoInfo, WorktreeInfo
+from .names import RepoName, inside, validate_branch, validate_session_id
+from .progress import CloneProgress
+from .store import ProjectStore
 
 __all__ = [
     "CloneProgress",

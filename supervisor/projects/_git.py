@@ -29,10 +29,10 @@ from pygit2.enums import (
     RepositoryOpenFlag,
 )
 
-from supervisor.agent import acting_as_daemon
-from supervisor.agent_git import TOKEN_USER
-from supervisor.projects.info import describe_work, plural
-from supervisor.projects.progress import CloneProgress
+from ..agent import acting_as_daemon
+from ..agent_git import TOKEN_USER
+from .info import describe_work, plural
+from .progress import CloneProgress
 
 # The clones and worktrees belong to the agent's user while the daemon runs as root: libgit2 would
 # refuse them as "not owned by current user". The daemon opens only paths it built itself from

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
-from supervisor.errors import Conflict, DancodesError
+from ..errors import Conflict, DancodesError
 
 if TYPE_CHECKING:
-    from supervisor.projects.names import RepoName
-    from supervisor.projects.store import CloneProgress, ProjectStore
+    from .names import RepoName
+    from .store import CloneProgress, ProjectStore
 
 log = structlog.get_logger("dancodes.clones")
 
@@ -54,7 +54,7 @@ class Clones:
 
     def start(self, repo: RepoName) -> CloneProgress:
         """Start a clone of `repo`, or return the one already running. Conflict if it is on disk."""
-        from supervisor.projects.store import CloneProgress
+        from .store import CloneProgress
 
         key = str(repo)
         running = self._progress.get(key)

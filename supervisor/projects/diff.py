@@ -13,7 +13,7 @@ from typing import Any
 import pygit2
 from pygit2.enums import DeltaStatus, DiffOption
 
-from supervisor.projects import _git as git
+from . import _git as git
 
 #: 1 MB of patch text: far more than a phone shows, little for the daemon to hold
 MAX_PATCH_BYTES = 1 << 20

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from supervisor.projects.info import DeleteResult, WorktreeInfo
-from supervisor.projects.names import RepoName
+from .info import DeleteResult, WorktreeInfo
+from .names import RepoName
 
 DAY = 86400.0
 

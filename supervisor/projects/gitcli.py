@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from supervisor.errors import SpawnError
+from ..errors import SpawnError
 
 if TYPE_CHECKING:
-    from supervisor.reaper import Reaper
+    from ..reaper import Reaper
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def through_reaper(reaper: Reaper) -> Runner:
     block this thread alone until it ends."""
     import trio
 
-    from supervisor import spawn
+    from .. import spawn
 
     def run(command: Command) -> Completed:
         finished = trio.from_thread.run(

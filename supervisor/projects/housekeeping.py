@@ -23,16 +23,16 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import trio
 
-from supervisor.errors import Conflict, DancodesError, OpencodeError
+from ..errors import Conflict, DancodesError, OpencodeError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from supervisor.config import GcSettings
-    from supervisor.opencode import OpencodeClient
-    from supervisor.projects.gc import GcDecision, GcResult
-    from supervisor.projects.names import RepoName
-    from supervisor.projects.store import ProjectStore
+    from ..config import GcSettings
+    from ..opencode import OpencodeClient
+    from .gc import GcDecision, GcResult
+    from .names import RepoName
+    from .store import ProjectStore
 
 log = structlog.get_logger("dancodes.gc")
 
@@ -84,7 +84,7 @@ class Housekeeper:
         self._rescheduled.set()
 
     async def gc(self, *, dry_run: bool, force: bool = False) -> GcReport:
-        from supervisor.projects.gc import plan_gc
+        from .gc import plan_gc
 
         settings = self.settings()
         async with self._lock:
@@ -140,7 +140,7 @@ class Housekeeper:
         The store reads the worktree again under its lock and refuses (Conflict) one that gained
         work since the plan unless the decision asked for a backup, so a stale plan loses nothing.
         """
-        from supervisor.projects.gc import GcResult
+        from .gc import GcResult
 
         results = []
         for decision in decisions:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
-from supervisor.projects.names import RepoName
+from .names import RepoName
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supervisor.agent import OwnedByAgent, acting_as_daemon, as_agent
-from supervisor.errors import Conflict, GitFailed, InvalidName, NotFound
-from supervisor.projects.info import (
+from ..agent import OwnedByAgent, acting_as_daemon, as_agent
+from ..errors import Conflict, GitFailed, InvalidName, NotFound
+from .info import (
     DeleteResult,
     DiskUsage,
     RepoDeleteResult,
@@ -34,8 +34,8 @@ from supervisor.projects.info import (
     WorktreeUsage,
     describe_work,
 )
-from supervisor.projects.info import plural as _plural
-from supervisor.projects.names import (
+from .info import plural as _plural
+from .names import (
     RepoName,
     inside,
     parse_worktree_slug,
@@ -43,13 +43,13 @@ from supervisor.projects.names import (
     validate_session_id,
     worktree_slug,
 )
-from supervisor.projects.progress import CloneProgress
+from .progress import CloneProgress
 
 if TYPE_CHECKING:
     import pygit2
 
-    from supervisor.projects.diff import WorktreeDiff
-    from supervisor.projects.gitcli import Runner
+    from .diff import WorktreeDiff
+    from .gitcli import Runner
 
 __all__ = ["BRANCH_PREFIX", "CloneProgress", "ProjectStore"]
 
@@ -92,7 +92,7 @@ class ProjectStore(OwnedByAgent):
     git_home: Path | None = None
 
     def load_modules(self) -> None:
-        from supervisor.projects import _git, diff  # noqa: F401 - pygit2 and what it imports
+        from . import _git, diff  # noqa: F401 - pygit2 and what it imports
 
         if self.git_home is not None:
             _git.use_home(self.git_home)
@@ -133,7 +133,7 @@ class ProjectStore(OwnedByAgent):
         return text
 
     def _failed(self, action: str, exc: BaseException) -> GitFailed:
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         if isinstance(exc, git.AuthRejected):
             return GitFailed(f"{action} failed: the remote rejected the GitHub token")
@@ -152,7 +152,7 @@ class ProjectStore(OwnedByAgent):
         or cancelled clone leaves nothing behind."""
         import pygit2
 
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         progress = progress if progress is not None else CloneProgress()
         with self._locked(repo), self._git_errors(f"clone of {repo}"):
@@ -231,7 +231,7 @@ class ProjectStore(OwnedByAgent):
         removed. Nothing at risk: no backup."""
         import pygit2
 
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         with self._locked(repo), self._git_errors(f"deleting {repo}"):
             path = self._existing_repo(repo)
@@ -285,7 +285,7 @@ class ProjectStore(OwnedByAgent):
         """A worktree for one chat on `branch` (default `dancodes/<session id>`), from a fresh fetch:
         an existing local branch is reused (fast-forwarded when origin is strictly ahead), else one
         is made from origin/<branch> (tracking it) when that exists, else from origin/<default>."""
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         validate_session_id(session_id)
         branch = validate_branch(branch if branch is not None else f"{BRANCH_PREFIX}{session_id}")
@@ -350,8 +350,8 @@ class ProjectStore(OwnedByAgent):
         `supervisor.projects.diff`), from the last fetch."""
         import pygit2
 
-        from supervisor.projects import _git as git
-        from supervisor.projects.diff import worktree_diff
+        from . import _git as git
+        from .diff import worktree_diff
 
         path = self._existing_worktree(repo, session_id)
         try:
@@ -367,7 +367,7 @@ class ProjectStore(OwnedByAgent):
         """Commit everything the agent left uncommitted in the chat's worktree, on its branch."""
         import pygit2
 
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         path = self._existing_worktree(repo, session_id)
         with self._locked(repo):
@@ -390,7 +390,7 @@ class ProjectStore(OwnedByAgent):
         overwrites what that fetch saw."""
         import pygit2
 
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         path = self._existing_worktree(repo, session_id)
         with self._locked(repo):
@@ -484,7 +484,7 @@ class ProjectStore(OwnedByAgent):
 
     def _session_ids(self, repo: RepoName) -> list[str]:
         """Worktrees of `repo`: directories on disk and metadata in the clone, either alone."""
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         found = {sid for r, sid, _ in self._worktree_dirs() if r == repo}
         with git.opened(self.repo_path(repo)) as clone:
@@ -496,7 +496,7 @@ class ProjectStore(OwnedByAgent):
         return sorted(found)
 
     def _repo_info(self, repo: RepoName, path: Path, counts: dict[RepoName, int]) -> RepoInfo:
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         with git.opened(path) as clone:
             fetch_head = Path(clone.path) / "FETCH_HEAD"
@@ -516,7 +516,7 @@ class ProjectStore(OwnedByAgent):
     def _fetch(self, repo: RepoName, path: Path) -> None:
         import pygit2
 
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         try:
             with git.opened(path) as clone:
@@ -530,7 +530,7 @@ class ProjectStore(OwnedByAgent):
         """The local branch to check out, and whether it was made here."""
         import pygit2
 
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         upstream = clone.branches.remote.get(f"{git.ORIGIN}/{branch}")
         local = clone.branches.local.get(branch)
@@ -558,7 +558,7 @@ class ProjectStore(OwnedByAgent):
         return local, True
 
     def _check_out(self, gitdir: Path, workdir: Path) -> None:
-        from supervisor.projects import gitcli
+        from . import gitcli
 
         user = (self.agent.uid, self.agent.gid) if self.agent is not None else None
         try:
@@ -582,7 +582,7 @@ class ProjectStore(OwnedByAgent):
         """
         import pygit2
 
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         head = clone.references[branch.name].peel(pygit2.Commit)  # as moved by a fast-forward
         return WorktreeInfo(
@@ -599,7 +599,7 @@ class ProjectStore(OwnedByAgent):
         )
 
     def _worktree_info(self, repo: RepoName, session_id: str, path: Path) -> WorktreeInfo:
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         with git.opened(path) as wt:
             return self._read_worktree(repo, session_id, path, wt)
@@ -608,7 +608,7 @@ class ProjectStore(OwnedByAgent):
         self, repo: RepoName, session_id: str, path: Path, wt: pygit2.Repository
     ) -> WorktreeInfo:
         """The worktree's state and the work it holds: what GC plans from and a delete re-checks."""
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         head = git.head_commit(wt)
         found = git.scan(wt)
@@ -631,7 +631,7 @@ class ProjectStore(OwnedByAgent):
     def _delete_worktree(self, repo: RepoName, session_id: str, *, force: bool) -> DeleteResult:
         import pygit2
 
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         path = self.worktree_path(repo, session_id)
         clone_path = self._existing_repo(repo)
@@ -686,7 +686,7 @@ class ProjectStore(OwnedByAgent):
     def _clone_files_at_risk(self, clone: pygit2.Repository) -> list[str]:
         """What the clone's own checkout holds in files and submodules (agents work in worktrees,
         but anyone may have edited the clone)."""
-        from supervisor.projects import _git as git
+        from . import _git as git
 
         found = git.scan(clone)
         risks = describe_work(

@@ -14,7 +14,7 @@ import binascii
 import ipaddress
 from urllib.parse import urlsplit
 
-from supervisor.errors import InvalidSubscription
+from ..errors import InvalidSubscription
 
 MAX_ENDPOINT = 2048  # characters; browsers' endpoints are a few hundred
 _SHOWN = 80  # characters of a refused endpoint the error repeats

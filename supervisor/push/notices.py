@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from supervisor.chats import Transition
+from ..chats import Transition
 
 Kind = Literal["done", "failed", "waiting"]
 

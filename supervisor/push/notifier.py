@@ -26,19 +26,19 @@ from urllib.parse import urlsplit
 import structlog
 import trio
 
-from supervisor.chats import Transition
-from supervisor.config import PushSettings
-from supervisor.errors import DancodesError, PushUnavailable
-from supervisor.opencode import OpencodeClient
-from supervisor.projects.names import parse_worktree_slug
-from supervisor.projects.store import ProjectStore
-from supervisor.push import checks, sender
-from supervisor.push.device import clean_label, device_name
-from supervisor.push.notices import Kind, Notice, diff_stat, kind_of, notice_for
-from supervisor.push.presence import Presence
-from supervisor.push.seal import PUBLIC_KEY_FILE
-from supervisor.push.subscriptions import Delivery, Subscription, SubscriptionStore
-from supervisor.reaper import Reaper
+from ..chats import Transition
+from ..config import PushSettings
+from ..errors import DancodesError, PushUnavailable
+from ..opencode import OpencodeClient
+from ..projects.names import parse_worktree_slug
+from ..projects.store import ProjectStore
+from ..reaper import Reaper
+from . import checks, sender
+from .device import clean_label, device_name
+from .notices import Kind, Notice, diff_stat, kind_of, notice_for
+from .presence import Presence
+from .seal import PUBLIC_KEY_FILE
+from .subscriptions import Delivery, Subscription, SubscriptionStore
 
 log = structlog.get_logger("dancodes.push")
 

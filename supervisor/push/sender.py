@@ -29,11 +29,11 @@ from typing import Any
 import httpx
 import trio
 
-from supervisor.errors import PushUnavailable, SpawnError
-from supervisor.push.checks import origin_of
-from supervisor.push.subscriptions import Subscription
-from supervisor.reaper import Reaper
-from supervisor.spawn import spawn
+from ..errors import PushUnavailable, SpawnError
+from ..reaper import Reaper
+from ..spawn import spawn
+from .checks import origin_of
+from .subscriptions import Subscription
 
 SEAL = Path(__file__).with_name("seal.py")
 SEAL_TIMEOUT = 20.0  # seconds: a Python start, the crypto's import, a few ms per push

@@ -21,8 +21,8 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from supervisor.errors import DataDirError, TooManySubscriptions, UnknownSubscription
-from supervisor.files import write_whole
+from ..errors import DataDirError, TooManySubscriptions, UnknownSubscription
+from ..files import write_whole
 
 log = structlog.get_logger("dancodes.push")
 
