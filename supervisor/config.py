@@ -21,6 +21,7 @@ import msgspec
 from .errors import ConfigError, UnknownKey
 from .layout import Layout, layout
 from .proxy import check_header, parse_networks
+from .tls import ACME_PORTS
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
@@ -457,6 +458,14 @@ def start_order(loaded: LoadedConfig) -> list[str]:
     return [n for n in _topological_order(loaded.config.services, "") if n in enabled]
 
 
+def _listening(config: Config, ports: list[int]) -> list[int]:
+    """With `tls.mode = "acme"` the public listener is 443 and 80 (supervisor.tls), not ports.public:
+    the service that owns ports.public owns those instead."""
+    if config.tls.mode != "acme":
+        return ports
+    return [q for p in ports for q in (ACME_PORTS if p == config.ports.public else (p,))]
+
+
 def _expand(config: Config, paths: Paths, label: str) -> Config:
     values = {
         "home": paths.home,
@@ -492,9 +501,12 @@ def _expand(config: Config, paths: Paths, label: str) -> Config:
             cwd=fill(f"{key}.cwd", svc.cwd) if svc.cwd else None,
             dispose_url=fill(f"{key}.dispose_url", svc.dispose_url) if svc.dispose_url else None,
             probe=probe,
-            owns_ports=[
-                _port(f"{key}.owns_ports.{i}", fill(f"{key}.owns_ports.{i}", str(p)), label)
-                for i, p in enumerate(svc.owns_ports)
-            ],
+            owns_ports=_listening(
+                config,
+                [
+                    _port(f"{key}.owns_ports.{i}", fill(f"{key}.owns_ports.{i}", str(p)), label)
+                    for i, p in enumerate(svc.owns_ports)
+                ],
+            ),
         )
     return msgspec.structs.replace(config, services=services, data_dir=str(paths.data_dir))

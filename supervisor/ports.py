@@ -23,12 +23,15 @@ import psutil
 
 from .config import LoadedConfig, start_order
 from .errors import ListenError
+from .tls import ACME_PORTS
 
 
 def port_label(loaded: LoadedConfig, port: int, service: str | None = None) -> str:
     """What `port` is for, as a user finds it in the config: "ports.public, for caddy"."""
     table: dict[str, int] = msgspec.structs.asdict(loaded.config.ports)
     key = next((f"ports.{name}" for name, value in table.items() if value == port), None)
+    if key is None and loaded.config.tls.mode == "acme" and port in ACME_PORTS:
+        key = f"tls.mode acme's {'HTTPS' if port == ACME_PORTS[0] else 'HTTP'} port"
     if service is None:
         return key or "the daemon"
     return f"{key}, for {service}" if key else f"services.{service}.owns_ports"

@@ -26,6 +26,9 @@ SITE_ENV = "DANCODES_CADDY_SITE"
 AUTO_HTTPS_ENV = "DANCODES_CADDY_AUTO_HTTPS"
 ISSUER_ENV = "DANCODES_CADDY_CERT_ISSUER"
 
+#: where Caddy listens with acme (HTTPS; HTTP for the challenge and the redirect), instead of ports.public
+ACME_PORTS = (443, 80)
+
 
 def caddy_env(mode: Mode, domain: str, public_origin: str, public_port: int) -> dict[str, str]:
     """The site address and the automatic-HTTPS settings for `mode`; ConfigError when acme has no domain."""

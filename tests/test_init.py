@@ -53,6 +53,7 @@ def test_a_rerun_keeps_every_secret_unless_told_to_replace_it() -> None:
         (Answers(), "a login password is needed"),
         (Answers(generate_password=True, data_dir="relative/dir"), "absolute"),
         (Answers(generate_password=True, provider_keys={"anthropic": "x"}), "ANTHROPIC_API_KEY"),
+        (Answers(generate_password=True, tls_mode="on"), "TLS mode 'on' is not one of off, internal, acme"),
     ],
 )
 def test_bad_answers_are_one_line(answers: Answers, says: str) -> None:
@@ -121,10 +122,40 @@ def test_init_yes_writes_what_run_accepts_and_a_rerun_keeps_the_secrets(home: Pa
     assert parse_env(env_file.read_text()) == secrets
 
     # the questions show what the files hold; an empty answer keeps it
-    asked = init(home, *where, stdin="\n\n\n\n\n")
+    asked = init(home, *where, stdin="\n\n\n\n\n\n")
     assert asked.returncode == 0, asked.stderr
     assert "[https://dc.example.com]" in asked.stdout
+    assert "[off]" in asked.stdout  # the TLS mode's default
     assert parse_env(env_file.read_text()) == secrets
+
+    # TLS asked: acme, for the origin's host unless another domain is typed
+    acme = init(home, *where, stdin="\n\nacme\n\n\n\n\n")
+    assert acme.returncode == 0, acme.stderr
+    assert "[dc.example.com]" in acme.stdout
+    assert "ports 443 and 80 of this machine must be reachable" in acme.stdout
+    tls = load_config(config).config.tls
+    assert (tls.mode, tls.domain) == ("acme", "")
+    assert load_config(config).services["caddy"].owned_ports() == [443, 80]
+
+
+def test_tls_by_flags_and_acme_without_a_domain_writes_nothing(home: Path) -> None:
+    config, env_file = home / "c.toml", home / "e.env"
+    where = ["--yes", "--config", str(config), "--env-file", str(env_file)]
+    refused = init(home, *where, "--tls-mode", "acme")  # no public origin, no domain
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "dancodes init: tls.mode: acme needs a domain name (tls.domain, or the host of app.public_origin), "
+        "not 'nothing'\n"
+    )
+    assert not config.exists()
+    assert not env_file.exists()
+    made = init(home, *where, "--tls-mode", "internal")
+    assert made.returncode == 0, made.stderr
+    assert load_config(config).config.tls.mode == "internal"
+    domain = init(home, *where, "--tls-mode", "acme", "--tls-domain", "code.example.com")
+    assert domain.returncode == 0, domain.stderr
+    tls = load_config(config).config.tls
+    assert (tls.mode, tls.domain) == ("acme", "code.example.com")
 
 
 def test_bad_input_writes_nothing(home: Path) -> None:

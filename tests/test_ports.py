@@ -86,6 +86,24 @@ def test_the_ports_a_daemon_must_own_are_named_for_what_they_are(tmp_path: Path)
     ]
 
 
+def test_with_acme_caddy_owns_443_and_80_instead_of_the_public_port(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    write_config(
+        config,
+        tmp_path / "data",
+        {"public": 18080, "opencode": 14096, "app": 14097},
+        '[tls]\nmode = "acme"\ndomain = "code.example.com"\n',
+    )
+    loaded = load_config(config)
+    assert loaded.services["caddy"].owned_ports() == [443, 80]
+    assert daemon_ports(loaded) == [
+        (14097, "ports.app, the daemon's own listener"),
+        (14096, "ports.opencode, for opencode"),
+        (443, "tls.mode acme's HTTPS port, for caddy"),
+        (80, "tls.mode acme's HTTP port, for caddy"),
+    ]
+
+
 def test_a_second_daemon_on_a_taken_public_port_refuses_and_the_first_keeps_every_request(
     start_daemon: Callable[..., DaemonProc], tmp_path: Path
 ) -> None:

@@ -21,6 +21,7 @@ from ..auth.origin import normalize_origin
 PROVIDER_KEY = re.compile(r"[A-Z][A-Z0-9_]*_API_KEY")
 _ENV_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)")
 _SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]*")
+TLS_MODES = ("off", "internal", "acme")
 
 
 class PlanError(ValueError):
@@ -33,6 +34,8 @@ class Answers:
 
     public_origin: str | None = None
     data_dir: str | None = None
+    tls_mode: str | None = None  # off | internal | acme (supervisor.tls)
+    tls_domain: str | None = None
     password: str | None = None
     generate_password: bool = False
     github_token: str | None = None
@@ -66,6 +69,12 @@ def plan(config: dict[str, Any], env: dict[str, str], answers: Answers) -> Plan:
         if not answers.data_dir.startswith("/"):
             raise PlanError(f"data dir '{answers.data_dir[:100]}' must be an absolute path")
         config["data_dir"] = answers.data_dir
+    if answers.tls_mode:
+        if answers.tls_mode not in TLS_MODES:
+            raise PlanError(f"TLS mode '{answers.tls_mode[:20]}' is not one of {', '.join(TLS_MODES)}")
+        config.setdefault("tls", {})["mode"] = answers.tls_mode
+    if answers.tls_domain:
+        config.setdefault("tls", {})["domain"] = answers.tls_domain.strip()
 
     def put(key: str, value: str) -> None:
         old = env.get(key)

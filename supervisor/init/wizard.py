@@ -14,10 +14,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ..errors import DancodesError
 from ..files import write_whole
-from .plan import Answers, PlanError, parse_env, plan, render_env
+from .plan import TLS_MODES, Answers, PlanError, parse_env, plan, render_env
 
 if TYPE_CHECKING:
     from ..config import LoadedConfig
@@ -43,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-file", type=Path, default=env_file, help=f"the secrets (default {env_file})")
     parser.add_argument("--public-origin", metavar="URL", help="e.g. https://dancodes.example.com")
     parser.add_argument("--data-dir", metavar="DIR", help="repos, worktrees and state (absolute)")
+    parser.add_argument(
+        "--tls-mode",
+        choices=TLS_MODES,
+        help="off: plain HTTP (TLS at a proxy in front); internal: Caddy's local CA; "
+        "acme: a certificate for your domain, on ports 443 and 80",
+    )
+    parser.add_argument("--tls-domain", metavar="NAME", help="for acme (default: the public origin's host)")
     parser.add_argument("--password", help="the login password (8+ characters)")
     parser.add_argument("--generate-password", action="store_true", help="make a login password")
     parser.add_argument(
@@ -88,6 +96,8 @@ def _run(args: argparse.Namespace, ask: Ask | None) -> int:
     answers = Answers(
         public_origin=args.public_origin,
         data_dir=args.data_dir,
+        tls_mode=args.tls_mode,
+        tls_domain=args.tls_domain,
         password=args.password,
         generate_password=args.generate_password,
         github_token=args.github_token,
@@ -116,6 +126,8 @@ def _run(args: argparse.Namespace, ask: Ask | None) -> int:
     if result.generated_password:
         print(f"dancodes init: the login password is {result.generated_password} (also in {env_path})")
     if not quiet:
+        if loaded.config.tls.mode == "acme":
+            print("dancodes init: with acme, ports 443 and 80 of this machine must be reachable from the web")
         print(f"next: dancodes run --config {config_path} --env-file {env_path}")
     return 0
 
@@ -129,6 +141,22 @@ def _interview(answers: Answers, config: dict[str, Any], env: dict[str, str], as
     answers.data_dir = (
         ask("data dir", str(config.get("data_dir") or default_paths()[2]), False) or answers.data_dir
     )
+    tls = config.get("tls", {})
+    answers.tls_mode = (
+        ask(
+            "TLS: off (a proxy in front does it, or plain HTTP), internal (Caddy's local CA), "
+            "acme (a certificate for your domain, ports 443 and 80)",
+            tls.get("mode", "off"),
+            False,
+        )
+        or answers.tls_mode
+    )
+    if (answers.tls_mode or tls.get("mode")) == "acme":
+        origin_host = urlsplit(answers.public_origin or app.get("public_origin", "")).hostname or ""
+        answers.tls_domain = (
+            ask("the domain for the certificate", tls.get("domain") or origin_host, False)
+            or answers.tls_domain
+        )
     have = "AUTH_PASSWORD" in env
     password = ask(
         "login password (empty: " + ("keep it" if have else "make one") + ")", "(set)" if have else "", True
@@ -185,7 +213,9 @@ def _validate(config: dict[str, Any], env: dict[str, str], config_path: Path) ->
     """What `dancodes run` checks first: the config as a whole, and the secrets of the wall."""
     import tomli_w
 
+    from .. import tls
     from ..auth.keys import AuthSecrets
+    from ..auth.origin import configured_origin
     from ..config import load_config
 
     trial = config_path.with_name(f".{config_path.name}.check")
@@ -196,6 +226,11 @@ def _validate(config: dict[str, Any], env: dict[str, str], config_path: Path) ->
     finally:
         trial.unlink(missing_ok=True)
     AuthSecrets.from_env(env)
+    settings = loaded.config
+    origin = configured_origin(settings.app.public_origin, {**env, **os.environ}) or ""
+    tls.caddy_env(
+        settings.tls.mode, settings.tls.domain, origin, settings.ports.public
+    )  # acme needs a domain
     return loaded
 
 
