@@ -109,6 +109,14 @@ class ServiceInfo(_Answer):
     policy: Literal["always", "on-failure", "never"]
     run: str | None  # id of the current run, in the env of everything it starts
     last_exit: ExitInfo | None
+    # the memory ceiling (supervisor.memory): the process tree's RSS as last measured (None: not running),
+    # the limits (None: none), the restarts the ceiling made, and what it has to say (None: all is well)
+    memory_mb: float | None
+    memory_limit_mb: float | None
+    memory_hard_limit_mb: float | None
+    memory_restarts: int
+    memory_note: str | None
+    memory_checked_at: EpochSeconds | None  # when it was last measured
 
 
 class Health(_Answer):
@@ -390,6 +398,7 @@ class ChatInfo(_Answer):
     error: str | None  # why the latest turn failed (status "error")
     retry: RetryInfo | None  # status "retry": the provider's failure and the next try
     waiting: WaitingOn | None  # status "waiting": what the agent asks of the user
+    interrupted: str | None  # status "interrupted": why its turn was cut
     since: EpochSeconds  # when the status last changed (0: not since the daemon started)
     updated: EpochSeconds
 
@@ -411,6 +420,7 @@ class ChatState(_Answer):
     error: str | None
     retry: RetryInfo | None
     waiting: WaitingOn | None
+    interrupted: str | None  # status "interrupted": why its turn was cut (opencode went away mid-turn)
     since: EpochSeconds
     updated: EpochSeconds
 

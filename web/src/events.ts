@@ -130,6 +130,7 @@ export function applyState(state: ChatState, tell = true): void {
   chat.error = state.error ?? undefined;
   chat.retry = state.retry ?? undefined;
   chat.waiting = state.waiting ?? undefined;
+  chat.interrupted = state.interrupted ?? undefined;
   chat.updated = Math.max(chat.updated, state.updated * 1000);
   if (!isRunning(chat)) chat.sentAt = undefined;
   if (chat.status !== "waiting") delete S.asks[chat.id];
@@ -157,6 +158,11 @@ export function handleEvent(type: string, p: Record<string, unknown>): void {
     case "chat.status":
       applyState(p as unknown as ChatState);
       break;
+    case "dancodes.following":
+      // the daemon lost opencode's stream (opencode restarts) or has it again: stale until a resync
+      if (p.following) void reseed();
+      else markStale();
+      return;
     case "message.part.delta": {
       const sid = p.sessionID as string;
       const partID = p.partID as string;
