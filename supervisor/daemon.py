@@ -63,6 +63,7 @@ from .projects.housekeeping import Housekeeper
 from .projects.store import ProjectStore
 from .push.notifier import Notifier
 from .reaper import Mode, Reaper, become_reaper
+from .recent import Recent
 from .service import RESTING, Launch, Service
 from .settings import discard_temp_files
 from .spawn import spawn
@@ -105,6 +106,8 @@ class Daemon:
         #: why the daemon stops by itself (the pinned opencode could not be installed); raised by `run`
         self.failure: DancodesError | None = None
         self._wake: trio.MemorySendChannel[int | None] | None = None
+        #: the recent past that "why is this chat stuck?" shows (supervisor.recent)
+        self.recent = Recent()
         for name in start_order(loaded):
             self.services[name] = self._make_service(name)
         paths = loaded.paths
@@ -118,6 +121,7 @@ class Daemon:
         self.clones = Clones(self.store)
         self.opencode = OpencodeClient(f"http://127.0.0.1:{loaded.config.ports.opencode}")
         self.chats = ChatBoard(self.opencode)
+        self.chats.observers.append(self.recent.on_event)
         self.housekeeper = Housekeeper(
             self.store,
             self.opencode,
@@ -148,6 +152,7 @@ class Daemon:
             describe_port=lambda port: port_label(self.loaded, port, name),
         )
         svc.on_spawn(self._record_spawn)
+        self.recent.watch(svc)
         return svc
 
     def _record_spawn(self, svc: Service) -> None:
