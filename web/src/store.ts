@@ -23,7 +23,7 @@ export interface Chat {
 }
 
 /** The sidebar's word for a status. */
-export function statusLabel(chat: Chat): string {
+export function statusLabel(chat: { status: ChatStatus }): string {
   return { busy: "busy", retry: "retrying", waiting: "waiting for you", idle: "idle", error: "error" }[chat.status];
 }
 
@@ -51,6 +51,8 @@ export interface ModelChoice {
 
 export const S = {
   version: "",
+  opencodeVersion: "",
+  view: null as "dashboard" | "stuck" | null, // the lazily loaded views (./Dashboard.tsx), over the chat
   repos: [] as Repo[],
   clones: [] as Clone[],
   github: null as { repos: GithubRepo[] } | { error: string } | null,
