@@ -5,7 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { admin, type Schemas } from "./admin";
 import { errText, notify, openView } from "./actions";
 import { ago, bytes, duration, findings, memoryLine, memoryOf, type Diagnosis, type Service } from "./diagnose";
-import { refreshOpencodeVersion, streamState } from "./events";
+import { chatByDir, refreshOpencodeVersion, streamState } from "./events";
 import { S, currentChat, statusLabel } from "./store";
 import css from "./dashboard.css?inline";
 
@@ -130,7 +130,7 @@ function Instances() {
       {list && !list.following && <div class="row warn">the daemon is not following opencode's events now</div>}
       {shown.map((i) => (
         <div class="row" data-testid="instance" data-state={i.state} key={i.directory}>
-          <span class={"state " + i.state}>{i.state}</span> {i.directory.split("/").pop()}{" "}
+          <span class={"state " + i.state}>{i.state}</span> {chatByDir(i.directory)?.title ?? i.directory.split("/").pop()}{" "}
           <span class="dim">{i.state === "disposed" ? `disposed ${ago(i.disposed_at, now)}` : `heard ${ago(i.last_event, now)}`}</span>
         </div>
       ))}
@@ -306,8 +306,8 @@ function Diagnosed({ d, page }: { d: Diagnosis; page: ReturnType<typeof streamSt
       </div>
       <div class="section dim">the chat, as the daemon sees it</div>
       <div class="row" data-testid="stuck-status" data-status={c.status}>
-        status: <span class={"state " + c.status}>{statusLabel(c)}</span> since{" "}
-        {c.since ? ago(c.since, d.now) : "the daemon started"}
+        status: <span class={"state " + c.status}>{statusLabel(c)}</span>{" "}
+        {c.since ? `for ${duration(d.now - c.since)}` : "since the daemon started"}
       </div>
       <div class="row" data-testid="stuck-last-event">
         last event: {d.last_event ? `${d.last_event.type}, ${ago(d.last_event.at, d.now)}` : "none since the daemon started"}
@@ -326,7 +326,7 @@ function Diagnosed({ d, page }: { d: Diagnosis; page: ReturnType<typeof streamSt
         {d.instance.state === "unknown" && " (nothing heard from it since the daemon connected to opencode)"}
       </div>
       <div class="row dim">the daemon {d.following ? "follows" : "does NOT follow"} opencode's events</div>
-      <div class="section dim">opencode</div>
+      <div class="section dim">opencode: its state and probes</div>
       {oc ? (
         <div class="row" data-testid="stuck-opencode" data-state={oc.state}>
           <span class={"state " + oc.state}>{oc.state}</span> · up {duration(oc.uptime)} · {oc.restarts} restarts
