@@ -30,6 +30,12 @@ function noPreload(): Plugin {
       const out = code.replace(/\bimport\((["'][^"'`]+["'])\)/g, "import(($1))");
       return out === code ? null : { code: out, map: null };
     },
+    generateBundle(_options, bundle) {
+      // without the helper nothing would load a lazy chunk's CSS file: its styles must come inside it
+      for (const item of Object.values(bundle))
+        if (item.type === "chunk" && item.isDynamicEntry && item.viteMetadata?.importedCss.size)
+          this.error(`${item.fileName} has a CSS file of its own: import its styles with ?inline`);
+    },
   };
 }
 
