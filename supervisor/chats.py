@@ -204,6 +204,8 @@ class ChatBoard:
             self._load(record)
         self.following = False  # the stream is open: what `sessions` says is current
         self.listeners: list[Listener] = []
+        #: called first with every event as it comes, `(directory, event)`: quick, must not raise
+        self.observers: list[Callable[[str, dict[str, Any]], None]] = []
         self.live = LiveText()
         self._feeds: set[trio.MemorySendChannel[dict[str, Any]]] = set()
 
@@ -286,6 +288,8 @@ class ChatBoard:
 
     def apply(self, directory: str, event: dict[str, Any]) -> None:
         """Update the board from one event of opencode's bus, and tell the app's streams."""
+        for observe in self.observers:
+            observe(directory, event)
         kind, props = event.get("type"), event.get("properties")
         if not isinstance(props, dict):
             return

@@ -65,6 +65,7 @@ from .projects.housekeeping import Housekeeper
 from .projects.store import ProjectStore
 from .push.notifier import Notifier
 from .reaper import Mode, Reaper, become_reaper
+from .recent import Recent
 from .service import RESTING, Launch, Service
 from .settings import discard_temp_files
 from .spawn import spawn
@@ -110,6 +111,8 @@ class Daemon:
         #: why the daemon stops by itself (the pinned opencode could not be installed); raised by `run`
         self.failure: DancodesError | None = None
         self._wake: trio.MemorySendChannel[int | None] | None = None
+        #: the recent past that "why is this chat stuck?" shows (supervisor.recent)
+        self.recent = Recent()
         for name in start_order(loaded):
             self.services[name] = self._make_service(name)
         paths = loaded.paths
@@ -125,6 +128,7 @@ class Daemon:
         self.chats = ChatBoard(
             self.opencode, record=paths.data_dir / "chats.json", resume=self._resume_policy
         )
+        self.chats.observers.append(self.recent.on_event)
         self.housekeeper = Housekeeper(
             self.store,
             self.opencode,
@@ -167,6 +171,7 @@ class Daemon:
             describe_port=lambda port: port_label(self.loaded, port, name),
         )
         svc.on_spawn(self._record_spawn)
+        self.recent.watch(svc)
         return svc
 
     def _record_spawn(self, svc: Service) -> None:

@@ -459,6 +459,57 @@ class ChatEvent(_Answer):
     directory: str | None = None
 
 
+class LastEvent(_Answer):
+    """The last event opencode sent about a session."""
+
+    type: str  # opencode's event type, e.g. session.status
+    at: EpochSeconds
+
+
+class InstanceInfo(_Answer):
+    """An opencode instance (one per directory) as opencode's events show it: `loaded` once an event came
+    from its directory, `disposed` after its dispose, `unknown` when nothing was heard of it since the
+    daemon last connected to opencode's events (opencode boots an instance without a word of its own)."""
+
+    directory: str
+    state: Literal["loaded", "disposed", "unknown"]
+    last_event: EpochSeconds | None
+    disposed_at: EpochSeconds | None
+
+
+class InstanceList(_Answer):
+    """Every directory whose instance opencode's events mentioned since the daemon started, newest last."""
+
+    instances: list[InstanceInfo]
+    following: bool  # the daemon follows opencode's events now
+    connected_at: EpochSeconds | None  # when it last connected to them
+
+
+class ServiceChange(_Answer):
+    """A change of a service's state or reason: a start, a failed probe, a recovery, an exit."""
+
+    at: EpochSeconds
+    state: ServiceStateName
+    reason: str | None
+    pid: int | None
+
+
+class ChatDiagnosis(_Answer):
+    """What the daemon knows of one chat: its status as `GET /admin/chats` gives it, the last event about
+    it, its worktree's opencode instance, and opencode the service (with its recent changes)."""
+
+    session_id: str
+    repo: str
+    path: str  # the worktree
+    chat: ChatState
+    last_event: LastEvent | None  # None: no event about it since the daemon started
+    following: bool  # the daemon follows opencode's events: the status is current
+    instance: InstanceInfo
+    opencode: ServiceInfo | None  # None: no service named opencode in the config
+    opencode_changes: list[ServiceChange]  # oldest first
+    now: EpochSeconds  # the daemon's clock, to read the times above against
+
+
 class RepoUsage(_Answer):
     repo: str
     size: Bytes

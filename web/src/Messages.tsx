@@ -1,6 +1,6 @@
 import { memo } from "preact/compat";
 import { useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import { errText, notify } from "./actions";
+import { errText, notify, openView } from "./actions";
 import { api, type Message, type Part } from "./api";
 import { renderMarkdown } from "./markdown";
 import { outgoingOf, resend, running, send, unqueue } from "./delivery";
@@ -67,7 +67,10 @@ export function Messages({ chat }: { chat: Chat | null }) {
         ))}
         {chat && isRunning(chat) && !outgoing.some((p) => p.phase === "prompt") && (
           <div class={"working dim " + chat.status} data-testid="chat-status" data-status={chat.status}>
-            {statusLine(chat)}
+            {statusLine(chat)}{" "}
+            <button class="why" data-testid="why-stuck" onClick={() => openView("stuck")}>
+              why?
+            </button>
           </div>
         )}
         {chat && chat.status === "interrupted" && !outgoing.length && (

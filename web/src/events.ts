@@ -43,6 +43,22 @@ export function streaming(): boolean {
   return stream.connected;
 }
 
+/** The stream as "why is this chat stuck?" shows it. */
+export function streamState(): { connected: boolean; lastEvent: number; retries: number } {
+  return { connected: stream.connected, lastEvent: stream.lastEvent, retries: stream.retry };
+}
+
+/** opencode's version for the top bar: asked again on each (re)connect, since opencode may have been updated. */
+export function refreshOpencodeVersion(): void {
+  api.get<{ version?: string }>("/global/health").then(
+    (h) => {
+      S.opencodeVersion = h.version ?? "";
+      changed();
+    },
+    () => {},
+  );
+}
+
 /** Close the stream (tests; a page that goes away closes it by itself). */
 export function closeStream(): void {
   clearTimeout(stream.timer);
@@ -88,6 +104,7 @@ function connect(): void {
       stream.retry = 0;
       applySnapshot(data.properties as Schemas["ChatSnapshotData"]);
       void reseed();
+      refreshOpencodeVersion();
       return;
     }
     handleEvent(data.type ?? "", data.properties ?? {});

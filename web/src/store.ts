@@ -24,7 +24,7 @@ export interface Chat {
 }
 
 /** The sidebar's word for a status. */
-export function statusLabel(chat: Chat): string {
+export function statusLabel(chat: { status: ChatStatus }): string {
   const words = { busy: "busy", retry: "retrying", waiting: "waiting for you", idle: "idle", error: "error" };
   return { ...words, interrupted: "interrupted" }[chat.status];
 }
@@ -53,6 +53,8 @@ export interface ModelChoice {
 
 export const S = {
   version: "",
+  opencodeVersion: "",
+  view: null as "dashboard" | "stuck" | null, // the lazily loaded views (./Dashboard.tsx), over the chat
   repos: [] as Repo[],
   clones: [] as Clone[],
   github: null as { repos: GithubRepo[] } | { error: string } | null,
