@@ -12,7 +12,9 @@
 6. web push (bench.push): chat finished -> push received, the daemon's RSS before and after pushes,
    sealing in a child against sealing in process. `python -m bench push` runs it alone;
 7. a new chat's worktree on a 50,000-file repo (bench.worktrees): `POST /admin/worktrees` against
-   `git worktree add`, round after round. `python -m bench worktrees` runs it alone.
+   `git worktree add`, round after round. `python -m bench worktrees` runs it alone;
+8. a soak (bench.soak): many chats in many worktrees, then idle, opencode's tree RSS over time without and
+   with the memory ceiling. `python -m bench soak` runs it alone.
 
 supervisord, FastAPI and uvicorn come from `.bench-venv` (supervisord's package is also called
 `supervisor`). Everything started here is stopped here, by pid, also on error or Ctrl-C.
@@ -37,7 +39,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from bench import forward_auth, push, resync, sidebar, worktrees
+from bench import forward_auth, push, resync, sidebar, soak, worktrees
 from bench.procs import (
     CHILD_TOML,
     BenchError,
@@ -329,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         return push.main(argv[1:])
     if argv[:1] == ["worktrees"]:
         return worktrees.main(argv[1:])
+    if argv[:1] == ["soak"]:
+        return soak.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--kills", type=int, default=50, metavar="N", help="kills per supervisor (default 50)"
@@ -338,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     resync.add_arguments(parser)
     push.add_arguments(parser)
     worktrees.add_arguments(parser)
+    soak.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     if args.kills < 1 or args.chats < 1 or args.turns < 1 or args.worktree_files < 1:
@@ -355,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         joined = resync.run(args.chunks)
         pushed = push.run(args.turns)
         trees = worktrees.run(args.worktree_files, args.worktree_rounds)
+        soaked = soak.run(args.soak_chats, args.idle, args.limit)
     except BenchError as exc:
         print(f"bench: failed: {exc}", file=sys.stderr)
         return 1
@@ -364,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         everything = {"forward_auth": wall, "sidebar": side, "resync": joined, "push": pushed}
         everything["worktrees"] = trees
+        everything["soak"] = soaked
         print(json.dumps({**result, **everything}, indent=2))
     else:
         print(render(result))
@@ -377,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
             print("\n" + push.render(pushed))
         if trees is not None:
             print("\n" + worktrees.render(trees))
-    parts = (wall, side, joined, pushed, trees)
+        if soaked is not None:
+            print("\n" + soak.render(soaked))
+    parts = (wall, side, joined, pushed, trees, soaked)
     return 0 if all(part is not None for part in parts) else 1
 
 

@@ -23,6 +23,7 @@ import contextlib
 import os
 import shutil
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,9 @@ if TYPE_CHECKING:
     from .typing import AdminContext
 
 log = structlog.get_logger("dancodes.daemon")
+
+#: How long after a request through the wall opencode counts as in use (no memory restart under it).
+REQUEST_QUIET_SECONDS = 3.0
 
 #: A service's settings that apply to the running process as they change: no restart for them.
 LIVE_SERVICE_KEYS = ("memory_limit_mb", "memory_hard_limit_mb", "resume")
@@ -148,12 +152,17 @@ class Daemon:
         self.chats.listeners.append(self.notifier.on_transition)
         self.memory = MemoryWatch(
             lambda: self.services,
-            busy=lambda: bool(self.chats.running()),
+            busy=self._opencode_in_use,
             interval=lambda: self.loaded.config.daemon.memory_interval,
         )
         self.chats.listeners.append(
             lambda _change: self.memory.poke()
         )  # a turn ended: a restart may wait on it
+
+    def _opencode_in_use(self) -> bool:
+        """Not the moment for the memory ceiling's restart: a chat is in a turn, or a request came through the
+        wall a moment ago (a new chat being made, a page loading: a restart under it would fail it)."""
+        return bool(self.chats.running()) or time.monotonic() - self.auth.last_request < REQUEST_QUIET_SECONDS
 
     def _resume_policy(self) -> Resume:
         opencode = self.loaded.config.services.get(OPENCODE)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from functools import partial
 from pathlib import Path
 
@@ -168,6 +169,7 @@ def _answer(wall: AuthWall, request: h11.Request) -> tuple[Answer, bool]:
         return Answer.error(404, f"not found: this socket answers {CHECK_PATH} only"), keep_alive
     if request.method not in (b"GET", b"HEAD"):
         return Answer.error(405, f"method {request.method[:20].decode('latin-1')} not allowed"), keep_alive
+    wall.last_request = time.monotonic()  # the memory ceiling restarts opencode between requests only
     return wall.check(headers), keep_alive
 
 

@@ -100,6 +100,8 @@ class AuthWall:
         """
         self.settings = settings
         self.secrets = secrets
+        #: when a request last came through the wall (monotonic; set by supervisor.auth.forward)
+        self.last_request = 0.0
         self.origin = origin
         self.cookie_name = settings.cookie_name
         self.max_age = int(settings.max_age_days * DAY)
