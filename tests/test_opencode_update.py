@@ -1,0 +1,361 @@
+"""opencode update, rollback and versions: the pure parts, then a real daemon switching real opencodes.
+
+The stack runs the checkout's opencode 1.18.33 (the pin); the npm registry here has 1.18.32, installed by the
+daemon's own npm (the machine's npm cache, so it downloads once). A broken "version" is put into the store by
+hand: a prefix whose package.json says 1.18.99-broken and whose `opencode` is a small HTTP server that answers
+the health route and the event stream, and nothing else the contract needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import psutil
+import pytest
+import trio
+
+from supervisor.errors import UpdateRefused
+from supervisor.layout import layout
+from supervisor.opencode_contract import CONTRACT, EVENTS, SESSION, json_object, session_list
+from supervisor.opencode_install import (
+    SELECTION,
+    Selection,
+    Store,
+    ensure_selected,
+    exact_version,
+    pinned_version,
+)
+from supervisor.reaper import Reaper
+from tests.stack import Stack, running_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+PIN = pinned_version(ROOT)
+OLDER = "1.18.32"
+BROKEN = "1.18.99-broken"
+
+STAND_IN = """#!/usr/bin/python3
+# A stand-in opencode: health and the event stream, and nothing else the contract needs.
+import json, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+VERSION = %(version)r
+if "--version" in sys.argv:
+    print(VERSION)
+    sys.exit(0)
+port = int(sys.argv[sys.argv.index("--port") + 1])
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path == "/global/health":
+            body = json.dumps({"healthy": True, "version": VERSION}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/global/event":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            event = {"payload": {"type": "server.connected", "properties": {}}}
+            self.wfile.write(b"data: " + json.dumps(event).encode() + b"\\n\\n")
+            self.wfile.flush()
+            while True:
+                time.sleep(1)
+        else:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+print(f"opencode server listening on http://127.0.0.1:{port}", flush=True)
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+def put_stand_in(store_root: Path, version: str) -> Path:
+    """A whole "version" in the store, made by hand: no npm."""
+    prefix = store_root / version
+    package = prefix / "node_modules" / "opencode-ai"
+    package.mkdir(parents=True)
+    (package / "package.json").write_text(json.dumps({"name": "opencode-ai", "version": version}))
+    bin_dir = prefix / "node_modules" / ".bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "opencode"
+    exe.write_text(STAND_IN % {"version": version})
+    exe.chmod(0o755)
+    for path in [store_root, prefix, *prefix.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755)  # the agent runs it
+    return prefix
+
+
+# -- the pure parts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["1.18.32", "0.0.1", "1.18.99-broken", "2.0.0-rc.1+build.5", "10.20.30"])
+def test_exact_versions_pass(text: str) -> None:
+    assert exact_version(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "latest",
+        "^1.18.32",
+        "~1.18",
+        "1.18",
+        "1.x",
+        ">=1.0.0",
+        "01.2.3",
+        "1.2.3 ",
+        "1.2.3\nx",
+        "v1.2.3",
+        "1" * 70,
+    ],
+)
+def test_anything_but_an_exact_version_is_refused_in_one_line(text: str) -> None:
+    with pytest.raises(UpdateRefused) as caught:
+        exact_version(text)
+    assert caught.value.status == 400
+    message = str(caught.value)
+    assert "not an exact version" in message
+    assert "\n" not in message
+    assert len(message) < 200
+
+
+def test_the_selection_round_trips_and_is_written_whole(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert store.selection() == Selection()  # none made yet
+    store.select(Selection(current=OLDER, previous=PIN))
+    again = Store(tmp_path).selection()
+    assert (again.current, again.previous) == (OLDER, PIN)
+    record = store.root / SELECTION
+    assert stat.S_IMODE(record.stat().st_mode) == 0o644
+    assert [p.name for p in store.root.iterdir()] == [SELECTION]  # no temp file left
+    record.write_text("{not json")
+    assert Store(tmp_path).selection() == Selection()  # unreadable: as if none, the pin runs
+
+
+def test_the_store_lists_whole_versions_and_prunes_all_but_those_kept(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    for version in ("1.18.30", "1.18.31", OLDER, BROKEN):
+        put_stand_in(store.root, version)
+    half = store.root / "1.18.29"
+    (half / "node_modules").mkdir(parents=True)  # no binary, no package.json: not whole
+    store.select(Selection(current=OLDER))
+    assert store.versions() == ["1.18.30", "1.18.31", OLDER, BROKEN]  # not the half one
+    gone = store.prune({OLDER, "1.18.31"})
+    assert sorted(gone) == sorted(["1.18.29", "1.18.30", BROKEN])
+    assert sorted(p.name for p in store.root.iterdir()) == sorted([OLDER, "1.18.31", SELECTION])
+
+
+def test_the_daemon_runs_the_selected_version_else_the_pin(tmp_path: Path) -> None:
+    install = layout(str(ROOT))
+    store = Store(tmp_path)
+    put_stand_in(store.root, OLDER)
+
+    async def chosen() -> tuple[str, Path]:
+        return await ensure_selected(install, tmp_path, Reaper(interval=1.0), os.environ)
+
+    assert trio.run(chosen) == (PIN, install.node_bin)  # nothing selected: the pin, from the checkout
+    store.select(Selection(current=OLDER, previous=PIN))
+    assert trio.run(chosen) == (OLDER, store.root / OLDER / "node_modules" / ".bin")
+    store.select(Selection(current=PIN, previous=OLDER))
+    assert trio.run(chosen) == (PIN, install.node_bin)  # the pin lives in the checkout, not the store
+    store.select(Selection(current="1.18.20", previous=PIN))  # selected, then deleted by hand
+    assert trio.run(chosen) == (PIN, install.node_bin)
+
+
+def test_shapes_refuse_what_the_daemon_could_not_read() -> None:
+    session = {"id": "ses_1", "directory": "/x", "title": "t", "time": {"created": 1, "updated": 2}}
+    assert SESSION(session) is None
+    assert SESSION({**session, "id": 5}) == "field 'id' is 5"
+    assert SESSION({k: v for k, v in session.items() if k != "title"}) == "no field 'title'"
+    assert (
+        SESSION({**session, "time": {"created": True, "updated": 2}})
+        == "field 'time': field 'created' is true"
+    )
+    assert SESSION("<!doctype html>") is not None  # opencode's web UI for a path it does not know
+    assert json_object(healthy=bool)({"healthy": 1}) is not None
+    assert session_list([]) is not None
+    assert session_list([session]) is None
+    assert session_list([session, {"id": "x"}]) == "an item: no field 'directory'"
+
+
+def _normal(path: str) -> str:
+    """A path with its variable segments (ids, `${...}`, `{...}`) as `{}`, its query left out."""
+    path = path.split("?")[0]
+    return re.sub(r"\$\{[^}]*\}|\{[^}]*\}|(ses|msg|per)_[0-9A-Za-z]+", "{}", path)
+
+
+def test_the_contract_covers_every_opencode_call_of_the_daemon_and_the_app() -> None:
+    """A call added to the daemon's opencode client or to the web app without a contract entry fails here."""
+    checked = {(c.method, _normal(c.path)) for c in CONTRACT} | {("GET", EVENTS)}  # followed throughout
+    daemon = (ROOT / "supervisor" / "opencode.py").read_text()
+    used = {(m, _normal(p)) for m, p in re.findall(r'"(GET|POST|PUT|PATCH|DELETE)",\s*f?"(/[^"]+)"', daemon)}
+    assert ("GET", "/session/status") in used
+    assert len(used) >= 6
+    app_calls = re.compile(r'api\s*\.(get|post|patch|del)(?:<[^>]*(?:<[^>]*>[^>]*)?>)?\(\s*[`"](/[^`"]+)[`"]')
+    verbs = {"get": "GET", "post": "POST", "patch": "PATCH", "del": "DELETE"}
+    for source in sorted((ROOT / "web" / "src").glob("*.ts*")):
+        if ".test." in source.name:
+            continue
+        for verb, path in app_calls.findall(source.read_text()):
+            if not path.startswith(("/admin", "/auth")):
+                used.add((verbs[verb], _normal(path)))
+    delivery = (ROOT / "web" / "src" / "delivery.ts").read_text()  # its calls go through `call(...)`
+    for path in re.findall(r"const url = `(/session/[^`]+)`", delivery):
+        used.add(("POST" if path.endswith("prompt_async") else "GET", _normal(path)))
+    assert ("POST", "/session/{}/prompt_async") in used
+    assert ("GET", "/session/{}/message/{}") in used
+    assert ("GET", "/config/providers") in used
+    assert ("POST", "/permission/{}/reply") in used
+    assert used - checked == set()
+    # the service's probe and dispose_url
+    assert {("GET", "/global/health"), ("POST", "/global/dispose")} <= checked
+
+
+# -- a real daemon ----------------------------------------------------------------------------------
+
+
+def npm_cache() -> str:
+    return subprocess.run(
+        ["npm", "config", "get", "cache"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def wall_version(stack: Stack) -> str:
+    with stack.signed_in() as client:
+        response = client.get("/global/health")
+        assert response.status_code == 200, response.text
+        version: str = response.json()["version"]
+        return version
+
+
+def chat_readable(stack: Stack, session_id: str, title: str) -> bool:
+    with stack.signed_in() as client:
+        found = client.get(f"/session/{session_id}", headers={"x-opencode-directory": str(stack.root)})
+        messages = client.get(
+            f"/session/{session_id}/message", headers={"x-opencode-directory": str(stack.root)}
+        )
+    return (
+        found.status_code == 200
+        and found.json()["title"] == title
+        and messages.status_code == 200
+        and isinstance(messages.json(), list)
+    )
+
+
+def versions(stack: Stack) -> dict[str, object]:
+    done = stack.daemon.ctl("--json", "opencode", "versions")
+    assert done.returncode == 0, done.stderr
+    body: dict[str, object] = json.loads(done.stdout)
+    return body
+
+
+def stand_ins_running(exe: Path) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if str(exe) in " ".join(proc.info["cmdline"] or []):
+            found.append(proc.pid)
+    return found
+
+
+def test_update_and_rollback_follow_through_the_wall_and_a_failed_check_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    with running_stack(tmp_path, env={"npm_config_cache": npm_cache()}) as stack:
+        daemon = stack.daemon
+        assert wall_version(stack) == PIN
+        with stack.signed_in() as client:
+            made = client.post("/session", headers={"x-opencode-directory": str(tmp_path)}, json={})
+            assert made.status_code == 200, made.text
+            session_id = made.json()["id"]
+            title = "made before the update"
+            assert client.patch(
+                f"/session/{session_id}",
+                headers={"x-opencode-directory": str(tmp_path)},
+                json={"title": title},
+            ).is_success
+            # an update is the control socket's alone; the wall may read and roll back
+            refused = client.post("/admin/opencode/update", json={"version": OLDER})
+            assert refused.status_code == 403
+            assert "control socket" in refused.json()["error"]
+            seen = client.get("/admin/opencode")
+            assert seen.status_code == 200
+            assert seen.json()["current"] == PIN
+        assert chat_readable(stack, session_id, title)
+        listed = versions(stack)
+        assert (listed["current"], listed["previous"], listed["pinned"]) == (PIN, None, PIN)
+
+        # bad input: one line, nothing changed
+        bad = daemon.ctl("opencode", "update", "^1.18")
+        assert bad.returncode == 2
+        assert "not an exact version" in bad.stderr
+        with daemon.client() as raw:
+            answer = raw.post("/admin/opencode/update", json={"version": "latest; rm -rf /"})
+        assert answer.status_code == 400
+        assert "not an exact version" in answer.json()["error"]
+        nothing = daemon.ctl("opencode", "rollback")
+        assert nothing.returncode == 1
+        assert "no previous opencode version" in nothing.stderr
+
+        # a candidate that fails the contract check: refused, the old opencode never stopped
+        store = daemon.data_dir / "opencode-versions"
+        broken = put_stand_in(store, BROKEN)
+        before = daemon.service("opencode")
+        failed = daemon.ctl("opencode", "update", BROKEN, timeout=180)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        line = failed.stderr.strip()
+        assert "\n" not in line
+        assert f"opencode {BROKEN} failed the contract check at GET /config/providers: answered 404" in line
+        after = daemon.service("opencode")
+        assert (after["pid"], after["restarts"], after["state"]) == (
+            before["pid"],
+            before["restarts"],
+            "running",
+        )
+        assert wall_version(stack) == PIN
+        assert not stand_ins_running(broken / "node_modules" / ".bin" / "opencode")  # stopped by pid
+        assert not list(daemon.data_dir.glob("opencode-check.*"))  # the scratch state is gone
+        assert not broken.exists()  # a refused candidate is not kept
+        assert versions(stack)["current"] == PIN
+
+        # a real older version: npm installs it, the check passes, the service switches
+        updated = daemon.ctl("opencode", "update", OLDER, timeout=900)
+        assert updated.returncode == 0, updated.stderr
+        assert f"opencode {OLDER} is running (previous: {PIN})" in updated.stdout
+        assert wall_version(stack) == OLDER
+        assert chat_readable(stack, session_id, title)
+        listed = versions(stack)
+        assert (listed["current"], listed["previous"], listed["pinned"]) == (OLDER, PIN, PIN)
+        assert OLDER in [item["version"] for item in listed["installed"]]  # type: ignore[attr-defined]
+        selection = json.loads((store / SELECTION).read_text())
+        assert selection == {"current": OLDER, "previous": PIN}
+        again = daemon.ctl("opencode", "update", OLDER)
+        assert again.returncode == 1
+        assert "already the current version" in again.stderr
+
+        # rollback: back to the pin, the chat still there
+        rolled = daemon.ctl("opencode", "rollback", timeout=300)
+        assert rolled.returncode == 0, rolled.stderr
+        assert wall_version(stack) == PIN
+        assert chat_readable(stack, session_id, title)
+        listed = versions(stack)
+        assert (listed["current"], listed["previous"]) == (PIN, OLDER)
+        events = [e.get("event") for e in daemon.events()]
+        assert events.count("opencode_switched") == 2
+        assert "opencode_contract_passed" in events
