@@ -259,6 +259,24 @@ class Candidate:
 async def check(candidate: Candidate, *, state_dir: Path, scratch_parent: Path, reaper: Reaper) -> None:
     """Run the contract against `candidate` with a copy of `state_dir` (opencode's XDG root: data,
     config); UpdateRefused naming the first call that failed."""
+    try:
+        await _check(candidate, state_dir=state_dir, scratch_parent=scratch_parent, reaper=reaper)
+    except BaseExceptionGroup as group:
+        # raised inside a nursery (the event follower runs beside the calls): the refusal itself
+        refused, _ = group.split(UpdateRefused)
+        if refused is None:
+            raise
+        first: BaseException = refused
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        log.warning("opencode_contract_failed", version=candidate.version, error=str(first))
+        raise first from None
+    except UpdateRefused as exc:
+        log.warning("opencode_contract_failed", version=candidate.version, error=str(exc))
+        raise
+
+
+async def _check(candidate: Candidate, *, state_dir: Path, scratch_parent: Path, reaper: Reaper) -> None:
     discard_leftovers(scratch_parent)
     scratch = scratch_parent / f"{SCRATCH_PREFIX}{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
