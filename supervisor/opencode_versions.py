@@ -108,9 +108,9 @@ class OpencodeVersions:
         if version is not None:
             exact_version(version)
         async with self._lock():
+            old = self._running()
             if version is None:
                 version = await opencode_install.latest_version(self.reaper, self.environ)
-            old = self._running()
             if version == old:
                 raise UpdateRefused(f"opencode {version} is already the current version")
             bin_dir = installed_bin(self.install, self.store, version)
@@ -150,7 +150,7 @@ class OpencodeVersions:
 
     def _running(self) -> str:
         if self.current is None or self.hooks.service() is None:
-            raise UpdateRefused("no service runs opencode here: there is nothing to update")
+            raise UpdateRefused("no service runs opencode here: nothing to update or roll back")
         return self.current
 
     async def _check(self, version: str, bin_dir: Path) -> None:

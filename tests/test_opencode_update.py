@@ -13,12 +13,14 @@ import os
 import re
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 import trio
 
+from supervisor.ctl import opencode_lines
 from supervisor.errors import UpdateRefused
 from supervisor.layout import layout
 from supervisor.opencode_contract import CONTRACT, EVENTS, SESSION, json_object, session_list
@@ -31,6 +33,7 @@ from supervisor.opencode_install import (
     pinned_version,
 )
 from supervisor.reaper import Reaper
+from tests.conftest import ONLY_TEST_SERVICES, DaemonProc
 from tests.stack import Stack, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,6 +229,43 @@ def test_the_contract_covers_every_opencode_call_of_the_daemon_and_the_app() -> 
     assert used - checked == set()
     # the service's probe and dispose_url
     assert {("GET", "/global/health"), ("POST", "/global/dispose")} <= checked
+
+
+def test_versions_table_marks_current_previous_and_pinned() -> None:
+    body = {
+        "current": OLDER,
+        "previous": PIN,
+        "pinned": PIN,
+        "installed": [{"version": OLDER, "path": "/d/1.18.32"}, {"version": PIN, "path": "/src"}],
+        "changing": False,
+    }
+    lines = opencode_lines(body)
+    assert lines[0].split() == ["VERSION", "PATH"]
+    assert lines[1].split() == [OLDER, "current", "/d/1.18.32"]
+    assert lines[2].split() == [PIN, "previous,", "pinned", "/src"]
+    assert lines[-1] == f"current {OLDER}, previous {PIN}, pinned {PIN}"
+
+
+def test_ctl_opencode_without_an_opencode_service(start_daemon: Callable[..., DaemonProc]) -> None:
+    daemon = start_daemon(ONLY_TEST_SERVICES)
+    listed = daemon.ctl("--json", "opencode", "versions")
+    assert listed.returncode == 0, listed.stderr
+    body = json.loads(listed.stdout)
+    assert (body["current"], body["previous"], body["pinned"], body["changing"]) == (None, None, PIN, False)
+    assert PIN in [item["version"] for item in body["installed"]]  # the checkout's own
+    table = daemon.ctl("opencode", "versions")
+    assert table.returncode == 0
+    assert f"current -, previous -, pinned {PIN}" in table.stdout
+    for args in (["update", OLDER], ["update"], ["rollback"]):
+        refused = daemon.ctl("opencode", *args)
+        assert refused.returncode == 1, refused.stderr
+        assert refused.stderr.strip().splitlines()[-1] == (
+            "dancodes-ctl: no service runs opencode here: nothing to update or roll back"
+        )
+    usage = daemon.ctl("opencode", "update", "1.18")
+    assert usage.returncode == 2
+    assert "not an exact version like 1.18.32: '1.18'" in usage.stderr
+    assert not (daemon.data_dir / "opencode-versions").exists()  # nothing installed, nothing recorded
 
 
 # -- a real daemon ----------------------------------------------------------------------------------
