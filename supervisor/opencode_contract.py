@@ -37,6 +37,7 @@ import trio
 from .agent import AgentUser, give_to_agent
 from .errors import UpdateRefused
 from .opencode import OPENCODE_USER
+from .opencode_install import CHECK_SCRATCH
 from .reaper import Reaper
 from .spawn import Child, spawn
 
@@ -278,7 +279,7 @@ async def check(candidate: Candidate, *, state_dir: Path, scratch_parent: Path, 
 
 async def _check(candidate: Candidate, *, state_dir: Path, scratch_parent: Path, reaper: Reaper) -> None:
     discard_leftovers(scratch_parent)
-    scratch = scratch_parent / f"{SCRATCH_PREFIX}{os.getpid()}"
+    scratch = scratch_parent / f"{CHECK_SCRATCH}{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(mode=0o700)
     child: Child | None = None
@@ -329,13 +330,10 @@ async def _check(candidate: Candidate, *, state_dir: Path, scratch_parent: Path,
             await trio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True))
 
 
-SCRATCH_PREFIX = "opencode-check."
-
-
 def discard_leftovers(scratch_parent: Path) -> None:
     """A scratch folder left by a daemon killed mid-check (its state copy may be large)."""
     if scratch_parent.is_dir():
-        for leftover in scratch_parent.glob(f"{SCRATCH_PREFIX}*"):
+        for leftover in scratch_parent.glob(f"{CHECK_SCRATCH}*"):
             shutil.rmtree(leftover, ignore_errors=True)
 
 

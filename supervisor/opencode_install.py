@@ -47,6 +47,8 @@ PACKAGE = "opencode-ai"
 STORE = "opencode-versions"
 NPM_FLAGS = ["--no-audit", "--no-fund", "--loglevel=http", "--foreground-scripts", "--update-notifier=false"]
 SELECTION = "selected.json"
+#: The contract check's scratch folders in the data dir (supervisor.opencode_contract): `<prefix><pid>`.
+CHECK_SCRATCH = "opencode-check."
 
 #: An exact semver (2.0.0): three numbers without leading zeros, then an optional pre-release and build.
 #: Anything npm would read as a range or a tag (^1.2, 1.x, latest, >=1) is not one.

@@ -15,6 +15,7 @@ store keeps the current, the previous and the pin (each version is ~350 MB), not
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,10 @@ class OpencodeVersions:
     async def choose(self) -> Path:
         """At daemon start: the selected version when installed whole, else the pin (installed if need be);
         the folder holding it."""
+        # what a daemon killed mid-update left: a half-installed version, a contract check's state copy
+        self.store.discard_partial()
+        for leftover in self.data_dir.glob(f"{opencode_install.CHECK_SCRATCH}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
         self.current, bin_dir = await opencode_install.ensure_selected(
             self.install, self.data_dir, self.reaper, self.environ
         )

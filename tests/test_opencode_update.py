@@ -23,6 +23,7 @@ import trio
 from supervisor.ctl import opencode_lines
 from supervisor.errors import UpdateRefused
 from supervisor.layout import layout
+from supervisor.opencode import OpencodeClient
 from supervisor.opencode_contract import CONTRACT, EVENTS, SESSION, json_object, session_list
 from supervisor.opencode_install import (
     SELECTION,
@@ -32,7 +33,9 @@ from supervisor.opencode_install import (
     exact_version,
     pinned_version,
 )
+from supervisor.opencode_versions import Hooks, OpencodeVersions
 from supervisor.reaper import Reaper
+from supervisor.service import Launch
 from tests.conftest import ONLY_TEST_SERVICES, DaemonProc
 from tests.stack import Stack, running_stack
 
@@ -180,6 +183,31 @@ def test_the_daemon_runs_the_selected_version_else_the_pin(tmp_path: Path) -> No
     assert trio.run(chosen) == (PIN, install.node_bin)  # the pin lives in the checkout, not the store
     store.select(Selection(current="1.18.20", previous=PIN))  # selected, then deleted by hand
     assert trio.run(chosen) == (PIN, install.node_bin)
+
+
+def test_a_start_clears_what_a_daemon_killed_mid_update_left(tmp_path: Path) -> None:
+    install = layout(str(ROOT))
+    scratch = tmp_path / "opencode-check.4242" / "data"
+    scratch.mkdir(parents=True)
+    partial = tmp_path / "opencode-versions" / f"{OLDER}.partial-4242" / "node_modules"
+    partial.mkdir(parents=True)
+    versions = OpencodeVersions(
+        install=install,
+        data_dir=tmp_path,
+        reaper=Reaper(interval=1.0),
+        environ=os.environ,
+        hooks=Hooks(
+            service=lambda: None,
+            launch=lambda: Launch(env={}),
+            agent=lambda: None,
+            use_bin_dir=lambda _: None,
+            client=OpencodeClient("http://127.0.0.1:9"),
+        ),
+    )
+    assert trio.run(versions.choose) == install.node_bin
+    assert versions.current == PIN
+    assert not scratch.parent.exists()
+    assert list((tmp_path / "opencode-versions").iterdir()) == []
 
 
 def test_shapes_refuse_what_the_daemon_could_not_read() -> None:
