@@ -8,8 +8,10 @@ the health route and the event stream, and nothing else the contract needs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pwd
 import re
 import stat
 import subprocess
@@ -45,15 +47,30 @@ OLDER = "1.18.32"
 BROKEN = "1.18.99-broken"
 
 STAND_IN = """#!/usr/bin/python3
-# A stand-in opencode: health and the event stream, and nothing else the contract needs.
-import json, sys, time
+# A stand-in opencode: health and the event stream, and nothing else the contract needs. With a report path,
+# it writes who it runs as and with what state, then wrecks that state as a bad migration would.
+import hashlib, json, os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = %(version)r
+REPORT = %(report)r
 if "--version" in sys.argv:
     print(VERSION)
     sys.exit(0)
 port = int(sys.argv[sys.argv.index("--port") + 1])
+if REPORT:
+    db = os.path.join(os.environ["XDG_DATA_HOME"], "opencode", "opencode.db")
+    report = {
+        "uid": os.getuid(),
+        "xdg": {k: os.environ.get(k) for k in os.environ if k.startswith("XDG_") and k.endswith("_HOME")},
+        "db_bytes": os.path.getsize(db) if os.path.exists(db) else None,
+        "password_sha256": hashlib.sha256(os.environ["OPENCODE_SERVER_PASSWORD"].encode()).hexdigest(),
+    }
+    if os.path.exists(db):
+        with open(db, "r+b") as f:
+            f.write(b"wrecked by a migration" * 100)
+    with open(REPORT, "w") as f:
+        json.dump(report, f)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -90,7 +107,7 @@ ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 """
 
 
-def put_stand_in(store_root: Path, version: str) -> Path:
+def put_stand_in(store_root: Path, version: str, report: Path | None = None) -> Path:
     """A whole "version" in the store, made by hand: no npm."""
     prefix = store_root / version
     package = prefix / "node_modules" / "opencode-ai"
@@ -99,7 +116,7 @@ def put_stand_in(store_root: Path, version: str) -> Path:
     bin_dir = prefix / "node_modules" / ".bin"
     bin_dir.mkdir()
     exe = bin_dir / "opencode"
-    exe.write_text(STAND_IN % {"version": version})
+    exe.write_text(STAND_IN % {"version": version, "report": str(report or "")})
     exe.chmod(0o755)
     for path in [store_root, prefix, *prefix.rglob("*")]:
         if path.is_dir():
@@ -383,7 +400,10 @@ def test_update_and_rollback_follow_through_the_wall_and_a_failed_check_changes_
 
         # a candidate that fails the contract check: refused, the old opencode never stopped
         store = daemon.data_dir / "opencode-versions"
-        broken = put_stand_in(store, BROKEN)
+        reports = tmp_path / "reports"
+        reports.mkdir(mode=0o777)
+        reports.chmod(0o777)  # the stand-in runs as the agent
+        broken = put_stand_in(store, BROKEN, reports / "stand-in.json")
         before = daemon.service("opencode")
         failed = daemon.ctl("opencode", "update", BROKEN, timeout=180)
         assert failed.returncode == 1, failed.stdout + failed.stderr
@@ -401,6 +421,19 @@ def test_update_and_rollback_follow_through_the_wall_and_a_failed_check_changes_
         assert not list(daemon.data_dir.glob("opencode-check.*"))  # the scratch state is gone
         assert not broken.exists()  # a refused candidate is not kept
         assert versions(stack)["current"] == PIN
+        # it ran as the agent, on a copy of the state (wrecked now, and gone), with a password of its own
+        report = json.loads((reports / "stand-in.json").read_text())
+        if os.geteuid() == 0:
+            assert report["uid"] == pwd.getpwnam("dancodes-agent").pw_uid
+        live_state = daemon.data_dir / "opencode"
+        assert len(report["xdg"]) == 4, report["xdg"]
+        for name, path in report["xdg"].items():
+            assert path.startswith(str(daemon.data_dir / "opencode-check.")), (name, path)
+        assert report["db_bytes"] > 0  # the live db, copied
+        live_password = (daemon.data_dir / "secrets" / "opencode-server-password").read_text().strip()
+        assert report["password_sha256"] != hashlib.sha256(live_password.encode()).hexdigest()
+        assert (live_state / "data" / "opencode" / "opencode.db").read_bytes()[:16] == b"SQLite format 3\x00"
+        assert chat_readable(stack, session_id, title)
 
         # a real older version: npm installs it, the check passes, the service switches
         updated = daemon.ctl("opencode", "update", OLDER, timeout=900)
