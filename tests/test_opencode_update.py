@@ -457,6 +457,15 @@ def test_update_and_rollback_follow_through_the_wall_and_a_failed_check_changes_
         assert chat_readable(stack, session_id, title)
         listed = versions(stack)
         assert (listed["current"], listed["previous"]) == (PIN, OLDER)
+        latest = subprocess.run(
+            ["npm", "view", "opencode-ai", "version"], capture_output=True, text=True, check=True, timeout=120
+        ).stdout.strip()
+        if latest == PIN:  # the registry here: its latest is the pin, running again now
+            same = daemon.ctl("opencode", "update", timeout=300)
+            assert same.returncode == 1
+            assert same.stderr.strip().splitlines()[-1] == (
+                f"dancodes-ctl: opencode {latest} is already the current version"
+            )
         events = [e.get("event") for e in daemon.events()]
         assert events.count("opencode_switched") == 2
         assert "opencode_contract_passed" in events
