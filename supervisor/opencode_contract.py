@@ -18,6 +18,7 @@ A failure is `UpdateRefused` naming the first call that failed, in one line.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -285,7 +286,16 @@ async def _check(candidate: Candidate, *, state_dir: Path, scratch_parent: Path,
     child: Child | None = None
     tail: list[str] = []
     try:
-        await trio.to_thread.run_sync(_copy_state, state_dir, scratch)
+        try:
+            await trio.to_thread.run_sync(_copy_state, state_dir, scratch)
+        except (OSError, sqlite3.Error) as exc:
+            # a full disk most likely: the copy of the state is the size of opencode's db and config
+            full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise UpdateRefused(
+                f"cannot copy opencode's state for the contract check of {candidate.version}: {reason[:200]}",
+                status=507 if full else 500,
+            ) from None
         for name in ("project", "moved", "home", "state", "cache"):
             (scratch / name).mkdir(exist_ok=True)
         if candidate.user is not None:

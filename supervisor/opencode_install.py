@@ -122,7 +122,7 @@ class Store:
         found = [
             p.name for p in self.root.iterdir() if EXACT_VERSION.fullmatch(p.name) and self.bin_dir(p.name)
         ]
-        return sorted(found, key=_version_key)
+        return sorted(found, key=version_key)
 
     @property
     def selection_file(self) -> Path:
@@ -147,7 +147,7 @@ class Store:
                     shutil.rmtree(path, ignore_errors=True)
                     gone.append(path.name)
         if gone:
-            log.info("opencode_versions_removed", versions=sorted(gone, key=_version_key))
+            log.info("opencode_versions_removed", versions=sorted(gone, key=version_key))
         return gone
 
     def discard_partial(self) -> None:
@@ -254,7 +254,7 @@ async def latest_version(reaper: Reaper, environ: Mapping[str, str]) -> str:
     raise InstallError(f"npm view {PACKAGE} version did not answer within 120s")
 
 
-def _version_key(version: str) -> tuple[tuple[int, ...], int, str]:
+def version_key(version: str) -> tuple[tuple[int, ...], int, str]:
     """For sorting: the numbers, then a release after its pre-releases."""
     core, _, rest = version.partition("+")[0].partition("-")
     return tuple(int(n) for n in core.split(".")), 0 if rest else 1, rest

@@ -103,7 +103,7 @@ class OpencodeVersions:
             "pinned": self.pinned,
             "installed": [
                 {"version": v, "path": str(installed[v])}
-                for v in sorted(installed, key=opencode_install._version_key)
+                for v in sorted(installed, key=opencode_install.version_key)
             ],
             "changing": self.changing,
         }

@@ -26,7 +26,15 @@ from supervisor.ctl import opencode_lines
 from supervisor.errors import UpdateRefused
 from supervisor.layout import layout
 from supervisor.opencode import OpencodeClient
-from supervisor.opencode_contract import CONTRACT, EVENTS, SESSION, json_object, session_list
+from supervisor.opencode_contract import (
+    CONTRACT,
+    EVENTS,
+    SESSION,
+    Candidate,
+    check,
+    json_object,
+    session_list,
+)
 from supervisor.opencode_install import (
     SELECTION,
     Selection,
@@ -225,6 +233,23 @@ def test_a_start_clears_what_a_daemon_killed_mid_update_left(tmp_path: Path) -> 
     assert versions.current == PIN
     assert not scratch.parent.exists()
     assert list((tmp_path / "opencode-versions").iterdir()) == []
+
+
+def test_a_state_that_cannot_be_copied_refuses_the_check_before_anything_starts(tmp_path: Path) -> None:
+    state = tmp_path / "opencode"
+    (state / "data" / "opencode").mkdir(parents=True)
+    (state / "data" / "opencode" / "opencode.db").write_bytes(b"not a database at all" * 10)
+    prefix = put_stand_in(tmp_path / "store", BROKEN)
+    candidate = Candidate(version=BROKEN, bin_dir=prefix / "node_modules" / ".bin", env={}, user=None)
+
+    async def run_check() -> None:
+        await check(candidate, state_dir=state, scratch_parent=tmp_path, reaper=Reaper(interval=1.0))
+
+    with pytest.raises(UpdateRefused) as caught:
+        trio.run(run_check)
+    assert caught.value.status == 500
+    assert str(caught.value).startswith(f"cannot copy opencode's state for the contract check of {BROKEN}: ")
+    assert not list(tmp_path.glob("opencode-check.*"))  # the partial copy is gone
 
 
 def test_shapes_refuse_what_the_daemon_could_not_read() -> None:

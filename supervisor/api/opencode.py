@@ -37,7 +37,7 @@ async def versions() -> Json:
 @opencode.post("/opencode/update")
 @validate_request(OpencodeUpdateRequest)
 @validate_response(OpencodeVersions)
-@can_fail(400, 401, 403, 409, 413, 502)
+@can_fail(400, 401, 403, 409, 413, 500, 502, 507)
 async def update(data: OpencodeUpdateRequest) -> Json:
     """Install the version beside the current one, check it against a copy of the state, switch to it."""
     if not on_control_socket():
@@ -51,7 +51,7 @@ async def update(data: OpencodeUpdateRequest) -> Json:
 
 @opencode.post("/opencode/rollback")
 @validate_response(OpencodeVersions)
-@can_fail(401, 403, 409)
+@can_fail(401, 403, 409, 500, 507)
 async def rollback() -> Json:
     """Back to the previous version, checked again first; current and previous swap."""
     return await current_context().opencode_versions.rollback()
