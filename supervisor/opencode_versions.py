@@ -67,6 +67,7 @@ class OpencodeVersions:
         self.hooks = hooks
         #: the version the opencode service runs (None until `choose` ran: no service runs opencode)
         self.current: str | None = None
+        self.bin_dir: Path | None = None  # the folder holding it
         self._changing = trio.Lock()
 
     async def choose(self) -> Path:
@@ -76,11 +77,15 @@ class OpencodeVersions:
         self.store.discard_partial()
         for leftover in self.data_dir.glob(f"{opencode_install.CHECK_SCRATCH}*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        self.current, bin_dir = await opencode_install.ensure_selected(
+        self.current, self.bin_dir = await opencode_install.ensure_selected(
             self.install, self.data_dir, self.reaper, self.environ
         )
-        log.info("opencode_version", version=self.current, bin_dir=str(bin_dir))
-        return bin_dir
+        log.info("opencode_version", version=self.current, bin_dir=str(self.bin_dir))
+        return self.bin_dir
+
+    def _use(self, version: str, bin_dir: Path) -> None:
+        self.current, self.bin_dir = version, bin_dir
+        self.hooks.use_bin_dir(bin_dir)
 
     @property
     def pinned(self) -> str:
@@ -180,10 +185,9 @@ class OpencodeVersions:
         """Record `new` as current, point the service at it and restart it; undone when it does not come up
         healthy as `new`. Not cancelled half-way: a caller gone leaves the daemon in one state or another."""
         with trio.CancelScope(shield=True):
-            old_bin = installed_bin(self.install, self.store, old)
+            old_bin, old_selection = self.bin_dir, self.store.selection()
             self.store.select(Selection(current=new, previous=previous))
-            self.hooks.use_bin_dir(bin_dir)
-            self.current = new
+            self._use(new, bin_dir)
             log.info("opencode_switching", version=new, previous=old)
             failure = await self._restart(new)
             if failure is None:
@@ -191,11 +195,13 @@ class OpencodeVersions:
                 log.info("opencode_switched", version=new, previous=old)
                 return
             log.error("opencode_switch_failed", version=new, error=failure)
-            self.store.select(Selection(current=old, previous=self.store.selection().previous))
+            self.store.select(old_selection)
             if old_bin is not None:
-                self.hooks.use_bin_dir(old_bin)
-            self.current = old
-            await self._restart(old)
+                self._use(old, old_bin)
+            back = await self._restart(old)
+            if back is not None:
+                log.error("opencode_switch_back_failed", version=old, error=back)
+            self._prune(keep_also=())
             raise UpdateRefused(f"opencode {new} passed the check but {failure}: back on {old}")
 
     async def _restart(self, version: str) -> str | None:

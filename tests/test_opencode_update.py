@@ -115,7 +115,101 @@ ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 """
 
 
-def put_stand_in(store_root: Path, version: str, report: Path | None = None) -> Path:
+#: A stand-in that answers the whole contract, but will not run outside a contract check's scratch folder:
+#: a version that passes the check and then fails under the service.
+PASSES_THE_CHECK_ONLY = """#!/usr/bin/python3
+import json, os, queue, re, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+VERSION = %(version)r
+if "--version" in sys.argv:
+    print(VERSION)
+    sys.exit(0)
+if "opencode-check." not in os.getcwd():
+    print("this stand-in runs in a contract check only", file=sys.stderr)
+    sys.exit(3)
+port = int(sys.argv[sys.argv.index("--port") + 1])
+streams = []
+session = {"id": "ses_standin", "directory": "", "title": "t", "time": {"created": 1, "updated": 1}}
+
+
+def publish(kind, directory):
+    for q in list(streams):
+        q.put({"directory": directory, "payload": {"type": kind, "properties": {"sessionID": session["id"]}}})
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, status, body=None):
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def handle_one(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"null")
+        path = self.path.split("?")[0]
+        directory = self.headers.get("x-opencode-directory", "")
+        route = (self.command, re.sub(r"(ses|msg|per)_[0-9A-Za-z]+", "ID", path))
+        if route == ("GET", "/global/event"):
+            return self.events()
+        if route == ("POST", "/session"):
+            session["directory"] = directory
+            self.answer(200, session)
+            return publish("session.created", directory)
+        if route == ("DELETE", "/session/ID"):
+            self.answer(200, True)
+            return publish("session.deleted", directory)
+        if route == ("PATCH", "/session/ID"):
+            session["title"] = body["title"]
+        answers = {
+            ("GET", "/global/health"): (200, {"healthy": True, "version": VERSION}),
+            ("GET", "/config/providers"): (200, {"providers": [], "default": {}}),
+            ("GET", "/config"): (200, {}),
+            ("GET", "/agent"): (200, []),
+            ("GET", "/session/ID/message"): (200, []),
+            ("GET", "/session/ID/message/ID"): (404, {"name": "NotFoundError"}),
+            ("POST", "/session/ID/prompt_async"): (400, {"name": "BadRequest"}),
+            ("PATCH", "/session/ID"): (200, session),
+            ("GET", "/session/status"): (200, {}),
+            ("GET", "/permission"): (200, []),
+            ("POST", "/permission/ID/reply"): (404, {"name": "NotFound"}),
+            ("GET", "/experimental/session"): (200, [session]),
+            ("POST", "/experimental/control-plane/move-session"): (204, None),
+            ("POST", "/session/ID/abort"): (200, True),
+            ("POST", "/instance/dispose"): (200, True),
+            ("POST", "/global/dispose"): (200, True),
+        }
+        self.answer(*answers.get(route, (404, None)))
+
+    do_GET = do_POST = do_PATCH = do_DELETE = handle_one
+
+    def events(self):
+        q = queue.Queue()
+        streams.append(q)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        q.put({"payload": {"type": "server.connected", "properties": {}}})
+        while True:
+            self.wfile.write(b"data: " + json.dumps(q.get()).encode() + b"\\n\\n")
+            self.wfile.flush()
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+def put_stand_in(
+    store_root: Path, version: str, report: Path | None = None, *, script: str = STAND_IN
+) -> Path:
     """A whole "version" in the store, made by hand: no npm."""
     prefix = store_root / version
     package = prefix / "node_modules" / "opencode-ai"
@@ -124,7 +218,7 @@ def put_stand_in(store_root: Path, version: str, report: Path | None = None) -> 
     bin_dir = prefix / "node_modules" / ".bin"
     bin_dir.mkdir()
     exe = bin_dir / "opencode"
-    exe.write_text(STAND_IN % {"version": version, "report": str(report or "")})
+    exe.write_text(script % {"version": version, "report": str(report or "")})
     exe.chmod(0o755)
     for path in [store_root, prefix, *prefix.rglob("*")]:
         if path.is_dir():
@@ -494,3 +588,26 @@ def test_update_and_rollback_follow_through_the_wall_and_a_failed_check_changes_
         events = [e.get("event") for e in daemon.events()]
         assert events.count("opencode_switched") == 2
         assert "opencode_contract_passed" in events
+
+
+def test_a_version_that_passes_the_check_but_fails_under_the_service_is_undone(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        daemon = stack.daemon
+        candidate = "1.18.98-check-only"
+        store = daemon.data_dir / "opencode-versions"
+        put_stand_in(store, candidate, script=PASSES_THE_CHECK_ONLY)
+        failed = daemon.ctl("opencode", "update", candidate, timeout=300)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        line = failed.stderr.strip().splitlines()[-1]
+        assert line.startswith(
+            f"dancodes-ctl: opencode {candidate} passed the check but did not start under "
+        )
+        assert line.endswith(f": back on {PIN}")
+        assert daemon.service("opencode")["state"] == "running"
+        assert wall_version(stack) == PIN
+        listed = versions(stack)
+        assert (listed["current"], listed["previous"]) == (PIN, None)  # the record as it was
+        assert not (store / candidate).exists()
+        events = [e.get("event") for e in daemon.events()]
+        assert "opencode_contract_passed" in events
+        assert "opencode_switch_failed" in events
