@@ -129,7 +129,7 @@ class OpencodeVersions:
             try:
                 await self._check(version, bin_dir)
             except UpdateRefused:
-                self._prune(keep_also=())  # a refused candidate is not kept: ~350 MB
+                self._prune()  # a refused candidate is not kept: ~350 MB
                 raise
             await self._switch(old, version, bin_dir, previous=old)
         return self.describe()
@@ -191,7 +191,7 @@ class OpencodeVersions:
             log.info("opencode_switching", version=new, previous=old)
             failure = await self._restart(new)
             if failure is None:
-                self._prune(keep_also=())
+                self._prune()
                 log.info("opencode_switched", version=new, previous=old)
                 return
             log.error("opencode_switch_failed", version=new, error=failure)
@@ -201,7 +201,7 @@ class OpencodeVersions:
             back = await self._restart(old)
             if back is not None:
                 log.error("opencode_switch_back_failed", version=old, error=back)
-            self._prune(keep_also=())
+            self._prune()
             raise UpdateRefused(f"opencode {new} passed the check but {failure}: back on {old}")
 
     async def _restart(self, version: str) -> str | None:
@@ -222,7 +222,7 @@ class OpencodeVersions:
             return f"the service runs {str(health.get('version'))[:40]!r} instead"
         return None
 
-    def _prune(self, keep_also: tuple[str, ...]) -> None:
+    def _prune(self) -> None:
         selection = self.store.selection()
-        keep = {self.pinned, *keep_also, *(v for v in (self.current, selection.previous) if v)}
+        keep = {self.pinned, *(v for v in (self.current, selection.previous) if v)}
         self.store.prune(keep)
