@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
@@ -42,4 +42,8 @@ class BuildWithData(build_py):
                     shutil.copy2(source, target / source.name)
 
 
-setup(cmdclass={"build_py": BuildWithData})
+# supervisor/ is installed as `dancodes`; its subpackages are found, not listed, so that an editable install
+# of the manifests alone (the Dockerfile's install layer: supervisor/__init__.py and no subpackage) works
+PACKAGES = ["dancodes", *(f"dancodes.{name}" for name in find_packages(str(ROOT / "supervisor")))]
+
+setup(packages=PACKAGES, cmdclass={"build_py": BuildWithData})

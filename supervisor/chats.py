@@ -8,8 +8,15 @@ keeps the little it needs per session in memory, and `GET /admin/chats` answers 
 
 After the stream comes back (opencode restarted, or the stream went silent), the sessions it last
 saw busy are asked of `/session/status` in their own directories: their turns may have died with
-the old process. Nothing here is stored: a restarted daemon knows every chat as idle until events
-say otherwise.
+the old process. One that is no longer running and whose last message is not a finished reply was
+cut (opencode crashed, wedged, was restarted for memory or updated): it is `interrupted` until its
+next turn begins, and with `resume = "continue"` it is sent "continue" once (a turn cut again is
+not continued again before one finishes). The app's streams are told when the daemon loses and
+regains opencode's stream (`dancodes.following`), so a page shows that what it sees may be stale.
+
+The sessions in a turn and the interrupted ones are kept in `<data_dir>/chats.json` whenever they
+change, so the turns a restart of the daemon itself cut are found too; everything else is memory:
+a restarted daemon knows every other chat as idle until events say otherwise.
 """
 
 from __future__ import annotations
@@ -17,18 +24,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 import structlog
 import trio
 
 from .errors import OpencodeError
+from .files import read_state, write_whole
 from .live import LiveText
 from .opencode import OpencodeClient
 
 log = structlog.get_logger("dancodes.chats")
 
-ChatStatus = Literal["busy", "retry", "waiting", "idle", "error"]
+ChatStatus = Literal["busy", "retry", "waiting", "idle", "error", "interrupted"]
+Resume = Literal["mark", "continue"]  # services.opencode.resume
+
+#: what a cut turn is told with `resume = "continue"`
+CONTINUE = "continue"
+#: why a turn is marked interrupted
+CUT = "opencode stopped before this reply finished (a crash, a restart or an update)"
 Turn = Literal["busy", "retry", "idle"]  # what opencode's `session.status` says
 
 #: between attempts to follow opencode's events while it is down or restarting
@@ -88,10 +104,12 @@ class ChatActivity:
     directory: str = ""  # the instance its events came from
     newest_reply: str = ""  # id of its newest assistant message (opencode's ids sort by time)
     seen_reply: str = ""  # the newest one when its latest turn began: older errors are old news
+    interrupted: str | None = None  # why its latest turn was cut, until the next one begins
+    resumed: bool = False  # sent "continue" since its last finished turn: not again until one finishes
 
     @property
     def status(self) -> ChatStatus:
-        return chat_status(self.turn, self.error, bool(self.pending))
+        return chat_status(self.turn, self.error, bool(self.pending), self.interrupted is not None)
 
     @property
     def waiting(self) -> str | None:
@@ -103,20 +121,31 @@ class ChatActivity:
             "error": self.error if self.status == "error" else None,
             "retry": self.retry.as_json() if self.status == "retry" and self.retry else None,
             "waiting": self.waiting,
+            "interrupted": self.interrupted if self.status == "interrupted" else None,
             "since": self.since,
             "updated": self.updated,
         }
 
 
-def chat_status(turn: Turn, error: str | None, asking: bool) -> ChatStatus:
+def chat_status(turn: Turn, error: str | None, asking: bool, interrupted: bool = False) -> ChatStatus:
     """The one place a chat's status is decided (the app and web push are told this, never derive it).
 
     A running turn that asks the user something waits on them; a provider that fails is retried;
-    a turn that ended with an error stays an error until the next one begins.
+    a turn cut by opencode going away is interrupted, and one that ended with an error stays an
+    error, until the next one begins.
     """
     if turn != "idle":
         return "waiting" if asking else turn
+    if interrupted:
+        return "interrupted"
     return "error" if error else "idle"
+
+
+class _Kept(msgspec.Struct):
+    """`<data_dir>/chats.json`: the sessions in a turn and the interrupted ones, by id -> directory."""
+
+    running: dict[str, str] = {}
+    interrupted: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -132,6 +161,10 @@ class Transition:
 
 #: Called in the daemon's event loop for each change; must be quick and must not raise.
 Listener = Callable[[Transition], None]
+
+
+def _following(following: bool) -> dict[str, Any]:
+    return {"type": "dancodes.following", "properties": {"following": following}}
 
 
 def _retry(status: dict[str, Any]) -> Retry:
@@ -155,11 +188,24 @@ def _error_text(error: Any) -> str | None:
 class ChatBoard:
     """Status of every session opencode has mentioned since the daemon started, kept current by `run`."""
 
-    def __init__(self, opencode: OpencodeClient) -> None:
+    def __init__(
+        self,
+        opencode: OpencodeClient,
+        *,
+        record: Path | None = None,
+        resume: Callable[[], Resume] = lambda: "mark",
+    ) -> None:
         self.opencode = opencode
         self.sessions: dict[str, ChatActivity] = {}
+        self._record = record
+        self._resume = resume
+        self._kept = _Kept()
+        if record is not None:
+            self._load(record)
         self.following = False  # the stream is open: what `sessions` says is current
         self.listeners: list[Listener] = []
+        #: called first with every event as it comes, `(directory, event)`: quick, must not raise
+        self.observers: list[Callable[[str, dict[str, Any]], None]] = []
         self.live = LiveText()
         self._feeds: set[trio.MemorySendChannel[dict[str, Any]]] = set()
 
@@ -170,10 +216,39 @@ class ChatBoard:
         """The sessions in a turn now (busy, retrying or waiting on the user)."""
         return {sid for sid, chat in self.sessions.items() if chat.turn != "idle"}
 
+    def _load(self, record: Path) -> None:
+        """What the last daemon left: its running turns (rechecked on the first connect: a restart of the
+        daemon stops opencode, so they were cut unless they finished) and its interrupted chats."""
+        kept = read_state(record, _Kept, "chats_record_unreadable")
+        if kept is None:
+            return
+        self._kept = kept
+        for sid, directory in kept.running.items():
+            self.sessions[sid] = ChatActivity(turn="busy", directory=directory)
+        for sid, directory in kept.interrupted.items():
+            self.sessions[sid] = ChatActivity(directory=directory, interrupted=CUT)
+
+    def _remember(self) -> None:
+        """Keep the running and interrupted sessions on disk when they changed (a small file, whole)."""
+        if self._record is None:
+            return
+        kept = _Kept(
+            running={sid: c.directory for sid, c in self.sessions.items() if c.turn != "idle"},
+            interrupted={sid: c.directory for sid, c in self.sessions.items() if c.interrupted},
+        )
+        if kept != self._kept:
+            try:
+                write_whole(self._record, msgspec.json.encode(kept).decode())
+            except OSError as exc:
+                log.warning("chats_record_not_saved", error=exc.strerror or str(exc))
+                return
+            self._kept = kept
+
     def forget_except(self, session_ids: set[str]) -> None:
         """Drop sessions opencode no longer lists, so the board stays as small as the chats are."""
         for sid in [sid for sid in self.sessions if sid not in session_ids]:
             del self.sessions[sid]
+        self._remember()
 
     def feed(self) -> tuple[dict[str, Any], trio.MemoryReceiveChannel[dict[str, Any]]]:
         """What the app's live stream starts from, and the events after it, taken at one instant (so
@@ -213,6 +288,8 @@ class ChatBoard:
 
     def apply(self, directory: str, event: dict[str, Any]) -> None:
         """Update the board from one event of opencode's bus, and tell the app's streams."""
+        for observe in self.observers:
+            observe(directory, event)
         kind, props = event.get("type"), event.get("properties")
         if not isinstance(props, dict):
             return
@@ -224,6 +301,7 @@ class ChatBoard:
             return
         if kind == "session.deleted":
             self.sessions.pop(sid, None)
+            self._remember()
             return
         chat = self.sessions.setdefault(sid, ChatActivity())
         before = (chat.status, chat.retry, chat.waiting)
@@ -232,6 +310,8 @@ class ChatBoard:
             chat.since = chat.updated
         if (chat.status, chat.retry, chat.waiting) != before:
             self._publish(self._status_event(sid, chat))
+        if chat.status != before[0]:
+            self._remember()
         self._tell(sid, chat, before[0])
 
     def _tell(self, sid: str, chat: ChatActivity, before: ChatStatus) -> None:
@@ -256,13 +336,15 @@ class ChatBoard:
                 return
             state = status.get("type")
             if state in ("busy", "retry"):
-                if chat.turn == "idle":  # a turn begins: the last one's error is over
-                    chat.seen_reply, chat.error = chat.newest_reply, None
+                if chat.turn == "idle":  # a turn begins: the last one's error, or its cut, is over
+                    chat.seen_reply, chat.error, chat.interrupted = chat.newest_reply, None, None
                 chat.turn = "busy" if state == "busy" else "retry"
                 chat.retry = _retry(status) if state == "retry" else None
             elif state == "idle":
                 self._turn_over(chat)
         elif kind == "session.idle":
+            if chat.turn != "idle":
+                chat.resumed = False  # a turn finished: a later cut may be continued again
             self._turn_over(chat)
         elif kind == "session.error":
             chat.error = _error_text(props.get("error")) or chat.error
@@ -294,7 +376,8 @@ class ChatBoard:
             await self._follow_once()
             if self.following:
                 delay = RETRY_MIN  # it was up: try again soon
-            self.following = False
+                self.following = False
+                self._publish(_following(False))  # the app's pages: what they show may go stale
             await trio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
 
@@ -304,6 +387,7 @@ class ChatBoard:
             def connected() -> None:
                 self.following = True
                 log.info("chat_events_following")
+                self._publish(_following(True))
                 # events were missed while the stream was down: those turns may be over, or have died
                 # with opencode
                 busy = {c.directory for c in self.sessions.values() if c.turn != "idle" and c.directory}
@@ -317,18 +401,47 @@ class ChatBoard:
                     log.info("chat_events_lost", error=str(exc))
 
     async def _recheck(self, directories: set[str]) -> None:
+        """The turns seen running before the stream came back: over, or cut (then maybe continued)."""
         for directory in directories:
             asked_at = time.time()
             try:
                 running = await self.opencode.busy(directory)
             except OpencodeError:
                 continue  # the next reconnect asks again
-            for sid, chat in self.sessions.items():
-                stale = chat.updated <= asked_at  # an event since the question is newer news
-                if chat.directory == directory and chat.turn != "idle" and sid not in running and stale:
-                    before = chat.status
-                    self._turn_over(chat)
-                    chat.since = time.time()
-                    self.live.apply({"type": "session.idle", "properties": {"sessionID": sid}})
-                    self._publish(self._status_event(sid, chat))
-                    self._tell(sid, chat, before)
+            ended = [
+                sid
+                for sid, chat in self.sessions.items()
+                # an event since the question is newer news
+                if chat.directory == directory and chat.turn != "idle" and sid not in running
+                and chat.updated <= asked_at
+            ]  # fmt: skip
+            for sid in ended:
+                try:
+                    finished = await self.opencode.reply_finished(sid, directory)
+                except OpencodeError:
+                    finished = True  # cannot tell: do not claim a cut (nor continue it)
+                chat = self.sessions.get(sid)
+                if chat is None or chat.turn == "idle" or chat.updated > asked_at:
+                    continue  # deleted, or news came meanwhile
+                before = chat.status
+                self._turn_over(chat)
+                if not finished:
+                    chat.interrupted = CUT
+                    log.info("chat_interrupted", session_id=sid, directory=directory)
+                chat.since = time.time()
+                self.live.apply({"type": "session.idle", "properties": {"sessionID": sid}})
+                self._publish(self._status_event(sid, chat))
+                self._remember()
+                self._tell(sid, chat, before)
+                if not finished and self._resume() == "continue" and not chat.resumed:
+                    await self._continue(sid, chat)
+
+    async def _continue(self, sid: str, chat: ChatActivity) -> None:
+        """`resume = "continue"`: send the cut turn "continue", once until a turn finishes."""
+        chat.resumed = True
+        try:
+            await self.opencode.prompt(sid, chat.directory, CONTINUE)
+        except OpencodeError as exc:
+            log.warning("chat_continue_failed", session_id=sid, error=str(exc))
+            return
+        log.info("chat_continued", session_id=sid)

@@ -46,6 +46,7 @@ class DaemonSettings(_Table):
     log_tail: Count = 1000
     reap_interval: Positive = 1.0
     health_requires: list[str] = msgspec.field(default_factory=lambda: ["opencode"])
+    memory_interval: Positive = 5.0  # seconds between measures of the services' memory (supervisor.memory)
 
 
 class OrphanPolicy(_Table):
@@ -101,6 +102,15 @@ class ServiceConfig(_Table):
     # is taken (Caddy binds with SO_REUSEPORT and would share it silently). A number or a placeholder
     # such as "{ports.public}".
     owns_ports: list[int | str] = msgspec.field(default_factory=list)
+    # The ceiling on the RSS of the service's whole process tree, in MB (supervisor.memory): past
+    # `memory_limit_mb` it is restarted at the next moment no chat is in a turn; past
+    # `memory_hard_limit_mb` at once, even mid-turn. A process already over a limit when first measured
+    # is reported, not restarted (that would loop). Unset: no ceiling. Changed live, it applies at once.
+    memory_limit_mb: Positive | None = None
+    memory_hard_limit_mb: Positive | None = None
+    # The agent's turns that a restart cut (supervisor.chats): "mark" shows them as interrupted;
+    # "continue" also sends each of them "continue" once opencode is back.
+    resume: Literal["mark", "continue"] = "mark"
 
     def owned_ports(self) -> list[int]:
         """`owns_ports` as numbers (placeholders are expanded and checked at load); 0 owns nothing."""
@@ -393,6 +403,12 @@ def _check_semantics(config: Config, label: str) -> None:
                 raise fail(f"services.{name}.after", "a service cannot wait for itself")
         if not svc.stop_signal.startswith("SIG") or not hasattr(signal.Signals, svc.stop_signal):
             raise fail(f"services.{name}.stop_signal", f"'{svc.stop_signal}' is not a signal name")
+        soft, hard = svc.memory_limit_mb, svc.memory_hard_limit_mb
+        if soft is not None and hard is not None and hard < soft:
+            raise fail(
+                f"services.{name}.memory_hard_limit_mb",
+                f"{hard:g} MB is below memory_limit_mb ({soft:g} MB): the hard limit is the higher one",
+            )
         if svc.probe.unix_socket and not svc.probe.url:
             raise fail(f"services.{name}.probe.unix_socket", "needs probe.url as well")
         restart = svc.restart

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import psutil
 import structlog
 import trio
@@ -46,12 +47,13 @@ from .agent import AgentUser, agent_environment
 from .auth import AuthWall
 from .auth.origin import configured_origin
 from .auth.wall import PROXY_SECRET_ENV
-from .chats import ChatBoard
+from .chats import ChatBoard, Resume
 from .config import LoadedConfig, ServiceConfig, load_config, start_order
 from .datadir import lock_data_dir, prepare_data_dir, unlock_data_dir
 from .errors import DancodesError, DataDirError
 from .layout import search_path
 from .logs import Redactor, ServiceLog, secret_values
+from .memory import MemoryWatch
 from .opencode import OpencodeClient, basic_auth
 from .opencode_versions import Hooks, OpencodeVersions
 from .orphans import Orphan, check_killable, kill_tree, list_orphans
@@ -63,6 +65,7 @@ from .projects.housekeeping import Housekeeper
 from .projects.store import ProjectStore
 from .push.notifier import Notifier
 from .reaper import Mode, Reaper, become_reaper
+from .recent import Recent
 from .service import RESTING, Launch, Service
 from .settings import discard_temp_files
 from .spawn import spawn
@@ -71,6 +74,9 @@ if TYPE_CHECKING:
     from .typing import AdminContext
 
 log = structlog.get_logger("dancodes.daemon")
+
+#: A service's settings that apply to the running process as they change: no restart for them.
+LIVE_SERVICE_KEYS = ("memory_limit_mb", "memory_hard_limit_mb", "resume")
 
 #: The service that is the public listener: it alone gets the proxy secret.
 CADDY = "caddy"
@@ -105,6 +111,8 @@ class Daemon:
         #: why the daemon stops by itself (the pinned opencode could not be installed); raised by `run`
         self.failure: DancodesError | None = None
         self._wake: trio.MemorySendChannel[int | None] | None = None
+        #: the recent past that "why is this chat stuck?" shows (supervisor.recent)
+        self.recent = Recent()
         for name in start_order(loaded):
             self.services[name] = self._make_service(name)
         paths = loaded.paths
@@ -117,7 +125,10 @@ class Daemon:
         )
         self.clones = Clones(self.store)
         self.opencode = OpencodeClient(f"http://127.0.0.1:{loaded.config.ports.opencode}")
-        self.chats = ChatBoard(self.opencode)
+        self.chats = ChatBoard(
+            self.opencode, record=paths.data_dir / "chats.json", resume=self._resume_policy
+        )
+        self.chats.observers.append(self.recent.on_event)
         #: which opencode runs, and `dancodes-ctl opencode update/rollback` (supervisor.opencode_versions)
         self.opencode_versions = OpencodeVersions(
             install=paths.layout,
@@ -149,6 +160,18 @@ class Daemon:
             origin=lambda: self.auth.origin,
         )
         self.chats.listeners.append(self.notifier.on_transition)
+        self.memory = MemoryWatch(
+            lambda: self.services,
+            busy=lambda: bool(self.chats.running()),
+            interval=lambda: self.loaded.config.daemon.memory_interval,
+        )
+        self.chats.listeners.append(
+            lambda _change: self.memory.poke()
+        )  # a turn ended: a restart may wait on it
+
+    def _resume_policy(self) -> Resume:
+        opencode = self.loaded.config.services.get(OPENCODE)
+        return opencode.resume if opencode is not None else "mark"
 
     def _make_service(self, name: str) -> Service:
         cfg = self.loaded.config
@@ -162,6 +185,7 @@ class Daemon:
             describe_port=lambda port: port_label(self.loaded, port, name),
         )
         svc.on_spawn(self._record_spawn)
+        self.recent.watch(svc)
         return svc
 
     def _record_spawn(self, svc: Service) -> None:
@@ -432,6 +456,7 @@ class Daemon:
                 await nursery.start(self.housekeeper.run)
                 await nursery.start(self.chats.run)
                 await nursery.start(self.notifier.run)
+                await nursery.start(self.memory.run)
                 ports = self.loaded.config.ports
                 log.info(
                     "daemon_ready",
@@ -529,10 +554,15 @@ class Daemon:
                 del self.services[name]
                 log.info("service_removed", service=name)
             elif cfg != svc.config:
+                limits_only = cfg == msgspec.structs.replace(
+                    svc.config, **{key: getattr(cfg, key) for key in LIVE_SERVICE_KEYS}
+                )
                 svc.reconfigure(cfg)
-                if svc.state not in RESTING:
+                if limits_only:  # the memory ceiling and resume apply at once, without a restart
+                    self.memory.poke()
+                elif svc.state not in RESTING:
                     await svc.restart()
-                log.info("service_reconfigured", service=name)
+                log.info("service_reconfigured", service=name, restarted=not limits_only)
         for name in start_order(loaded):
             if name not in self.services:
                 svc = self._make_service(name)

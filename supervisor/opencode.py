@@ -126,6 +126,29 @@ class OpencodeClient:
             sid for sid, status in body.items() if isinstance(status, dict) and status.get("type") != "idle"
         }
 
+    async def reply_finished(self, session_id: str, directory: str) -> bool:
+        """Whether the session's last message is a reply that ended (done or failed): not a prompt left
+        unanswered, nor a reply still open (`time.completed` unset) because opencode went away mid-turn."""
+        messages = await self._call("GET", f"/session/{session_id}/message", headers={_DIRECTORY: directory})
+        if not isinstance(messages, list):
+            raise OpencodeError("opencode's message list is not a list")
+        if not messages:
+            return True
+        info = messages[-1].get("info") if isinstance(messages[-1], dict) else None
+        if not isinstance(info, dict):
+            raise OpencodeError("opencode's message has an unexpected shape")
+        if info.get("role") != "assistant":
+            return False
+        completed = (info.get("time") or {}).get("completed")
+        return bool(completed) or info.get("error") is not None
+
+    async def prompt(self, session_id: str, directory: str, text: str) -> None:
+        """Send `text` as the user's next prompt (answered in the background)."""
+        body = {"parts": [{"type": "text", "text": text}]}
+        await self._call(
+            "POST", f"/session/{session_id}/prompt_async", headers={_DIRECTORY: directory}, json=body
+        )
+
     async def abort(self, session_id: str, directory: str) -> None:
         await self._call("POST", f"/session/{session_id}/abort", headers={_DIRECTORY: directory})
 

@@ -32,6 +32,7 @@ from .config import ServiceConfig
 from .errors import SpawnError
 from .layout import resolve_executable
 from .logs import ServiceLog, Stream
+from .memory import Measured
 from .ports import busy_reason
 from .probe import HttpProbe
 from .reaper import ExitStatus, Reaper
@@ -126,6 +127,7 @@ class Service:
         self._scope: trio.CancelScope | None = None
         self._listeners: list[Callable[[Service], None]] = []
         self._spawn_listeners: list[Callable[[Service], None]] = []
+        self.memory = Measured()  # what the memory watch measured (supervisor.memory)
 
     # -- steering --------------------------------------------------------------------------
 
@@ -199,6 +201,13 @@ class Service:
             "last_exit": None
             if self.last_exit is None
             else {**self.last_exit.as_json(), "at": self.last_exit_at},
+            # the ceiling (supervisor.memory): the tree's RSS as last measured, the limits, its restarts
+            "memory_mb": None if self.memory.rss_mb is None else round(self.memory.rss_mb, 1),
+            "memory_limit_mb": self.config.memory_limit_mb,
+            "memory_hard_limit_mb": self.config.memory_hard_limit_mb,
+            "memory_restarts": self.memory.restarts,
+            "memory_note": self.memory.note,
+            "memory_checked_at": self.memory.checked_at,
         }
 
     # -- the supervise loop ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ changed only when it tunes how things already declared behave:
     services.<existing>.probe.<timing>         timeout, ready_timeout, interval, failures,
                                                start_timeout, start_seconds
     services.<existing>.stop_grace
+    services.<existing>.memory_limit_mb, memory_hard_limit_mb   its memory ceiling
 
 Everything else is the control socket's alone (`dancodes-ctl config set`): what runs and how
 (argv, env, cwd, enabled, new services, stop_signal, after), where requests go (probe.url and
@@ -39,7 +40,7 @@ def tunable_through_wall(key: str, config: Config) -> bool:
     if len(parts) < 3 or parts[0] != "services" or parts[1] not in config.services:
         return False
     rest = parts[2:]
-    if rest == ["stop_grace"]:
+    if rest in (["stop_grace"], ["memory_limit_mb"], ["memory_hard_limit_mb"]):
         return True
     if len(rest) == 2 and rest[0] == "restart":
         return rest[1] in RESTART_KEYS
@@ -50,6 +51,6 @@ def wall_refusal(key: str) -> str:
     """The one line a refused key gets."""
     return (
         f"config: {key}: cannot be changed through the web, only settings that tune (gc.*, orphans.*, "
-        "a service's restart.*, probe timings, stop_grace); change it with `dancodes-ctl config set` "
-        "on the control socket"
+        "a service's restart.*, probe timings, stop_grace, memory limits); change it with "
+        "`dancodes-ctl config set` on the control socket"
     )

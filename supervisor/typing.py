@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .projects.housekeeping import Housekeeper
     from .projects.store import ProjectStore
     from .push.notifier import Notifier
+    from .recent import Recent
     from .service import Service
 
 
@@ -52,6 +53,10 @@ class AdminContext(Protocol):
 
     @property
     def chats(self) -> ChatBoard: ...
+
+    @property
+    def recent(self) -> Recent:
+        """The last event of each session, the opencode instances seen, each service's recent changes."""
 
     @property
     def opencode_versions(self) -> OpencodeVersions:

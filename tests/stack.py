@@ -53,6 +53,17 @@ class Stack:
         return client
 
 
+def without_ceiling(extra: str) -> str:
+    """`extra` with opencode's memory ceiling out of the way: a stack runs many chats in one opencode,
+    past the default sized for a 1 GB machine (supervisor.memory). Tests of the ceiling pass
+    memory_ceiling=True."""
+    header = "[services.opencode]\n"
+    keys = "memory_limit_mb = 65536\nmemory_hard_limit_mb = 65536\n"
+    if header in extra:
+        return extra.replace(header, header + keys, 1)
+    return f"{extra}\n{header}{keys}"
+
+
 @contextmanager
 def running_stack(
     root: Path,
@@ -63,6 +74,7 @@ def running_stack(
     provider_file: Path | None = None,
     remote_url: str | None = None,
     opencode_extra: dict[str, Any] | None = None,
+    memory_ceiling: bool = False,
 ) -> Iterator[Stack]:
     """Start the stack under `root`; stop the daemon (by pid) and the LLM after.
 
@@ -85,7 +97,8 @@ def running_stack(
         opencode_xdg(root / "daemon" / "data" / "opencode")
         daemon = launch_daemon(
             root / "daemon",
-            f"[git]\nremote_url = {toml_value(remote_url)}\n" + extra,
+            f"[git]\nremote_url = {toml_value(remote_url)}\n"
+            + (extra if memory_ceiling else without_ceiling(extra)),
             env=env,
             ports=defaults_if_free() if production_ports else None,
         )

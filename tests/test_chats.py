@@ -311,3 +311,15 @@ def test_polling_the_list_boots_no_instance(
         events.wait_for(lambda e: e["type"] == "project.updated", 10)
     finally:
         events.close()
+
+
+def test_a_quiet_stream_sends_a_heartbeat_event_the_page_can_see(stack: Stack, client: httpx.Client) -> None:
+    """A browser's EventSource never hands an SSE comment to the page: the heartbeat must be an event, or the
+    app's watchdog would take a quiet stream for a dead one and reconnect it again and again."""
+    stream = EventStream(f"{stack.url}/admin/chats/events?follow=1", Path("/"), cookies=client.cookies)
+    try:
+        stream.start(ready="snapshot")
+        beat = stream.wait_for(lambda e: e["type"] == "dancodes.heartbeat", 30)
+        assert beat == {"type": "dancodes.heartbeat", "properties": {}}
+    finally:
+        stream.close()

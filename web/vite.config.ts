@@ -5,15 +5,39 @@ import { build, defineConfig, type Plugin } from "vite";
 export default defineConfig({
   base: "/",
   esbuild: { jsx: "automatic", jsxImportSource: "preact" },
-  plugins: [serviceWorker()],
+  plugins: [noPreload(), serviceWorker()],
   build: {
     outDir: "dist",
     assetsDir: "_app",
     emptyOutDir: true,
     target: "es2020",
     reportCompressedSize: true,
+    manifest: true, // dist/.vite/manifest.json: what each page loads, for scripts/web-budget.py
+    modulePreload: false, // one page, one entry chunk: nothing to preload
   },
 });
+
+/** The app's lazy chunks (`import("./Dashboard")`) bring their own styles and import nothing the page lacks, so
+ * Vite's helper that preloads a chunk's dependencies (~0.5 KB gzipped, wrapped around every dynamic import) would
+ * only weigh on the page. Vite wraps an `import()` whose argument starts with a quote; in parentheses it does not,
+ * and Rollup still bundles the chunk (scripts/web-budget.py measures the page with and without it). */
+function noPreload(): Plugin {
+  return {
+    name: "dancodes-no-preload",
+    apply: "build",
+    transform(code, id) {
+      if (!id.includes("/src/") || !code.includes("import(")) return null;
+      const out = code.replace(/\bimport\((["'][^"'`]+["'])\)/g, "import(($1))");
+      return out === code ? null : { code: out, map: null };
+    },
+    generateBundle(_options, bundle) {
+      // without the helper nothing would load a lazy chunk's CSS file: its styles must come inside it
+      for (const item of Object.values(bundle))
+        if (item.type === "chunk" && item.isDynamicEntry && item.viteMetadata?.importedCss.size)
+          this.error(`${item.fileName} has a CSS file of its own: import its styles with ?inline`);
+    },
+  };
+}
 
 /** dist/sw.js: src/sw/sw.ts bundled on its own (a classic script, no imports), told the files of this build (its
  * shell: every /_app/ file) and a version made from all of their contents and the page's. Any change to the app

@@ -64,8 +64,10 @@ async def list_chats() -> Json:
     return {"chats": listed, "opencode": sessions is not None, "following": context.chats.following}
 
 
-#: a comment line this often keeps proxies from closing the stream, and lets the app see it is alive
+#: an event this often keeps proxies from closing a quiet stream and lets the app see it is alive: an event,
+#: not an SSE comment, which a browser's EventSource never hands to the page
 HEARTBEAT_SECONDS = 10.0
+HEARTBEAT = {"type": "dancodes.heartbeat", "properties": {}}
 
 
 @chats.get("/chats/events")
@@ -91,7 +93,7 @@ async def chat_events() -> Json | Response:
                     except trio.EndOfChannel:
                         return  # it fell too far behind: the app reconnects and starts from a snapshot
                 if quiet.cancelled_caught:
-                    yield b": heartbeat\n\n"
+                    yield _sse(HEARTBEAT)
                     continue
                 yield _sse(event)
 

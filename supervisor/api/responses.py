@@ -109,6 +109,14 @@ class ServiceInfo(_Answer):
     policy: Literal["always", "on-failure", "never"]
     run: str | None  # id of the current run, in the env of everything it starts
     last_exit: ExitInfo | None
+    # the memory ceiling (supervisor.memory): the process tree's RSS as last measured (None: not running),
+    # the limits (None: none), the restarts the ceiling made, and what it has to say (None: all is well)
+    memory_mb: float | None
+    memory_limit_mb: float | None
+    memory_hard_limit_mb: float | None
+    memory_restarts: int
+    memory_note: str | None
+    memory_checked_at: EpochSeconds | None  # when it was last measured
 
 
 class Health(_Answer):
@@ -390,6 +398,7 @@ class ChatInfo(_Answer):
     error: str | None  # why the latest turn failed (status "error")
     retry: RetryInfo | None  # status "retry": the provider's failure and the next try
     waiting: WaitingOn | None  # status "waiting": what the agent asks of the user
+    interrupted: str | None  # status "interrupted": why its turn was cut
     since: EpochSeconds  # when the status last changed (0: not since the daemon started)
     updated: EpochSeconds
 
@@ -411,6 +420,7 @@ class ChatState(_Answer):
     error: str | None
     retry: RetryInfo | None
     waiting: WaitingOn | None
+    interrupted: str | None  # status "interrupted": why its turn was cut (opencode went away mid-turn)
     since: EpochSeconds
     updated: EpochSeconds
 
@@ -447,6 +457,57 @@ class ChatEvent(_Answer):
     type: str
     properties: dict[str, Any]
     directory: str | None = None
+
+
+class LastEvent(_Answer):
+    """The last event opencode sent about a session."""
+
+    type: str  # opencode's event type, e.g. session.status
+    at: EpochSeconds
+
+
+class InstanceInfo(_Answer):
+    """An opencode instance (one per directory) as opencode's events show it: `loaded` once an event came
+    from its directory, `disposed` after its dispose, `unknown` when nothing was heard of it since the
+    daemon last connected to opencode's events (opencode boots an instance without a word of its own)."""
+
+    directory: str
+    state: Literal["loaded", "disposed", "unknown"]
+    last_event: EpochSeconds | None
+    disposed_at: EpochSeconds | None
+
+
+class InstanceList(_Answer):
+    """Every directory whose instance opencode's events mentioned since the daemon started, newest last."""
+
+    instances: list[InstanceInfo]
+    following: bool  # the daemon follows opencode's events now
+    connected_at: EpochSeconds | None  # when it last connected to them
+
+
+class ServiceChange(_Answer):
+    """A change of a service's state or reason: a start, a failed probe, a recovery, an exit."""
+
+    at: EpochSeconds
+    state: ServiceStateName
+    reason: str | None
+    pid: int | None
+
+
+class ChatDiagnosis(_Answer):
+    """What the daemon knows of one chat: its status as `GET /admin/chats` gives it, the last event about
+    it, its worktree's opencode instance, and opencode the service (with its recent changes)."""
+
+    session_id: str
+    repo: str
+    path: str  # the worktree
+    chat: ChatState
+    last_event: LastEvent | None  # None: no event about it since the daemon started
+    following: bool  # the daemon follows opencode's events: the status is current
+    instance: InstanceInfo
+    opencode: ServiceInfo | None  # None: no service named opencode in the config
+    opencode_changes: list[ServiceChange]  # oldest first
+    now: EpochSeconds  # the daemon's clock, to read the times above against
 
 
 class RepoUsage(_Answer):

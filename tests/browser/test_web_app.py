@@ -428,10 +428,16 @@ def test_opencode_killed_mid_reply_recovers_without_reload(page: Page, stack: St
     shot(page, "09-stale")
     expect(tid(page, "stale-banner")).to_have_count(0)
     expect(tid(page, "messages")).to_have_attribute("data-session-id", session_id)
+    # the cut turn is marked, and can be continued with one tap
+    expect(tid(page, "chat-interrupted")).to_contain_text("opencode stopped before this reply finished")
+    open_sidebar(page)
+    expect(chat_item(page, session_id)).to_have_attribute("data-status", "interrupted")
+    close_sidebar(page)
 
     stack.llm.reset()
     slow(stack, "back after the restart, and streaming again")
-    send(page, "are you there?")
+    tid(page, "continue").click()
+    expect(tid(page, "chat-interrupted")).to_have_count(0)
     expect(tid(page, "messages")).to_contain_text("back after the restart, and streaming again")
     open_sidebar(page)
     expect(chat_item(page, session_id)).to_have_attribute("data-status", "idle")

@@ -1,5 +1,5 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { abort, cloneRepo, focusPrompt, newChat, notify, openPicker, selectChat, selectRepo } from "./actions";
+import { abort, cloneRepo, errText, focusPrompt, newChat, notify, openPicker, openView, selectChat, selectRepo } from "./actions";
 import { prepare } from "./attachments";
 import { ChatMenu } from "./ChatMenu";
 import { send } from "./delivery";
@@ -75,8 +75,25 @@ export function App() {
       <Sidebar />
       {S.pickerOpen && <RepoPicker />}
       <Notifications />
+      <Views />
     </div>
   );
+}
+
+let views: typeof import("./Dashboard") | null = null;
+
+/** The dashboard and "why is this chat stuck?": a chunk of their own, fetched the first time one opens. */
+function Views() {
+  if (!S.view) return null;
+  if (!views) {
+    // not wrapped in Vite's preloading helper (vite.config.ts noPreload): the chunk has nothing to preload
+    import("./Dashboard").then(
+      (m) => ((views = m), changed()),
+      (e) => ((S.view = null), notify(errText(e))),
+    );
+    return <div class="picker dim pad">loading…</div>;
+  }
+  return S.view === "dashboard" ? <views.Dashboard /> : <views.Stuck />;
 }
 
 function TopBar() {
@@ -100,9 +117,9 @@ function TopBar() {
       <a class="oc dim" data-testid="opencode-link" href={opencodeHref()} target="_blank" rel="noopener">
         opencode
       </a>
-      <span class="version dim" data-testid="version">
-        {S.version ? `v${S.version}` : ""}
-      </span>
+      <button class="version dim" data-testid="version" aria-label="dashboard" onClick={() => openView("dashboard")}>
+        {S.opencodeVersion ? <span data-testid="opencode-version">{S.opencodeVersion}</span> : S.version && `v${S.version}`}
+      </button>
       <ChatMenu />
       <button
         class="icon plus"
@@ -166,6 +183,9 @@ function Sidebar() {
         <div class="side-head">
           <span>{S.repo ?? "no repo"}</span>
           <span class="spacer" />
+          <button class="icon" data-testid="dashboard-button" aria-label="dashboard" onClick={() => openView("dashboard")}>
+            ▤
+          </button>
           <button class="icon" data-testid="notifications-button" aria-label="notifications" onClick={() => openPanel(true)}>
             🔔
           </button>

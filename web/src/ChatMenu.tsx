@@ -3,7 +3,7 @@
 import { useState } from "preact/hooks";
 import { admin, worktreeOf } from "./admin";
 import { api, ApiError, type WorktreeDiff } from "./api";
-import { errText, notify } from "./actions";
+import { errText, notify, openView } from "./actions";
 import { DiffView } from "./Messages";
 import { filePatch } from "./patches";
 import { transcript } from "./transcript";
@@ -133,6 +133,9 @@ export function ChatMenu() {
             </button>
             <button data-testid="copy-transcript" disabled={!!busy} onClick={() => void copyTranscript()}>
               transcript
+            </button>
+            <button data-testid="menu-why-stuck" onClick={() => (setOpen(false), openView("stuck"))}>
+              why stuck?
             </button>
             <button data-testid="delete-chat" class="danger" disabled={!!busy} onClick={() => void remove()}>
               delete

@@ -1,9 +1,9 @@
 import { memo } from "preact/compat";
 import { useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import { errText, notify } from "./actions";
+import { errText, notify, openView } from "./actions";
 import { api, type Message, type Part } from "./api";
 import { renderMarkdown } from "./markdown";
-import { outgoingOf, resend, running, unqueue } from "./delivery";
+import { outgoingOf, resend, running, send, unqueue } from "./delivery";
 import type { Outgoing } from "./outbox";
 import { STEP_TEXT } from "./sending";
 import { S, currentKey, isRunning, realError, statusLine, type Ask, type Chat } from "./store";
@@ -67,7 +67,18 @@ export function Messages({ chat }: { chat: Chat | null }) {
         ))}
         {chat && isRunning(chat) && !outgoing.some((p) => p.phase === "prompt") && (
           <div class={"working dim " + chat.status} data-testid="chat-status" data-status={chat.status}>
-            {statusLine(chat)}
+            {statusLine(chat)}{" "}
+            <button class="why" data-testid="why-stuck" onClick={() => openView("stuck")}>
+              why?
+            </button>
+          </div>
+        )}
+        {chat && chat.status === "interrupted" && !outgoing.length && (
+          <div class="working dim interrupted" data-testid="chat-interrupted">
+            {chat.interrupted ?? "this reply was cut off"}{" "}
+            <button data-testid="continue" onClick={() => send("continue", [], chat.id)}>
+              continue
+            </button>
           </div>
         )}
         {chat && (S.asks[chat.id] ?? []).map((a) => <AskView key={a.id} chat={chat} ask={a} />)}

@@ -24,6 +24,13 @@ export function notify(msg: string): void {
   changed();
 }
 
+/** Open the dashboard or "why is this chat stuck?" (for the chat on screen) over the chat; null closes. */
+export function openView(view: typeof S.view): void {
+  S.view = view;
+  S.sidebarOpen = false;
+  changed();
+}
+
 export function errText(e: unknown): string {
   return e instanceof ApiError || e instanceof Error ? e.message : String(e);
 }

@@ -30,6 +30,7 @@ function row(id: string, over: Partial<ChatRow> = {}): ChatRow {
     error: null,
     retry: null,
     waiting: null,
+    interrupted: null,
     since: 0,
     updated: created,
     ...over,

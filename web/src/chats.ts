@@ -30,6 +30,7 @@ export function mergeChats(list: ChatList, streaming: boolean, now = Date.now())
       error: old?.error,
       retry: old?.retry,
       waiting: old?.waiting,
+      interrupted: old?.interrupted,
       found: row.found ?? old?.found ?? true,
     };
     const justSent = chat.sentAt !== undefined && now - chat.sentAt < SENT_GRACE_MS;
@@ -39,6 +40,7 @@ export function mergeChats(list: ChatList, streaming: boolean, now = Date.now())
       chat.error = row.error ?? undefined;
       chat.retry = row.retry ?? undefined;
       chat.waiting = row.waiting ?? undefined;
+      chat.interrupted = row.interrupted ?? undefined;
       if (!isRunning(chat)) chat.sentAt = undefined;
     }
     next[chat.id] = chat;

@@ -56,7 +56,7 @@ function assistant(id: string, sessionID: string, over: Partial<MessageInfo> = {
 }
 
 function state(sessionID: string, over: Partial<Schemas["ChatState"]> = {}): Schemas["ChatState"] {
-  return { sessionID, directory: `/srv/wt/${sessionID}`, status: "idle", error: null, retry: null, waiting: null, since: 0, updated: NOW / 1000, ...over };
+  return { sessionID, directory: `/srv/wt/${sessionID}`, status: "idle", error: null, retry: null, waiting: null, interrupted: null, since: 0, updated: NOW / 1000, ...over };
 }
 
 const delta = (partID: string, text: string, messageID = "m1", sessionID = "s1") => ({

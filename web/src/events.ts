@@ -43,6 +43,22 @@ export function streaming(): boolean {
   return stream.connected;
 }
 
+/** The stream as "why is this chat stuck?" shows it. */
+export function streamState(): { connected: boolean; lastEvent: number; retries: number } {
+  return { connected: stream.connected, lastEvent: stream.lastEvent, retries: stream.retry };
+}
+
+/** opencode's version for the top bar: asked again on each (re)connect, since opencode may have been updated. */
+export function refreshOpencodeVersion(): void {
+  api.get<{ version?: string }>("/global/health").then(
+    (h) => {
+      S.opencodeVersion = h.version ?? "";
+      changed();
+    },
+    () => {},
+  );
+}
+
 /** Close the stream (tests; a page that goes away closes it by itself). */
 export function closeStream(): void {
   clearTimeout(stream.timer);
@@ -88,6 +104,7 @@ function connect(): void {
       stream.retry = 0;
       applySnapshot(data.properties as Schemas["ChatSnapshotData"]);
       void reseed();
+      refreshOpencodeVersion();
       return;
     }
     handleEvent(data.type ?? "", data.properties ?? {});
@@ -130,6 +147,7 @@ export function applyState(state: ChatState, tell = true): void {
   chat.error = state.error ?? undefined;
   chat.retry = state.retry ?? undefined;
   chat.waiting = state.waiting ?? undefined;
+  chat.interrupted = state.interrupted ?? undefined;
   chat.updated = Math.max(chat.updated, state.updated * 1000);
   if (!isRunning(chat)) chat.sentAt = undefined;
   if (chat.status !== "waiting") delete S.asks[chat.id];
@@ -157,6 +175,11 @@ export function handleEvent(type: string, p: Record<string, unknown>): void {
     case "chat.status":
       applyState(p as unknown as ChatState);
       break;
+    case "dancodes.following":
+      // the daemon lost opencode's stream (opencode restarts) or has it again: stale until a resync
+      if (p.following) void reseed();
+      else markStale();
+      return;
     case "message.part.delta": {
       const sid = p.sessionID as string;
       const partID = p.partID as string;

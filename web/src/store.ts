@@ -5,7 +5,7 @@ import type { KV, Outgoing } from "./outbox";
 import { viewKey } from "./sending";
 
 /** As the daemon derives it (never here): busy, retrying the provider, waiting on the user, idle or failed. */
-export type ChatStatus = "busy" | "retry" | "waiting" | "idle" | "error";
+export type ChatStatus = "busy" | "retry" | "waiting" | "idle" | "error" | "interrupted";
 
 export interface Chat {
   id: string;
@@ -19,12 +19,14 @@ export interface Chat {
   error?: string;
   retry?: { attempt: number; message: string; next: number | null }; // status "retry"
   waiting?: string; // status "waiting": "permission" | "question"
+  interrupted?: string; // status "interrupted": why its turn was cut (opencode went away mid-turn)
   found: boolean; // opencode knows the session
 }
 
 /** The sidebar's word for a status. */
-export function statusLabel(chat: Chat): string {
-  return { busy: "busy", retry: "retrying", waiting: "waiting for you", idle: "idle", error: "error" }[chat.status];
+export function statusLabel(chat: { status: ChatStatus }): string {
+  const words = { busy: "busy", retry: "retrying", waiting: "waiting for you", idle: "idle", error: "error" };
+  return { ...words, interrupted: "interrupted" }[chat.status];
 }
 
 /** The line under a running chat's messages: what it does now, and for a retry why and when it tries next. */
@@ -51,6 +53,8 @@ export interface ModelChoice {
 
 export const S = {
   version: "",
+  opencodeVersion: "",
+  view: null as "dashboard" | "stuck" | null, // the lazily loaded views (./Dashboard.tsx), over the chat
   repos: [] as Repo[],
   clones: [] as Clone[],
   github: null as { repos: GithubRepo[] } | { error: string } | null,
