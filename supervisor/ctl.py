@@ -83,10 +83,19 @@ class DaemonClient:
         return self.request("POST", path)
 
     def request(
-        self, method: str, path: str, body: Json | None = None, *, ok: Sequence[int] = (200,)
+        self,
+        method: str,
+        path: str,
+        body: Json | None = None,
+        *,
+        ok: Sequence[int] = (200,),
+        timeout: float | None = None,
     ) -> Json:
+        """`timeout`: for a request that takes longer than most (an opencode update)."""
         with self._failures():
-            response = self._client.request(method, path, json=body)
+            response = self._client.request(
+                method, path, json=body, timeout=self.timeout if timeout is None else timeout
+            )
         return _body(response, ok)
 
     def stream_lines(self, path: str) -> Iterator[str]:
@@ -591,7 +600,57 @@ def cmd_token(daemon: DaemonClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: Seconds an update may take: npm downloads ~350 MB, then the contract check and the restart.
+UPDATE_TIMEOUT = 1800.0
+
+
+def cmd_opencode(daemon: DaemonClient, args: argparse.Namespace) -> int:
+    if args.action == "versions":
+        body = daemon.get("/admin/opencode")
+        if args.json:
+            out_json(body)
+        else:
+            for line in opencode_lines(body):
+                out(line)
+        return EXIT_OK
+    if args.action == "update":
+        if not QUIET and not args.json:
+            what = f"opencode {args.version}" if args.version else "the latest opencode"
+            print(f"{PROG}: installing {what} and checking it; this can take minutes", file=sys.stderr)
+        daemon.timeout = max(daemon.timeout, UPDATE_TIMEOUT)
+        body = daemon.request(
+            "POST", "/admin/opencode/update", {"version": args.version}, timeout=daemon.timeout
+        )
+    else:
+        body = daemon.request("POST", "/admin/opencode/rollback", timeout=max(daemon.timeout, 300.0))
+    if args.json:
+        out_json(body)
+    else:
+        say(f"opencode {body['current']} is running (previous: {body['previous'] or '-'})")
+    return EXIT_OK
+
+
+def opencode_lines(body: Json) -> list[str]:
+    """Each installed version, marked current, previous or pinned."""
+    rows = []
+    for item in body.get("installed", []):
+        version = item["version"]
+        marks = [
+            mark
+            for mark, key in (("current", "current"), ("previous", "previous"), ("pinned", "pinned"))
+            if body.get(key) == version
+        ]
+        rows.append([version, ", ".join(marks) or "-", item["path"]])
+    lines = table(["VERSION", "", "PATH"], rows) if rows else ["no opencode installed"]
+    lines.append(
+        f"current {body.get('current') or '-'}, previous {body.get('previous') or '-'}, "
+        f"pinned {body.get('pinned')}" + (" (an update is running)" if body.get("changing") else "")
+    )
+    return lines
+
+
 COMMANDS: dict[str, Callable[[DaemonClient, argparse.Namespace], int]] = {
+    "opencode": cmd_opencode,
     "config": cmd_config,
     "worktrees": cmd_worktrees,
     "gc": cmd_gc,
@@ -623,6 +682,15 @@ def number(kind: Callable[[str], float], lo: float, hi: float = float("inf")) ->
         return value
 
     return parse
+
+
+def opencode_version(text: str) -> str:
+    """An argparse type: an exact version (the daemon checks it again), or a one-line usage error."""
+    from .opencode_install import EXACT_VERSION  # a regex; the rest of that module is not needed here
+
+    if not EXACT_VERSION.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not an exact version like 1.18.32: '{text[:64]}'")
+    return text
 
 
 positive_int = number(int, 1)
@@ -710,6 +778,21 @@ def build_parser() -> argparse.ArgumentParser:
     token_verbs.add_parser("list", parents=[common], help="names, when made, when last used")
     revoke = token_verbs.add_parser("revoke", parents=[common], help="refuse a token from now on")
     revoke.add_argument("name")
+
+    opencode = sub.add_parser("opencode", parents=[common], help="opencode's versions: update, rollback")
+    oc_verbs = opencode.add_subparsers(dest="action", required=True, metavar="ACTION")
+    oc_verbs.add_parser(
+        "versions", parents=[common], help="the current, previous and pinned versions on disk"
+    )
+    oc_update = oc_verbs.add_parser(
+        "update",
+        parents=[common],
+        help="install a version beside the current one, check it on a copy of the state, switch to it",
+    )
+    oc_update.add_argument(
+        "version", nargs="?", type=opencode_version, help="an exact version (default: the registry's latest)"
+    )
+    oc_verbs.add_parser("rollback", parents=[common], help="switch back to the previous version")
 
     logs = sub.add_parser("logs", parents=[common], help="a service's recent output")
     logs.add_argument("service")

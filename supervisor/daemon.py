@@ -40,7 +40,6 @@ from . import (
     files,
     github,
     opencode_config,
-    opencode_install,
     proxy,
     secretstore,
     tls,
@@ -57,6 +56,7 @@ from .layout import search_path
 from .logs import Redactor, ServiceLog, secret_values
 from .memory import MemoryWatch
 from .opencode import OpencodeClient, basic_auth
+from .opencode_versions import Hooks, OpencodeVersions
 from .orphans import Orphan, check_killable, kill_tree, list_orphans
 from .ports import check_free, daemon_ports, port_label
 from .predecessors import RECORD_FILE, Recorder, end_predecessors
@@ -133,6 +133,20 @@ class Daemon:
             self.opencode, record=paths.data_dir / "chats.json", resume=self._resume_policy
         )
         self.chats.observers.append(self.recent.on_event)
+        #: which opencode runs, and `dancodes-ctl opencode update/rollback` (supervisor.opencode_versions)
+        self.opencode_versions = OpencodeVersions(
+            install=paths.layout,
+            data_dir=paths.data_dir,
+            reaper=self.reaper,
+            environ=os.environ,
+            hooks=Hooks(
+                service=lambda: self.services.get(OPENCODE),
+                launch=lambda: self._launch(OPENCODE, self.services[OPENCODE].config),
+                agent=lambda: self.agent_user,
+                use_bin_dir=self._use_opencode_bin,
+                client=self.opencode,
+            ),
+        )
         self.housekeeper = Housekeeper(
             self.store,
             self.opencode,
@@ -360,17 +374,18 @@ class Daemon:
     def _runs_opencode(self) -> bool:
         return any(svc.config.argv[:1] == ["opencode"] for svc in self.services.values())
 
+    def _use_opencode_bin(self, found: Path) -> None:
+        self._search_path = search_path(found, *self._node_bin())
+
     async def _install_opencode(self) -> None:
-        """The pinned opencode, found or installed (supervisor.opencode_install), before a service that
-        runs it starts; when it cannot be had, the daemon stops with the reason."""
+        """The selected opencode (`dancodes-ctl opencode update`), else the pinned one, found or installed
+        (supervisor.opencode_install), before a service that runs it starts; when it cannot be had, the
+        daemon stops with the reason."""
         if not self._runs_opencode():
             self._opencode_ready.set()
             return
-        paths = self.loaded.paths
         try:
-            found = await opencode_install.ensure_pinned(
-                paths.layout, paths.data_dir, self.reaper, os.environ
-            )
+            found = await self.opencode_versions.choose()
             if self.agent_user is not None:  # opencode runs as the agent
                 agent.check_reachable(found, self.agent_user, "opencode's folder")
         except DancodesError as exc:
@@ -379,7 +394,7 @@ class Daemon:
             if self._wake is not None:
                 self._wake.send_nowait(None)
             return
-        self._search_path = search_path(found, *self._node_bin())
+        self._use_opencode_bin(found)
         self._opencode_ready.set()
 
     async def _forward_signals(

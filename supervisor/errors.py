@@ -8,6 +8,10 @@
     ├── SaveError            a file could not be saved (disk full: 507, anything else: 500)
     ├── SpawnError           a service's process could not be started (missing binary, bad cwd)
     ├── InstallError         the pinned opencode is missing and could not be installed (no npm, npm failed)
+    │   └── UpdateRefused      an opencode update or rollback that was not made (`status`: its HTTP code):
+    │                          not an exact version (400), already current, none to roll back to, another one
+    │                          running, or the candidate failed the contract check (409); no room to copy
+    │                          opencode's state for the check (507)
     ├── ListenError          the daemon could not bind its own listener
     ├── ProcessError         an orphan kill refused or impossible
     │   ├── NoSuchProcess      no live process has that pid
@@ -71,6 +75,18 @@ class SpawnError(DancodesError):
 
 class InstallError(DancodesError):
     """The opencode the install pins is neither here nor installable: no npm, or npm failed."""
+
+
+class UpdateRefused(InstallError):
+    """An opencode update or rollback that was not made; the running opencode is left as it was.
+
+    `status` 400: the version asked for is not an exact one; 409: it is already the current one, there is
+    none to roll back to, another update is running, or the candidate failed the contract check; 507: no
+    room to copy opencode's state for the check (500: it could not be copied for another reason)."""
+
+    def __init__(self, message: str, *, status: int = 409) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class ListenError(DancodesError):

@@ -76,6 +76,13 @@ class OpencodeClient:
         except ValueError:
             raise OpencodeError(f"opencode answered {method} {path} with something not JSON") from None
 
+    async def health(self) -> dict[str, Any]:
+        """`/global/health`: `{"healthy": true, "version": "1.18.33"}`."""
+        body = await self._call("GET", "/global/health")
+        if not isinstance(body, dict):
+            raise OpencodeError("opencode's health answer is not a JSON object")
+        return body
+
     async def sessions(self) -> dict[str, Session]:
         """Every session of every project, archived ones included, by id."""
         items = await self._call(

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .chats import ChatBoard
     from .config import LoadedConfig
     from .opencode import OpencodeClient
+    from .opencode_versions import OpencodeVersions
     from .orphans import Orphan
     from .projects.clones import Clones
     from .projects.housekeeping import Housekeeper
@@ -56,6 +57,10 @@ class AdminContext(Protocol):
     @property
     def recent(self) -> Recent:
         """The last event of each session, the opencode instances seen, each service's recent changes."""
+
+    @property
+    def opencode_versions(self) -> OpencodeVersions:
+        """The opencode running, the previous and the installed ones; update and rollback."""
 
     @property
     def notifier(self) -> Notifier:

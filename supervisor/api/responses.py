@@ -673,3 +673,23 @@ class PushPresence(_Answer):
     """`suppressed`: an app is visible now (this one or another), so a chat's news is not pushed."""
 
     suppressed: bool
+
+
+# -- opencode's versions -------------------------------------------------------------------------
+
+
+class OpencodeInstalled(_Answer):
+    """One opencode version on disk, installed whole."""
+
+    version: str
+    path: str  # its npm prefix: <data_dir>/opencode-versions/<version>, or the checkout's own
+
+
+class OpencodeVersions(_Answer):
+    """Which opencode runs, the one a rollback goes back to, the install's pin and what is on disk."""
+
+    current: str | None  # None: no service runs opencode
+    previous: str | None  # None: nothing to roll back to
+    pinned: str  # the version this install pins (package-lock.json)
+    installed: list[OpencodeInstalled]
+    changing: bool  # an update or rollback is running

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import msgspec
 
 from ..auth.tokens import NAME_PATTERN as TOKEN_NAME_PATTERN
+from ..opencode_install import EXACT_VERSION
 from ..projects.names import (
     BRANCH_PATTERN,
     NAME_PATTERN,
@@ -61,6 +62,15 @@ class TokenRequest(_Body):
     """A new access token's name."""
 
     name: Annotated[str, _documented(TOKEN_NAME_PATTERN, "an access token's name")]
+
+
+Version = Annotated[str, _documented(f"^{EXACT_VERSION.pattern}$", "an exact version, like 1.18.32")]
+
+
+class OpencodeUpdateRequest(_Body):
+    """The opencode version to install, check and switch to; null: the npm registry's latest."""
+
+    version: Version | None = None
 
 
 class ConfigSetRequest(_Body):
