@@ -38,7 +38,7 @@ import trio
 from .agent import AgentUser, give_to_agent
 from .errors import UpdateRefused
 from .opencode import OPENCODE_USER
-from .opencode_install import CHECK_SCRATCH
+from .opencode_install import CHECK_SCRATCH, read_lines
 from .reaper import Reaper
 from .spawn import Child, spawn
 
@@ -285,6 +285,13 @@ async def _check(candidate: Candidate, *, state_dir: Path, scratch_parent: Path,
     scratch.mkdir(mode=0o700)
     child: Child | None = None
     tail: list[str] = []
+
+    def keep(
+        line: str,
+    ) -> None:  # its last lines, for a failure message (read on: a full pipe would stall it)
+        tail.append(line)
+        del tail[:-5]
+
     try:
         try:
             await trio.to_thread.run_sync(_copy_state, state_dir, scratch)
@@ -325,8 +332,8 @@ async def _check(candidate: Candidate, *, state_dir: Path, scratch_parent: Path,
             ) as client,
             trio.open_nursery() as nursery,
         ):
-            nursery.start_soon(_keep_tail, child.stdout, tail)
-            nursery.start_soon(_keep_tail, child.stderr, tail)
+            nursery.start_soon(read_lines, child.stdout, keep)
+            nursery.start_soon(read_lines, child.stderr, keep)
             await _wait_started(client, child, tail, candidate.version)
             await _run_contract(client, candidate.version, scratch)
             nursery.cancel_scope.cancel()
@@ -500,19 +507,6 @@ async def _wait_started(client: httpx.AsyncClient, child: Child, tail: list[str]
     raise UpdateRefused(
         f"opencode {version} failed the contract check: it did not answer within {START_TIMEOUT:g}s"
     )
-
-
-async def _keep_tail(stream: trio.lowlevel.FdStream, tail: list[str]) -> None:
-    """Read its output (a full pipe would stall it), keeping the last lines for a failure message."""
-    pending = b""
-    async with stream:
-        while chunk := await stream.receive_some():
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if text := line.decode(errors="replace").strip():
-                    tail.append(text[:300])
-                    del tail[:-5]
 
 
 def _copy_state(state_dir: Path, scratch: Path) -> None:

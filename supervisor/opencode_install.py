@@ -316,8 +316,8 @@ async def _npm(reaper: Reaper, argv: list[str], cwd: Path, environ: Mapping[str,
 
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_lines, child.stdout, keep)
-            nursery.start_soon(_lines, child.stderr, keep)
+            nursery.start_soon(read_lines, child.stdout, keep)
+            nursery.start_soon(read_lines, child.stderr, keep)
         status = await child.wait()
     except BaseException:
         child.signal_group(signal.SIGKILL)
@@ -327,7 +327,8 @@ async def _npm(reaper: Reaper, argv: list[str], cwd: Path, environ: Mapping[str,
         raise InstallError(f"{Path(argv[0]).name} {' '.join(argv[1:2])} failed ({status.describe()}): {last}")
 
 
-async def _lines(stream: trio.lowlevel.FdStream, each: Callable[[str], None]) -> None:
+async def read_lines(stream: trio.lowlevel.FdStream, each: Callable[[str], None]) -> None:
+    """Call `each` with each non-blank line of `stream` (its first 500 characters), until it ends."""
     pending = b""
     async with stream:
         while chunk := await stream.receive_some():
