@@ -34,6 +34,20 @@ class Stack:
         """A bare repo `owner/name` that the daemon clones as if from GitHub."""
         return make_remote(self.remotes, self.root / "dev" / owner / name, owner, name)
 
+    def chat(self, client: httpx.Client, owner: str, name: str) -> tuple[str, Path]:
+        """A chat of `owner/name` in its own worktree, as the app makes one: the remote, its clone, a session
+        made in the clone, then the worktree it moves to. (session id, worktree path)"""
+        self.remote(owner, name)
+        cloned = client.post("/admin/repos/clone", json={"repo": f"{owner}/{name}", "wait": True})
+        assert cloned.status_code in (200, 201), cloned.text
+        clone = cloned.json()["repo"]["path"]
+        session = client.post("/session", headers={"x-opencode-directory": clone}, json={})
+        assert session.status_code == 200, session.text
+        session_id: str = session.json()["id"]
+        made = client.post("/admin/worktrees", json={"repo": f"{owner}/{name}", "session_id": session_id})
+        assert made.status_code == 201, made.text
+        return session_id, Path(made.json()["worktree"]["path"])
+
     def anonymous(self) -> httpx.Client:
         """A client without the cookie; it sends the page's Origin like a browser's fetch does."""
         return httpx.Client(base_url=self.url, headers={"Origin": self.url}, timeout=30)

@@ -132,16 +132,7 @@ def client(stack: Stack) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def chat(stack: Stack, client: httpx.Client) -> tuple[str, Path]:
     """A chat of `acme/board` in its worktree: (session id, worktree path)."""
-    stack.remote("acme", "board")
-    cloned = client.post("/admin/repos/clone", json={"repo": "acme/board", "wait": True})
-    assert cloned.status_code == 201, cloned.text
-    clone = cloned.json()["repo"]["path"]
-    session = client.post("/session", headers={"x-opencode-directory": clone}, json={})
-    assert session.status_code == 200, session.text
-    session_id: str = session.json()["id"]
-    made = client.post("/admin/worktrees", json={"repo": "acme/board", "session_id": session_id})
-    assert made.status_code == 201, made.text
-    return session_id, Path(made.json()["worktree"]["path"])
+    return stack.chat(client, "acme", "board")
 
 
 def chat_of(client: httpx.Client, session_id: str) -> dict[str, Any] | None:

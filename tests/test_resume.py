@@ -53,14 +53,8 @@ def test_the_record_brings_back_running_and_interrupted_chats(tmp_path: Path) ->
 
 
 def start_chat(stack: Stack, client: httpx.Client, name: str) -> tuple[str, dict[str, str]]:
-    stack.remote("acme", name)
-    cloned = client.post("/admin/repos/clone", json={"repo": f"acme/{name}", "wait": True})
-    assert cloned.status_code == 201, cloned.text
-    clone = {"x-opencode-directory": cloned.json()["repo"]["path"]}
-    session_id: str = client.post("/session", headers=clone, json={}).json()["id"]
-    made = client.post("/admin/worktrees", json={"repo": f"acme/{name}", "session_id": session_id})
-    assert made.status_code == 201, made.text
-    return session_id, {"x-opencode-directory": made.json()["worktree"]["path"]}
+    session_id, worktree = stack.chat(client, "acme", name)
+    return session_id, {"x-opencode-directory": str(worktree)}
 
 
 def prompt(client: httpx.Client, session_id: str, directory: dict[str, str], text: str) -> None:
