@@ -3,8 +3,8 @@ fetched without the cookie, the service worker controlling the page and keeping 
 opened offline, links to a chat, a push shown and its tap, and a deploy offered as "reload for the new
 version".
 
-The stack runs from an install of its own (`DANCODES_HOME`): the checkout's conf/ and node_modules/, and a
-web/dist that is a link to a build, so a test can deploy a second build while the stack runs."""
+The stack runs from an install of its own (`DANCODES_HOME`): the checkout's conf/, node_modules/ and its
+pin, and a web/dist that is a link to a build, so a test can deploy a second build while the stack runs."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("install")
     (home / "conf").symlink_to(ROOT / "conf")
     (home / "node_modules").symlink_to(ROOT / "node_modules")
+    for pin in ("package.json", "package-lock.json"):  # opencode's pin, which node_modules holds
+        (home / pin).symlink_to(ROOT / pin)
     shutil.copytree(DIST, home / "builds" / "first")
     (home / "web").mkdir()
     (home / "web" / "dist").symlink_to(home / "builds" / "first")
