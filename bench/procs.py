@@ -312,10 +312,12 @@ def start_with_opencode(
     procs: Processes, tmp: Path, repo: tuple[str, str], provider_url: str, extra_toml: str = ""
 ) -> BareDaemon:
     """A daemon with opencode, its provider at `provider_url`, and a bare repo `owner/name` under `tmp` as
-    its GitHub. The daemon's own GC and idle-instance janitor stay off: only the bench's requests touch
-    opencode's instances. Its XDG dirs are seeded, so opencode installs no plugin from the network."""
+    its GitHub. The daemon's own GC, idle-instance janitor and memory ceiling stay off: only the bench's
+    requests touch opencode's instances, and nothing restarts it under them. Its XDG dirs are seeded, so
+    opencode installs no plugin from the network."""
     from tests.gitutil import make_remote
     from tests.llm import opencode_config, opencode_xdg
+    from tests.stack import without_ceiling
 
     try:
         make_remote(tmp / "remotes", tmp / "seed", *repo)
@@ -326,7 +328,7 @@ def start_with_opencode(
     remote_url = f"file://{tmp / 'remotes'}/{{owner}}/{{name}}.git"
     extra = (
         f"[git]\nremote_url = {json.dumps(remote_url)}\n"
-        "[gc]\ninterval_minutes = 0\ndispose_idle_minutes = 0\n" + extra_toml
+        "[gc]\ninterval_minutes = 0\ndispose_idle_minutes = 0\n" + without_ceiling(extra_toml)
     )
     opencode_xdg(base / "data" / "opencode")
     env = {"OPENCODE_CONFIG_CONTENT": opencode_config(provider_url)}

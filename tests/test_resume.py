@@ -93,21 +93,12 @@ def kill_mid_reply(stack: Stack, client: httpx.Client, session_id: str, director
 
 
 @pytest.fixture(scope="module")
-def marking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("mark")) as stack:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("resume")) as stack:
         yield stack
 
 
-@pytest.fixture(scope="module")
-def continuing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(
-        tmp_path_factory.mktemp("continue"), '[services.opencode]\nresume = "continue"\n'
-    ) as stack:
-        yield stack
-
-
-def test_a_turn_cut_by_sigkill_is_marked_interrupted_until_the_next_turn(marking: Stack) -> None:
-    stack = marking
+def test_a_turn_cut_by_sigkill_is_marked_interrupted_until_the_next_turn(stack: Stack) -> None:
     with stack.signed_in() as client:
         session_id, directory = start_chat(stack, client, "cut")
         kill_mid_reply(stack, client, session_id, directory)
@@ -130,8 +121,10 @@ def test_a_turn_cut_by_sigkill_is_marked_interrupted_until_the_next_turn(marking
         assert json.loads((stack.daemon.data_dir / "chats.json").read_text())["interrupted"] == {}
 
 
-def test_with_resume_continue_the_cut_turn_is_continued_once(continuing: Stack) -> None:
-    stack = continuing
+def test_with_resume_continue_the_cut_turn_is_continued_once(stack: Stack) -> None:
+    # live, like the memory limits: no restart of opencode for it
+    changed = stack.daemon.ctl("config", "set", "services.opencode.resume", '"continue"')
+    assert changed.returncode == 0, changed.stderr
     with stack.signed_in() as client:
         session_id, directory = start_chat(stack, client, "resumed")
         kill_mid_reply(stack, client, session_id, directory)
