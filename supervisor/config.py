@@ -104,8 +104,9 @@ class ServiceConfig(_Table):
     owns_ports: list[int | str] = msgspec.field(default_factory=list)
     # The ceiling on the RSS of the service's whole process tree, in MB (supervisor.memory): past
     # `memory_limit_mb` it is restarted at the next moment no chat is in a turn; past
-    # `memory_hard_limit_mb` at once, even mid-turn. A process already over a limit when first measured
-    # is reported, not restarted (that would loop). Unset: no ceiling. Changed live, it applies at once.
+    # `memory_hard_limit_mb` (two measures in a row) at once, even mid-turn. A process already over a
+    # limit when first measured is reported, not restarted (that would loop). Unset: no ceiling.
+    # Changed live, it applies at once.
     memory_limit_mb: Positive | None = None
     memory_hard_limit_mb: Positive | None = None
     # The agent's turns that a restart cut (supervisor.chats): "mark" shows them as interrupted;

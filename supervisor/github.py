@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import structlog
 
+from . import http
 from .errors import GitHubError
 
 log = structlog.get_logger("dancodes.github")
@@ -46,7 +47,7 @@ def api_headers(token: str | None) -> dict[str, str]:
 async def get_user(api: str, token: str, *, timeout: float = 3.0) -> dict[str, Any] | None:
     """`GET /user` with the token; None (logged) when GitHub cannot say."""
     try:
-        async with httpx.AsyncClient(timeout=timeout, headers=api_headers(token)) as client:
+        async with http.client(timeout=timeout, headers=api_headers(token)) as client:
             response = await client.get(f"{api.rstrip('/')}/user")
     except httpx.HTTPError as exc:
         log.warning("github_user_unknown", reason=f"GitHub API could not be reached: {type(exc).__name__}")
@@ -78,7 +79,7 @@ async def list_repos(
         )
     headers = api_headers(token)
     repos: list[GitHubRepo] = []
-    async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
+    async with http.client(timeout=timeout, headers=headers) as client:
         for _ in range(_PAGES):
             if url is None:
                 break
@@ -142,7 +143,7 @@ async def open_pull(
     line with its own message and a status that says whose fault it is (422, 403, 404; 502)."""
     headers = api_headers(token)
     pulls = f"{api.rstrip('/')}/repos/{owner}/{name}/pulls"
-    async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
+    async with http.client(timeout=timeout, headers=headers) as client:
         try:
             found = await client.get(pulls, params={"head": f"{owner}:{head}", "state": "open"})
             if found.status_code == 200 and isinstance(found.json(), list) and found.json():

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import trio
 
+from . import http
 from .errors import OpencodeError
 
 _DIRECTORY = "x-opencode-directory"
@@ -53,7 +54,7 @@ class OpencodeClient:
 
     def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
         self.base_url = base_url
-        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self._client = http.client(base_url=base_url, timeout=timeout)
 
     def authenticate(self, password: str) -> None:
         """Send opencode's server password (HTTP Basic, user `opencode`) with every call."""

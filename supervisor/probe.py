@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 import trio
 
+from . import http
 from .config import Probe
 
 
@@ -29,9 +30,9 @@ class HttpProbe:
         assert probe.url is not None
         self.url = probe.url
         self.timeout = probe.timeout
-        transport = httpx.AsyncHTTPTransport(uds=probe.unix_socket) if probe.unix_socket else None
+        transport = http.unix_transport(probe.unix_socket) if probe.unix_socket else None
         # No keep-alive: every probe proves that the service still accepts and answers.
-        self._client = httpx.AsyncClient(
+        self._client = http.client(
             transport=transport,
             timeout=probe.timeout,
             limits=httpx.Limits(max_keepalive_connections=0),

@@ -27,6 +27,7 @@ import httpx
 import structlog
 import trio
 
+from . import http
 from .backoff import Backoff
 from .config import ServiceConfig
 from .errors import SpawnError
@@ -387,7 +388,7 @@ class Service:
         assert self.config.dispose_url is not None
         with trio.move_on_after(timeout):
             try:
-                async with httpx.AsyncClient(timeout=timeout, headers=dict(self._launch.headers)) as client:
+                async with http.client(timeout=timeout, headers=dict(self._launch.headers)) as client:
                     await client.post(self.config.dispose_url)
                     return
             except httpx.HTTPError as exc:

@@ -27,8 +27,9 @@ from tests.stack import Stack, running_stack
         (90, 100, 200, True, False, "ok"),
         (150, 100, 200, True, False, "wait"),  # a turn runs: not below the hard limit
         (150, 100, 200, False, False, "restart"),  # the moment no turn runs
-        (250, 100, 200, True, False, "restart"),  # past the hard limit: even mid-turn
-        (250, None, 200, True, False, "restart"),  # a hard limit alone
+        (250, 100, 200, True, False, "wait"),  # past the hard limit once: maybe a child's spike
+        (250, 100, 200, False, False, "restart"),  # no turn: at once
+        (250, None, 200, True, False, "wait"),  # a hard limit alone
         (150, 100, None, True, False, "wait"),  # no hard limit: never mid-turn
         (150, 100, 200, False, True, "exempt"),  # over from its first measure: never restarted (no loop)
         (250, 100, 200, True, True, "exempt"),
@@ -40,6 +41,13 @@ def test_the_ceiling_restarts_at_the_right_moment_and_never_in_a_loop(
     verdict = decide(rss, limit, hard, busy=busy, first_of_run=first)
     assert verdict.action == action
     assert (verdict.note is None) == (action == "ok")
+
+
+def test_past_the_hard_limit_twice_in_a_row_it_restarts_even_mid_turn() -> None:
+    assert decide(250, 100, 200, busy=True, first_of_run=False, over_hard_before=True) == Verdict(
+        "restart", "250 MB is past memory_hard_limit_mb (200 MB): restarted, even mid-turn"
+    )
+    assert decide(150, 100, 200, busy=True, first_of_run=False, over_hard_before=True).action == "wait"
 
 
 def test_what_the_ceiling_says_names_the_limit_passed() -> None:
