@@ -34,7 +34,9 @@ def caddy_env(mode: Mode, domain: str, public_origin: str, public_port: int) -> 
     """The site address and the automatic-HTTPS settings for `mode`; ConfigError when acme has no domain."""
     host = urlsplit(public_origin).hostname or "" if public_origin else ""
     if mode == "off":
-        return {SITE_ENV: f":{public_port}", AUTO_HTTPS_ENV: "off", ISSUER_ENV: "internal"}
+        # "disable_certs", not "off": with auto_https off, Caddy (2.11) ignores skip_install_trust and, as
+        # root, installs a new local CA root into the system's trust store at every start (caddy#7944)
+        return {SITE_ENV: f":{public_port}", AUTO_HTTPS_ENV: "disable_certs", ISSUER_ENV: "internal"}
     if mode == "internal":
         return {
             SITE_ENV: f"https://{host or 'localhost'}:{public_port}",
