@@ -7,6 +7,7 @@ import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import DANCODES, ONLY_TEST_SERVICES, DaemonProc, daemon_env, toml_value
 
@@ -42,8 +43,12 @@ def _only_warnings(log: str) -> bool:
 
 def test_caddys_json_lines_are_fields_of_the_daemons_event(start_daemon: Start) -> None:
     daemon = start_daemon()
-    events = [e for e in daemon.events() if e.get("event") == "output" and e.get("service") == "caddy"]
-    assert events
+
+    def caddy_started() -> list[dict[str, Any]]:  # health needs opencode alone: Caddy starts after it
+        said = [e for e in daemon.events() if e.get("event") == "output" and e.get("service") == "caddy"]
+        return said if any(e.get("msg") == "using config from file" for e in said) else []
+
+    events: list[dict[str, Any]] = daemon.wait_for(caddy_started, 30, "caddy's first lines")
     assert all("line" not in e for e in events), [e for e in events if "line" in e]
     started = [e for e in events if e.get("msg") == "using config from file"]
     assert started

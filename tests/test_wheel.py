@@ -130,6 +130,8 @@ def test_installed_it_installs_the_pinned_opencode_on_first_start_and_serves_the
     assert shutil.which("opencode", path=SYSTEM_PATH) is None  # nothing to borrow
     daemon = start_installed()
     daemon.wait_for(lambda: daemon.socket.exists() and daemon.get("/admin/health").status_code == 200, 300)
+    # health needs opencode alone; Caddy starts once opencode is ready
+    daemon.wait_for(lambda: daemon.service("caddy")["state"] == "running", 60, "caddy running")
     events = daemon.events()
     names = [e["event"] for e in events]
     assert "opencode_installing" in names
