@@ -53,7 +53,10 @@ def test_the_record_brings_back_running_and_interrupted_chats(tmp_path: Path) ->
 
 
 def start_chat(stack: Stack, client: httpx.Client, name: str) -> tuple[str, dict[str, str]]:
+    """A chat in its worktree, once the daemon follows opencode's events (a turn begun before that is one
+    it never hears of: the test would wait for a busy it cannot see)."""
     session_id, worktree = stack.chat(client, "acme", name)
+    stack.daemon.wait_for(lambda: chat(client, session_id), 30, "the daemon following the chat")
     return session_id, {"x-opencode-directory": str(worktree)}
 
 
