@@ -46,6 +46,7 @@ from bench.procs import (
     tail,
     wait_for,
 )
+from supervisor import memory
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 90.0  # the daemon up and opencode healthy
@@ -73,19 +74,11 @@ def opencode_pid(admin: httpx.Client) -> int | None:
 
 
 def tree_rss_mb(pid: int) -> float:
-    """RSS of `pid` and all its descendants, in MB."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error as exc:
-        raise BenchError(f"opencode ({pid}) is gone: {exc}") from None
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            continue  # a child that just exited
-    return total / 2**20
+    """RSS of `pid` and all its descendants, in MB, as the memory ceiling reads it (supervisor.memory)."""
+    rss = memory.tree_rss_mb(pid)
+    if rss is None:
+        raise BenchError(f"opencode ({pid}) is gone")
+    return rss
 
 
 # -- instance boots, as opencode announces them on /global/event ----------------------------------
