@@ -100,6 +100,7 @@ class ChatActivity:
     retry: Retry | None = None
     pending: dict[str, str] = field(default_factory=dict)  # request id -> "permission" | "question"
     updated: float = 0.0  # epoch seconds of the last event about it
+    last_event: str = ""  # that event's type ("": none since the daemon started)
     since: float = 0.0  # epoch seconds of the last change of `status`
     directory: str = ""  # the instance its events came from
     newest_reply: str = ""  # id of its newest assistant message (opencode's ids sort by time)
@@ -297,6 +298,8 @@ class ChatBoard:
         if kind in RELAYED:
             self._publish({"type": kind, "properties": props, "directory": directory})
         sid = props.get("sessionID")
+        if sid is None and kind == "session.updated" and isinstance(props.get("info"), dict):
+            sid = props["info"].get("id")  # the session itself, when opencode names it there alone
         if not isinstance(sid, str):
             return
         if kind == "session.deleted":
@@ -327,7 +330,7 @@ class ChatBoard:
                 log.exception("chat_listener_failed", session_id=sid)
 
     def _apply(self, chat: ChatActivity, kind: Any, props: dict[str, Any], directory: str) -> None:
-        chat.updated = time.time()
+        chat.updated, chat.last_event = time.time(), str(kind)
         if directory:
             chat.directory = directory
         if kind == "session.status":

@@ -1,9 +1,9 @@
-"""What the daemon remembers of the recent past for "why is this chat stuck?": the last opencode event
-of each session, which opencode instances its events show loaded or disposed, and each service's
-recent state changes (probe failures, recoveries, restarts).
+"""What the daemon remembers of the recent past for "why is this chat stuck?": which opencode instances
+its events show loaded or disposed, and each service's recent state changes (probe failures,
+recoveries, restarts).
 
-A chat's status is derived in one place (`supervisor.chats`); this keeps only the facts around it
-that a status does not carry. It reads opencode's `/global/event` through `ChatBoard.observers` and
+A chat's status, and its last event, are kept in one place (`supervisor.chats`); this keeps only the
+facts around it that the board does not. It reads opencode's `/global/event` through `ChatBoard.observers` and
 each service's changes through `Service.on_change`, so it asks nothing of anyone: in particular it
 boots no opencode instance (every non-`/global` route of opencode does).
 
@@ -30,19 +30,8 @@ InstanceState = Literal["loaded", "disposed", "unknown"]
 #: the state changes kept per service (each probe failure is one, so a few minutes of a flapping probe)
 HISTORY = 30
 
-#: the sessions remembered; past it the one heard of least recently is forgotten
-MAX_SESSIONS = 2000
-
 #: the directories remembered; past it the least recently heard of is forgotten (each is one chat's worktree)
 MAX_DIRECTORIES = 500
-
-
-@dataclass
-class SessionSeen:
-    """The last event opencode sent about a session."""
-
-    type: str
-    at: float  # epoch seconds
 
 
 @dataclass
@@ -75,7 +64,6 @@ class Recent:
     """Fed by `on_event` (opencode's events, with their directory) and `watch` (services)."""
 
     def __init__(self) -> None:
-        self.sessions: dict[str, SessionSeen] = {}
         self.instances: dict[str, InstanceSeen] = {}
         self.history: dict[str, deque[ServiceChange]] = {}
         self.connected_at: float | None = None  # when the stream last (re)connected
@@ -95,14 +83,6 @@ class Recent:
             return
         if not isinstance(kind, str) or not isinstance(props, dict):
             return
-        sid = props.get("sessionID")
-        if kind == "session.updated" and isinstance(props.get("info"), dict):
-            sid = props["info"].get("id")
-        if isinstance(sid, str):
-            self.sessions.pop(sid, None)
-            self.sessions[sid] = SessionSeen(kind, now)  # newest last: the oldest go first past the bound
-            while len(self.sessions) > MAX_SESSIONS:
-                del self.sessions[next(iter(self.sessions))]
         if not directory or directory == "global":
             return
         seen = self.instances.pop(directory, InstanceSeen("unknown", None, None))
@@ -113,9 +93,6 @@ class Recent:
             seen.state, seen.last_event = "loaded", now
         while len(self.instances) > MAX_DIRECTORIES:
             del self.instances[next(iter(self.instances))]
-
-    def session(self, session_id: str) -> SessionSeen | None:
-        return self.sessions.get(session_id)
 
     def instance(self, directory: str) -> InstanceSeen:
         return self.instances.get(directory) or InstanceSeen("unknown", None, None)

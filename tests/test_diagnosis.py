@@ -1,4 +1,5 @@
-"""`GET /admin/chats/{session_id}/diagnosis` and `GET /admin/instances`, and `supervisor.recent` behind them.
+"""`GET /admin/chats/{session_id}/diagnosis` and `GET /admin/instances`, and what is behind them: the chat
+board's last event of each session, and `supervisor.recent`.
 
 The rules of `Recent` are checked on opencode's events as they come (shapes recorded from 1.18.33); the
 endpoints through Caddy against the real daemon, opencode and the scripted LLM: a chat whose provider
@@ -16,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from supervisor.chats import ChatBoard
+from supervisor.opencode import OpencodeClient
 from supervisor.recent import MAX_DIRECTORIES, Recent
 from tests.sse import EventStream
 from tests.stack import Stack, running_stack
@@ -28,27 +31,33 @@ def event(kind: str, **props: Any) -> dict[str, Any]:
     return {"type": kind, "properties": props}
 
 
-# -- Recent, on events -------------------------------------------------------------------------------
+# -- on events ----------------------------------------------------------------------------------------
 
 
 def test_the_last_event_of_a_session_is_kept_with_its_time() -> None:
-    recent = Recent()
-    assert recent.session(SID) is None
+    """Kept by the chat board beside the status (the diagnosis reads it there)."""
+    board = ChatBoard(OpencodeClient("http://127.0.0.1:9"))
+
+    def last() -> tuple[str, float] | None:
+        chat = board.sessions.get(SID)
+        return (chat.last_event, chat.updated) if chat is not None and chat.last_event else None
+
+    assert last() is None
     before = time.time()
-    recent.on_event(DIR, event("session.status", sessionID=SID, status={"type": "busy"}))
-    recent.on_event(DIR, event("message.part.delta", sessionID=SID, delta="x"))
-    seen = recent.session(SID)
+    board.apply(DIR, event("session.status", sessionID=SID, status={"type": "busy"}))
+    board.apply(DIR, event("message.part.delta", sessionID=SID, delta="x"))
+    seen = last()
     assert seen is not None
-    assert seen.type == "message.part.delta"
-    assert before <= seen.at <= time.time()
+    assert seen[0] == "message.part.delta"
+    assert before <= seen[1] <= time.time()
     # an event of another session, or of none, is not this one's
-    recent.on_event(DIR, event("session.status", sessionID="ses_other", status={"type": "idle"}))
-    recent.on_event("", {"type": "server.heartbeat", "properties": {}})
-    assert recent.session(SID) == seen
+    board.apply(DIR, event("session.status", sessionID="ses_other", status={"type": "idle"}))
+    board.apply("", {"type": "server.heartbeat", "properties": {}})
+    assert last() == seen
     # session.updated names its session inside `info`
-    recent.on_event(DIR, event("session.updated", info={"id": SID, "title": "t"}))
-    assert recent.session(SID) is not None
-    assert recent.session(SID).type == "session.updated"  # type: ignore[union-attr]
+    board.apply(DIR, event("session.updated", info={"id": SID, "title": "t"}))
+    assert last() is not None
+    assert last()[0] == "session.updated"  # type: ignore[index]
 
 
 def test_an_instance_is_loaded_by_its_events_disposed_by_its_dispose_and_unknown_after_a_reconnect() -> None:

@@ -39,14 +39,13 @@ async def chat_diagnosis(session_id: str) -> Json:
     repo, path = found
     board, recent = context.chats, context.recent
     activity = board.get(sid)
-    seen = recent.session(sid)
     service = context.services.get("opencode")
     return {
         "session_id": sid,
         "repo": str(repo),
         "path": str(path),
         "chat": {"sessionID": sid, "directory": activity.directory, **activity.as_json()},
-        "last_event": None if seen is None else {"type": seen.type, "at": seen.at},
+        "last_event": {"type": activity.last_event, "at": activity.updated} if activity.last_event else None,
         "following": board.following,
         "instance": recent.instance(str(path)).as_json(str(path)),
         "opencode": service.as_json() if service is not None else None,
