@@ -4,6 +4,7 @@ import { prepare } from "./attachments";
 import { ChatMenu } from "./ChatMenu";
 import { send } from "./delivery";
 import { draftKey } from "./drafts";
+import { bytes } from "./format";
 import { Messages } from "./Messages";
 import { Notifications } from "./Notifications";
 import { openPanel } from "./push";
@@ -261,7 +262,7 @@ function RepoPicker() {
       </form>
       {active.map((c) => (
         <div class={"clone-progress" + (c.error ? " err" : "")} data-testid="clone-progress" data-repo={c.repo} key={c.repo}>
-          {c.repo}: {c.error ? `failed: ${c.error}` : `${c.phase} ${c.received_objects}/${c.total_objects || "?"} objects, ${kb(c.received_bytes)}`}
+          {c.repo}: {c.error ? `failed: ${c.error}` : `${c.phase} ${c.received_objects}/${c.total_objects || "?"} objects, ${bytes(c.received_bytes)}`}
         </div>
       ))}
       <div class="section dim">on disk</div>
@@ -310,10 +311,6 @@ function RepoPicker() {
       )}
     </div>
   );
-}
-
-function kb(n: number): string {
-  return n > 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.round(n / 1024)} KB`;
 }
 
 function InputArea({ chat }: { chat: Chat | null }) {

@@ -4,7 +4,8 @@
 import { useEffect, useState } from "preact/hooks";
 import { admin, type Schemas } from "./admin";
 import { errText, notify, openView } from "./actions";
-import { ago, bytes, duration, findings, memoryLine, memoryOf, type Diagnosis, type Service } from "./diagnose";
+import { ago, duration, findings, memoryLine, memoryOf, type Diagnosis, type Service } from "./diagnose";
+import { bytes } from "./format";
 import { chatByDir, refreshOpencodeVersion, streamState } from "./events";
 import { S, currentChat, statusLabel } from "./store";
 import css from "./dashboard.css?inline";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ago, bytes, duration, findings, memoryLine, memoryOf, QUIET_SECONDS, STREAM_QUIET_MS, type Diagnosis, type Service } from "./diagnose";
+import { ago, duration, findings, memoryLine, memoryOf, QUIET_SECONDS, STREAM_QUIET_MS, type Diagnosis, type Service } from "./diagnose";
+import { bytes } from "./format";
 
 const NOW = 1_700_000_000; // the daemon's clock, seconds
 const PAGE_NOW = 1_700_000_000_000; // the page's, ms

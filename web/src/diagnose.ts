@@ -1,4 +1,4 @@
-// What the dashboard and "why is this chat stuck?" show, decided apart from how it is drawn: durations, sizes, a
+// What the dashboard and "why is this chat stuck?" show, decided apart from how it is drawn: durations, a
 // service's memory against its limits, and the findings for a chat (the daemon's diagnosis plus this page's own
 // stream). Only the lazily loaded views import this file.
 import type { Schemas } from "./admin";
@@ -34,15 +34,6 @@ export function duration(seconds: number | null | undefined): string {
   const [small, smallName] = units[i + 1];
   const rest = Math.floor((s % big) / small);
   return `${Math.floor(s / big)}${bigName}${rest ? ` ${rest}${smallName}` : ""}`;
-}
-
-/** Bytes as B, KB, MB or GB (1024s), one decimal from MB up. */
-export function bytes(n: number | null | undefined): string {
-  if (n === null || n === undefined || !Number.isFinite(n)) return "–";
-  if (n < 1024) return `${n} B`;
-  if (n < 1 << 20) return `${Math.round(n / 1024)} KB`;
-  if (n < 1 << 30) return `${(n / (1 << 20)).toFixed(1)} MB`;
-  return `${(n / (1 << 30)).toFixed(1)} GB`;
 }
 
 /** `at` (epoch seconds) as "12s ago" against `now` (epoch seconds); "never" for none. */
